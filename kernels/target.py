@@ -1,0 +1,64 @@
+"""Compile one kernel source for the CPU or for CUDA.
+
+A kernel module exposes factories ``make_x(jit, ...)`` whose inner functions are
+decorated with ``jit`` and call each other as closures.  :func:`device_jit`
+returns the decorator for a target, so the same source becomes numba-CPU code
+(``njit``, cached on disk) or CUDA device functions.  Nothing here imports the
+CUDA target until a CUDA build is asked for.
+"""
+from __future__ import annotations
+
+import functools
+
+CPU = "cpu"
+CUDA = "cuda"
+TARGETS = (CPU, CUDA)
+
+
+def device_jit(target: str):
+    """Decorator that compiles a scalar device function for ``target``."""
+    if target == CPU:
+        import numba
+
+        return numba.njit(cache=True, nogil=True, fastmath=False)
+    if target == CUDA:
+        from numba import cuda
+
+        return cuda.jit(device=True)
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
+@functools.cache
+def cuda_usable() -> bool:
+    """True when a real CUDA GPU can run kernels (or numba's simulator is on).
+
+    ``import cupy`` or ``import numba.cuda`` succeeding is not enough: a machine
+    without a driver imports both and then fails on the first allocation.
+    """
+    import os
+
+    try:
+        from numba import cuda
+    except Exception:
+        return False
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return True
+    try:
+        if not cuda.is_available():
+            return False
+        cuda.current_context()
+        return True
+    except Exception:
+        return False
+
+
+def cuda_device_name() -> str:
+    """Human name of the active CUDA device, or 'cuda-simulator'."""
+    import os
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return "numba CUDA simulator (CPU)"
+    from numba import cuda
+
+    name = cuda.get_current_device().name
+    return name.decode() if isinstance(name, bytes) else str(name)

@@ -1,0 +1,450 @@
+"""The line model: what a fab line is, parsed from YAML and validated up front.
+
+A line has tool groups (tools, dispatch rule, reliability, PM, setups),
+products with re-entrant routes, release streams, initial WIP and transport.
+All times are in minutes.  Step numbers in references (``rework.to_step``,
+``qtime.from_step``, ``dedicate_to_step``, ``initial_wip.step``) are 1-based,
+as engineers number route steps.  docs/line-schema.md documents every field.
+
+Parsing never starts compute: every bad value raises :class:`ConfigError`
+naming the field, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twin.distributions import Dist
+from twin.errors import ConfigError
+
+STEP_BASES = ("wafer", "lot", "batch")
+RELEASE_KINDS = ("interval", "poisson", "conwip")
+PRIORITIES = {"normal": 0, "hot": 1, "super_hot": 2}
+FAILURE_BASES = ("calendar", "busy")
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Unscheduled downs: time to failure, counted in calendar or busy time."""
+
+    ttf: Dist
+    repair: Dist
+    basis: str = "calendar"
+    first: Dist | None = None  # first occurrence; defaults to ttf
+
+
+@dataclass(frozen=True)
+class PreventiveMaintenance:
+    """Scheduled down every ``every_minutes`` of calendar time or ``every_wafers`` wafers."""
+
+    name: str
+    duration: Dist
+    every_minutes: float = INF
+    every_wafers: float = INF
+    first_minutes: float | None = None  # first due time; defaults to every_minutes
+
+
+@dataclass(frozen=True)
+class ToolGroup:
+    name: str
+    area: str
+    tools: int
+    dispatch: str = "fifo"
+    load_minutes: float = 0.0
+    unload_minutes: float = 0.0
+    position: tuple[float, float] | None = None  # metres on the floor
+    setup_minutes: float = 0.0  # default change-over time between setup families
+    setup_matrix: dict = field(default_factory=dict)  # {(from, to): minutes}
+    min_run: int = 0  # lots to run before a voluntary setup change
+    failure: Failure | None = None
+    pms: tuple[PreventiveMaintenance, ...] = ()
+    condition_drift: float = 0.0  # tool condition growth per wafer (yield and maintenance)
+    condition_noise: float = 0.0  # sd of condition growth per sqrt(wafer)
+
+
+@dataclass(frozen=True)
+class Step:
+    group: str
+    time: Dist
+    per: str = "lot"
+    name: str = ""
+    batch_min: int = 1  # wafers
+    batch_max: int = 0  # wafers; 0 means not a batch step
+    batch_max_wait: float = INF  # minutes the oldest lot waits before a partial batch starts
+    setup: str | None = None
+    sampling: float = 1.0
+    rework_prob: float = 0.0
+    rework_to: int = 0  # 1-based step the lot loops back to
+    qtime_from: int = 0  # 1-based step whose completion starts the clock; 0 = none
+    qtime_limit: float = INF
+    dedicate_to_step: int = 0  # 1-based earlier step whose tool this step must reuse
+    priority: int = 0  # static priority for the step_priority rule (higher first)
+    defect_density: float = 0.0  # killer defects per cm^2 added to each wafer
+
+    @property
+    def is_batch(self) -> bool:
+        return self.batch_max > 0
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    route: tuple[Step, ...]
+    yield_spec: object | None = None  # twin.yield_model.YieldSpec
+
+
+@dataclass(frozen=True)
+class Release:
+    """A stream of lots of one product (a 'lot type' such as Lot_3 or HotLot_3)."""
+
+    name: str
+    product: str
+    kind: str = "interval"
+    interval_minutes: float = 60.0
+    wip_cap: int = 0
+    lot_size: int = 25
+    priority: str = "normal"
+    due_days: float = INF
+    start_minutes: float = 0.0
+    max_lots: int = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class InitialWip:
+    release: str
+    step: int  # 1-based
+    lots: int = 1
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    tool_groups: tuple[ToolGroup, ...]
+    products: tuple[Product, ...]
+    releases: tuple[Release, ...]
+    initial_wip: tuple[InitialWip, ...] = ()
+    transport: Dist = Dist.constant(0.0)
+    areas: tuple[str, ...] = ()
+    layout: dict | None = None  # floor layout hints for views (free form)
+
+    def group_index(self, name: str) -> int:
+        return [g.name for g in self.tool_groups].index(name)
+
+    def product_index(self, name: str) -> int:
+        return [p.name for p in self.products].index(name)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def load_line(source) -> Line:
+    """Load a line by embedded name (``default``) or by path to a YAML file."""
+    import yaml
+
+    path = resolve_line_path(source)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("line", str(path), f"is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None or not isinstance(data, dict):
+        raise ConfigError("line", str(path), "must hold a YAML mapping with tool_groups, products and releases")
+    if "loader" in data:
+        return _load_by_loader(data, path)
+    return parse_line(data)
+
+
+def embedded_lines() -> list[str]:
+    return sorted(p.stem for p in _embedded_dir().glob("*.yaml"))
+
+
+def _embedded_dir() -> Path:
+    from twin.configs_path import config_dir
+
+    return config_dir() / "line"
+
+
+def resolve_line_path(source) -> Path:
+    text = str(source)
+    embedded = _embedded_dir() / f"{text}.yaml"
+    if embedded.is_file():
+        return embedded
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    raise ConfigError("line", text, f"is neither an embedded line ({', '.join(embedded_lines())}) nor an existing YAML file")
+
+
+def _load_by_loader(data: dict, path: Path) -> Line:
+    """An embedded line may delegate to a data loader (SMT2020 tables)."""
+    loader = data["loader"]
+    if loader == "smt2020":
+        from twin.smt2020 import load_smt2020
+
+        return load_smt2020(data)
+    raise ConfigError("line.loader", loader, "allowed: smt2020")
+
+
+def parse_line(data: dict) -> Line:
+    """Validate a line mapping into a :class:`Line`; raises ConfigError."""
+    _only(data, {"name", "areas", "tool_groups", "products", "releases", "initial_wip", "transport", "layout"}, "line")
+    groups = tuple(_parse_group(g, f"line.tool_groups[{i}]") for i, g in enumerate(_list(data, "tool_groups", "line")))
+    _unique([g.name for g in groups], "line.tool_groups", "name")
+    group_names = {g.name for g in groups}
+    products = tuple(_parse_product(p, f"line.products[{i}]", group_names) for i, p in enumerate(_list(data, "products", "line")))
+    _unique([p.name for p in products], "line.products", "name")
+    product_names = {p.name for p in products}
+    releases = tuple(_parse_release(r, f"line.releases[{i}]", product_names) for i, r in enumerate(_list(data, "releases", "line")))
+    _unique([r.name for r in releases], "line.releases", "name")
+    route_len = {p.name: len(p.route) for p in products}
+    by_release = {r.name: r for r in releases}
+    wip = tuple(
+        _parse_wip(w, f"line.initial_wip[{i}]", by_release, route_len) for i, w in enumerate(data.get("initial_wip") or [])
+    )
+    transport = Dist.parse(data.get("transport", 0.0), "line.transport")
+    areas = tuple(dict.fromkeys([*(data.get("areas") or []), *(g.area for g in groups)]))
+    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"))
+
+
+def _parse_group(d, f) -> ToolGroup:
+    from kernels.dispatch import RULE_NAMES
+
+    _mapping(d, f)
+    _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm", "condition"}, f)
+    dispatch = d.get("dispatch", "fifo")
+    if dispatch not in RULE_NAMES:
+        raise ConfigError(f"{f}.dispatch", dispatch, f"allowed: {', '.join(RULE_NAMES)}")
+    setup = d.get("setup") or {}
+    _only(setup, {"minutes", "matrix", "min_run"}, f"{f}.setup")
+    matrix = {}
+    for j, row in enumerate(setup.get("matrix") or []):
+        _only(row, {"from", "to", "minutes"}, f"{f}.setup.matrix[{j}]")
+        matrix[(str(row["from"]), str(row["to"]))] = _number(row.get("minutes"), f"{f}.setup.matrix[{j}].minutes")
+    position = d.get("position")
+    if position is not None:
+        if not (isinstance(position, (list, tuple)) and len(position) == 2):
+            raise ConfigError(f"{f}.position", position, "must be [x, y] in metres")
+        position = (_number(position[0], f"{f}.position[0]", low=-INF), _number(position[1], f"{f}.position[1]", low=-INF))
+    cond = d.get("condition") or {}
+    _only(cond, {"drift_per_wafer", "noise_per_wafer"}, f"{f}.condition")
+    return ToolGroup(
+        name=_name(d, f),
+        area=str(d.get("area", "fab")),
+        tools=_integer(d.get("tools"), f"{f}.tools", low=1),
+        dispatch=dispatch,
+        load_minutes=_number(d.get("load_minutes", 0.0), f"{f}.load_minutes"),
+        unload_minutes=_number(d.get("unload_minutes", 0.0), f"{f}.unload_minutes"),
+        position=position,
+        setup_minutes=_number(setup.get("minutes", 0.0), f"{f}.setup.minutes"),
+        setup_matrix=matrix,
+        min_run=_integer(setup.get("min_run", 0), f"{f}.setup.min_run", low=0),
+        failure=_parse_failure(d["failures"], f"{f}.failures") if d.get("failures") else None,
+        pms=tuple(_parse_pm(p, f"{f}.pm[{j}]") for j, p in enumerate(d.get("pm") or [])),
+        condition_drift=_number(cond.get("drift_per_wafer", 0.0), f"{f}.condition.drift_per_wafer"),
+        condition_noise=_number(cond.get("noise_per_wafer", 0.0), f"{f}.condition.noise_per_wafer"),
+    )
+
+
+def _parse_failure(d, f) -> Failure:
+    _mapping(d, f)
+    _only(d, {"ttf", "repair", "basis", "first"}, f)
+    ttf = Dist.parse(d.get("ttf"), f"{f}.ttf")
+    if ttf.kind not in ("exponential", "weibull"):
+        raise ConfigError(f"{f}.ttf.dist", ttf.kind, "time to failure allows: exponential, weibull")
+    repair = Dist.parse(d.get("repair"), f"{f}.repair")
+    if repair.kind not in ("exponential", "lognormal", "uniform", "constant", "triangular"):
+        raise ConfigError(f"{f}.repair.dist", repair.kind, "repair time allows: exponential, lognormal, uniform, triangular, constant")
+    basis = d.get("basis", "calendar")
+    if basis not in FAILURE_BASES:
+        raise ConfigError(f"{f}.basis", basis, f"allowed: {', '.join(FAILURE_BASES)}")
+    first = Dist.parse(d["first"], f"{f}.first") if d.get("first") is not None else None
+    return Failure(ttf, repair, basis, first)
+
+
+def _parse_pm(d, f) -> PreventiveMaintenance:
+    _mapping(d, f)
+    _only(d, {"name", "every_minutes", "every_wafers", "duration", "first_minutes"}, f)
+    every_m = d.get("every_minutes")
+    every_w = d.get("every_wafers")
+    if (every_m is None) == (every_w is None):
+        raise ConfigError(f"{f}", d, "give exactly one of every_minutes or every_wafers")
+    first = d.get("first_minutes")
+    return PreventiveMaintenance(
+        name=str(d.get("name", "pm")),
+        duration=Dist.parse(d.get("duration"), f"{f}.duration"),
+        every_minutes=_number(every_m, f"{f}.every_minutes", positive=True) if every_m is not None else INF,
+        every_wafers=_number(every_w, f"{f}.every_wafers", positive=True) if every_w is not None else INF,
+        first_minutes=_number(first, f"{f}.first_minutes") if first is not None else None,
+    )
+
+
+def _parse_product(d, f, group_names) -> Product:
+    _mapping(d, f)
+    _only(d, {"name", "route", "yield"}, f)
+    route_raw = _list(d, "route", f)
+    route = tuple(_parse_step(s, f"{f}.route[{k}]", group_names) for k, s in enumerate(route_raw))
+    n = len(route)
+    for k, s in enumerate(route, start=1):
+        sf = f"{f}.route[{k - 1}]"
+        if s.rework_prob > 0 and not 1 <= s.rework_to <= k:
+            raise ConfigError(f"{sf}.rework.to_step", s.rework_to, f"must be a step number in 1..{k} (this step or an earlier one)")
+        if s.qtime_from and not 1 <= s.qtime_from < k:
+            raise ConfigError(f"{sf}.qtime.from_step", s.qtime_from, f"must be an earlier step number in 1..{k - 1}")
+        if s.dedicate_to_step and not 1 <= s.dedicate_to_step < k:
+            raise ConfigError(f"{sf}.dedicate_to_step", s.dedicate_to_step, f"must be an earlier step number in 1..{k - 1}")
+        if s.dedicate_to_step and route[s.dedicate_to_step - 1].group != s.group:
+            raise ConfigError(f"{sf}.dedicate_to_step", s.dedicate_to_step, "must name a step run on the same tool group")
+    del n
+    yield_spec = None
+    if d.get("yield") is not None:
+        from twin.yield_model import parse_yield_spec
+
+        yield_spec = parse_yield_spec(d["yield"], f"{f}.yield")
+    return Product(_name(d, f), route, yield_spec)
+
+
+def _parse_step(d, f, group_names) -> Step:
+    _mapping(d, f)
+    _only(d, {"name", "group", "time", "per", "batch", "setup", "sampling", "rework", "qtime", "dedicate_to_step", "priority", "defect_density"}, f)
+    group = d.get("group")
+    if group not in group_names:
+        raise ConfigError(f"{f}.group", group, "must name a tool group of the line")
+    per = d.get("per", "lot")
+    if per not in STEP_BASES:
+        raise ConfigError(f"{f}.per", per, f"allowed: {', '.join(STEP_BASES)}")
+    batch = d.get("batch") or {}
+    _only(batch, {"min", "max", "max_wait"}, f"{f}.batch")
+    bmin = _integer(batch.get("min", 1), f"{f}.batch.min", low=1)
+    bmax = _integer(batch.get("max", 0), f"{f}.batch.max", low=0)
+    if batch and bmax < bmin:
+        raise ConfigError(f"{f}.batch.min", bmin, f"must be <= batch.max ({bmax})")
+    if per == "batch" and not batch:
+        raise ConfigError(f"{f}.batch", None, "a per-batch step needs batch: {min, max}")
+    rework = d.get("rework") or {}
+    _only(rework, {"prob", "to_step"}, f"{f}.rework")
+    qtime = d.get("qtime") or {}
+    _only(qtime, {"from_step", "limit"}, f"{f}.qtime")
+    return Step(
+        group=group,
+        time=Dist.parse(d.get("time"), f"{f}.time"),
+        per=per,
+        name=str(d.get("name", "")),
+        batch_min=bmin,
+        batch_max=bmax,
+        batch_max_wait=_number(batch.get("max_wait", INF), f"{f}.batch.max_wait"),
+        setup=str(d["setup"]) if d.get("setup") is not None else None,
+        sampling=_probability(d.get("sampling", 1.0), f"{f}.sampling"),
+        rework_prob=_probability(rework.get("prob", 0.0), f"{f}.rework.prob"),
+        rework_to=_integer(rework.get("to_step", 0), f"{f}.rework.to_step", low=0),
+        qtime_from=_integer(qtime.get("from_step", 0), f"{f}.qtime.from_step", low=0),
+        qtime_limit=_number(qtime.get("limit", INF), f"{f}.qtime.limit"),
+        dedicate_to_step=_integer(d.get("dedicate_to_step", 0), f"{f}.dedicate_to_step", low=0),
+        priority=_integer(d.get("priority", 0), f"{f}.priority", low=-(2**20)),
+        defect_density=_number(d.get("defect_density", 0.0), f"{f}.defect_density"),
+    )
+
+
+def _parse_release(d, f, product_names) -> Release:
+    _mapping(d, f)
+    _only(d, {"name", "product", "kind", "interval_minutes", "wip_cap", "lot_size", "priority", "due_days", "start_minutes", "max_lots"}, f)
+    product = d.get("product")
+    if product not in product_names:
+        raise ConfigError(f"{f}.product", product, "must name a product of the line")
+    kind = d.get("kind", "interval")
+    if kind not in RELEASE_KINDS:
+        raise ConfigError(f"{f}.kind", kind, f"allowed: {', '.join(RELEASE_KINDS)}")
+    priority = d.get("priority", "normal")
+    if priority not in PRIORITIES:
+        raise ConfigError(f"{f}.priority", priority, f"allowed: {', '.join(PRIORITIES)}")
+    wip_cap = _integer(d.get("wip_cap", 0), f"{f}.wip_cap", low=0)
+    if kind == "conwip" and wip_cap < 1:
+        raise ConfigError(f"{f}.wip_cap", wip_cap, "a conwip release needs wip_cap >= 1")
+    return Release(
+        name=_name(d, f),
+        product=product,
+        kind=kind,
+        interval_minutes=_number(d.get("interval_minutes", 60.0), f"{f}.interval_minutes", positive=True),
+        wip_cap=wip_cap,
+        lot_size=_integer(d.get("lot_size", 25), f"{f}.lot_size", low=1),
+        priority=priority,
+        due_days=_number(d.get("due_days", INF), f"{f}.due_days"),
+        start_minutes=_number(d.get("start_minutes", 0.0), f"{f}.start_minutes"),
+        max_lots=_integer(d.get("max_lots", 2**31 - 1), f"{f}.max_lots", low=0),
+    )
+
+
+def _parse_wip(d, f, by_release, route_len) -> InitialWip:
+    _mapping(d, f)
+    _only(d, {"release", "step", "lots"}, f)
+    rel = d.get("release")
+    if rel not in by_release:
+        raise ConfigError(f"{f}.release", rel, "must name a release stream of the line")
+    n = route_len[by_release[rel].product]
+    step = _integer(d.get("step", 1), f"{f}.step", low=1)
+    if step > n:
+        raise ConfigError(f"{f}.step", step, f"must be a step number in 1..{n}")
+    return InitialWip(rel, step, _integer(d.get("lots", 1), f"{f}.lots", low=0))
+
+
+# ----------------------------------------------------------------------------- field checks
+
+
+def _mapping(d, f):
+    if not isinstance(d, dict):
+        raise ConfigError(f, d, "must be a mapping")
+
+
+def _only(d, allowed, f):
+    _mapping(d, f)
+    for key in d:
+        if key not in allowed:
+            raise ConfigError(f"{f}.{key}", d[key], f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+
+def _list(d, key, f):
+    value = d.get(key)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{f}.{key}", value, "must be a non-empty list")
+    return value
+
+
+def _name(d, f):
+    name = d.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{f}.name", name, "must be a non-empty string")
+    return name
+
+
+def _unique(names, f, key):
+    seen = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise ConfigError(f"{f}[{i}].{key}", n, "must be unique")
+        seen.add(n)
+
+
+def _number(value, f, low=0.0, positive=False):
+    if isinstance(value, str) and value.lower() in ("inf", ".inf", "infinity"):
+        value = INF
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f, value, "must be a number")
+    if math.isnan(value) or value < low or (positive and value <= 0):
+        raise ConfigError(f, value, "must be > 0" if positive else f"must be >= {low:g}")
+    return float(value)
+
+
+def _integer(value, f, low=0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f, value, "must be an integer")
+    if value < low:
+        raise ConfigError(f, value, f"must be >= {low}")
+    return int(value)
+
+
+def _probability(value, f):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f, value, "must be a probability in [0, 1]")
+    return float(value)
