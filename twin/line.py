@@ -128,6 +128,7 @@ class Line:
     transport: Dist = Dist.constant(0.0)
     areas: tuple[str, ...] = ()
     layout: dict | None = None  # floor layout hints for views (free form)
+    run_defaults: dict = field(default_factory=dict)  # horizon_days, warmup_days, dispatch
 
     def group_index(self, name: str) -> int:
         return [g.name for g in self.tool_groups].index(name)
@@ -190,7 +191,7 @@ def _load_by_loader(data: dict, path: Path) -> Line:
 
 def parse_line(data: dict) -> Line:
     """Validate a line mapping into a :class:`Line`; raises ConfigError."""
-    _only(data, {"name", "areas", "tool_groups", "products", "releases", "initial_wip", "transport", "layout"}, "line")
+    _only(data, {"name", "areas", "tool_groups", "products", "releases", "initial_wip", "transport", "layout", "run_defaults"}, "line")
     groups = tuple(_parse_group(g, f"line.tool_groups[{i}]") for i, g in enumerate(_list(data, "tool_groups", "line")))
     _unique([g.name for g in groups], "line.tool_groups", "name")
     group_names = {g.name for g in groups}
@@ -206,7 +207,9 @@ def parse_line(data: dict) -> Line:
     )
     transport = Dist.parse(data.get("transport", 0.0), "line.transport")
     areas = tuple(dict.fromkeys([*(data.get("areas") or []), *(g.area for g in groups)]))
-    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"))
+    run_defaults = data.get("run_defaults") or {}
+    _only(run_defaults, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
+    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"), dict(run_defaults))
 
 
 def _parse_group(d, f) -> ToolGroup:
