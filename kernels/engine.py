@@ -1,0 +1,731 @@
+"""The fab-line engine: one replication's discrete-event simulation, written once.
+
+``make_engine(jit)`` returns three device functions over one replication's
+state views — ``init_rep``, ``advance_rep`` (process every event up to a time)
+and ``finalize_rep`` (close time-weighted statistics at the horizon).  The
+launchers in :mod:`kernels.launch` call them once per replication, in a
+``prange`` loop on the CPU or one CUDA thread per replication.
+
+Event semantics (docs/ARCHITECTURE.md has the full list):
+
+- a lot joins its tool group's queue (an intrusive FIFO list) on arrival; each
+  standby tool takes the lot with the smallest dispatch key;
+- a batch step serves lots of the same step together, in queue order, up to
+  ``batch_max`` wafers; it starts once ``batch_min`` wafers wait or the oldest
+  lot has waited ``batch_max_wait``;
+- a setup happens at job start when the step's setup family differs from the
+  tool's; ``min_run`` lots are served before a voluntary change;
+- a failure interrupts setup or processing, which resumes after the repair
+  with the time it had left (preemptive-resume); a failure due during PM
+  happens when the PM ends; PM due on a busy tool waits for the job to end;
+- statistics count only the window ``[warmup, horizon]``.
+"""
+from __future__ import annotations
+
+import math
+
+from kernels.condition import make_condition
+from kernels.dispatch import make_rule_key
+from kernels.distributions import make_sampler
+from kernels.layout import *  # noqa: F401,F403  (column constants)
+from kernels.rng import make_rng
+
+INF = math.inf
+VER_MASK = 0x7FFFFFF
+
+
+def make_engine(jit):
+    """Compile the engine's device functions with ``jit`` (CPU or CUDA)."""
+    seed_state, next_u64, uniform = make_rng(jit)
+    sample, standard_normal = make_sampler(jit, uniform)
+    advance_condition = make_condition(jit, standard_normal)
+    rule_key = make_rule_key(jit)
+
+    # ------------------------------------------------------------------ event heap
+
+    @jit
+    def heap_push(ht, hc, rep_i, t, code):
+        n = rep_i[R_HEAP_N]
+        if n >= ht.shape[0]:
+            rep_i[R_ERROR] = ERR_HEAP_CAPACITY
+            return
+        i = n
+        while i > 0:
+            parent = (i - 1) >> 1
+            if ht[parent] <= t:
+                break
+            ht[i] = ht[parent]
+            hc[i] = hc[parent]
+            i = parent
+        ht[i] = t
+        hc[i] = code
+        rep_i[R_HEAP_N] = n + 1
+
+    @jit
+    def heap_pop(ht, hc, rep_i):
+        """Drop the earliest event (read ``ht[0]``, ``hc[0]`` first)."""
+        n = rep_i[R_HEAP_N] - 1
+        rep_i[R_HEAP_N] = n
+        if n <= 0:
+            return
+        t = ht[n]
+        code = hc[n]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and ht[child + 1] < ht[child]:
+                child += 1
+            if ht[child] >= t:
+                break
+            ht[i] = ht[child]
+            hc[i] = hc[child]
+            i = child
+        ht[i] = t
+        hc[i] = code
+
+    @jit
+    def schedule(ht, hc, rep_i, t, kind, ident, ver):
+        code = kind + (ident << 4) + ((ver & VER_MASK) << 36)
+        heap_push(ht, hc, rep_i, t, code)
+
+    # ------------------------------------------------------------------ time-weighted statistics
+
+    @jit
+    def overlap(a, b, lo, hi):
+        """Length of [a, b] inside the statistics window [lo, hi]."""
+        if a < lo:
+            a = lo
+        if b > hi:
+            b = hi
+        return b - a if b > a else 0.0
+
+    @jit
+    def set_tool_state(ti, tf, qi, tool_group, t, new_state, now, warmup, horizon):
+        old = ti[t, T_STATE]
+        tf[t, TF_E10_0 + old] += overlap(tf[t, TF_SINCE], now, warmup, horizon)
+        tf[t, TF_SINCE] = now
+        g = tool_group[t]
+        if old == STANDBY:
+            qi[g, Q_IDLE] -= 1
+        if new_state == STANDBY:
+            qi[g, Q_IDLE] += 1
+        ti[t, T_STATE] = new_state
+
+    @jit
+    def queue_area(qi, qf, g, now, warmup, horizon):
+        qf[g, QF_AREA] += qi[g, Q_LEN] * overlap(qf[g, QF_SINCE], now, warmup, horizon)
+        qf[g, QF_SINCE] = now
+
+    @jit
+    def wip_change(s_i, s_f, s, delta, now, warmup, horizon):
+        s_f[s, SS_WIP_AREA] += s_i[s, S_WIP] * overlap(s_f[s, SS_WIP_SINCE], now, warmup, horizon)
+        s_f[s, SS_WIP_SINCE] = now
+        s_i[s, S_WIP] += delta
+
+    # ------------------------------------------------------------------ queues (intrusive FIFO lists)
+
+    @jit
+    def enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
+        queue_area(qi, qf, g, now, warmup, horizon)
+        tail = qi[g, Q_TAIL]
+        li[lot, L_PREV] = tail
+        li[lot, L_NEXT] = -1
+        if tail >= 0:
+            li[tail, L_NEXT] = lot
+        else:
+            qi[g, Q_HEAD] = lot
+        qi[g, Q_TAIL] = lot
+        qi[g, Q_LEN] += 1
+        li[lot, L_STATUS] = QUEUED
+        lf[lot, LF_ENTRY] = now
+        step_wafers[li[lot, L_STEP]] += li[lot, L_WAFERS]
+
+    @jit
+    def dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
+        queue_area(qi, qf, g, now, warmup, horizon)
+        prev = li[lot, L_PREV]
+        nxt = li[lot, L_NEXT]
+        if prev >= 0:
+            li[prev, L_NEXT] = nxt
+        else:
+            qi[g, Q_HEAD] = nxt
+        if nxt >= 0:
+            li[nxt, L_PREV] = prev
+        else:
+            qi[g, Q_TAIL] = prev
+        qi[g, Q_LEN] -= 1
+        li[lot, L_STATUS] = IN_PROCESS
+        step_wafers[li[lot, L_STEP]] -= li[lot, L_WAFERS]
+        if now >= warmup:
+            qf[g, QF_WAIT_SUM] += now - lf[lot, LF_ENTRY]
+            qi[g, Q_WAIT_N] += 1
+
+    # ------------------------------------------------------------------ lots
+
+    @jit
+    def alloc_lot(rep_i, li):
+        lot = rep_i[R_FREE_HEAD]
+        if lot < 0:
+            rep_i[R_ERROR] = ERR_LOT_CAPACITY
+            return -1
+        rep_i[R_FREE_HEAD] = li[lot, L_NEXT]
+        rep_i[R_LOTS_ALIVE] += 1
+        return lot
+
+    @jit
+    def free_lot(rep_i, li, lot):
+        li[lot, L_STATUS] = FREE
+        li[lot, L_NEXT] = rep_i[R_FREE_HEAD]
+        rep_i[R_FREE_HEAD] = lot
+        rep_i[R_LOTS_ALIVE] -= 1
+
+    @jit
+    def sampled_step(si, sf, rng, step, last):
+        """First step from ``step`` on that the lot really does (sampling); -1 past the end."""
+        while step <= last:
+            p = sf[step, SF_SAMPLING]
+            if p >= 1.0 or uniform(rng) < p:
+                return step
+            step += 1
+        return -1
+
+    @jit
+    def die_yield(defects, area, alpha):
+        """Negative-binomial die yield; Poisson (exp) when alpha is infinite."""
+        if alpha <= 0.0 or alpha > 1.0e12:
+            return math.exp(-area * defects)
+        return math.pow(1.0 + area * defects / alpha, -alpha)
+
+    # ------------------------------------------------------------------ one big argument bundle
+    # Device functions below take the replication's state in this fixed order:
+    #   static line: gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport
+    #   state:       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+    #                s_i, s_f, ct_hist, log
+    #   scalars:     now, warmup, horizon, log_on
+
+    @jit
+    def complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+        s = li[lot, L_STREAM]
+        wafers = li[lot, L_WAFERS]
+        release = lf[lot, LF_RELEASE]
+        defects = lf[lot, LF_DEFECTS]
+        if now >= warmup:
+            s_f[s, SS_DONE] += 1.0
+            s_f[s, SS_WAFERS_DONE] += wafers
+            s_f[s, SS_GOOD_DIES] += wafers * rf[s, RF_GROSS_DIES] * die_yield(defects, rf[s, RF_DIE_AREA], rf[s, RF_ALPHA])
+            if release >= 0.0:
+                ct = now - release
+                s_f[s, SS_CT_N] += 1.0
+                s_f[s, SS_CT_SUM] += ct
+                s_f[s, SS_CT_SQ] += ct * ct
+                if now <= lf[lot, LF_DUE]:
+                    s_f[s, SS_ONTIME] += 1.0
+                b = int(ct / rf[s, RF_CT_BIN])
+                if b >= ct_hist.shape[1]:
+                    b = ct_hist.shape[1] - 1
+                ct_hist[s, b] += 1.0
+        if log_on != 0:
+            k = rep_i[R_LOG_N]
+            if k < log.shape[0]:
+                log[k, LOG_STREAM] = s
+                log[k, LOG_RELEASE] = release
+                log[k, LOG_DONE] = now
+                log[k, LOG_DUE] = lf[lot, LF_DUE]
+                log[k, LOG_PRIORITY] = ri[s, RI_PRIORITY]
+                log[k, LOG_WAFERS] = wafers
+                log[k, LOG_DEFECTS] = defects
+            rep_i[R_LOG_N] = k + 1
+        s_i[s, S_DONE] += 1
+        wip_change(s_i, s_f, s, -1, now, warmup, horizon)
+        free_lot(rep_i, li, lot)
+
+    @jit
+    def new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, step, release, due, now, warmup, horizon):
+        lot = alloc_lot(rep_i, li)
+        if lot < 0:
+            return -1
+        li[lot, L_STREAM] = s
+        li[lot, L_STEP] = step
+        li[lot, L_WAFERS] = ri[s, RI_LOT_SIZE]
+        li[lot, L_DED_TOOL] = -1
+        li[lot, L_QT_ANCHOR] = -1
+        li[lot, L_STATUS] = IN_TRANSIT
+        lf[lot, LF_RELEASE] = release
+        lf[lot, LF_DUE] = due
+        lf[lot, LF_DEFECTS] = 0.0
+        lf[lot, LF_QT_T] = 0.0
+        wip_change(s_i, s_f, s, 1, now, warmup, horizon)
+        return lot
+
+    # ------------------------------------------------------------------ dispatching
+
+    @jit
+    def select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now):
+        """Best waiting lot for standby tool ``t`` under its group's rule; -1 if none is eligible."""
+        rule = gi[g, GI_RULE]
+        current = ti[t, T_SETUP]
+        hold_setup = current >= 0 and ti[t, T_RUN] < gi[g, GI_MIN_RUN]
+        best = -1
+        best_key = INF
+        best_same = -1
+        best_same_key = INF
+        next_timeout = INF
+        lot = qi[g, Q_HEAD]
+        while lot >= 0:
+            s = li[lot, L_STEP]
+            eligible = True
+            if si[s, SI_DEDICATE] >= 0 and li[lot, L_DED_TOOL] >= 0 and li[lot, L_DED_TOOL] != t:
+                eligible = False
+            if eligible and si[s, SI_BMAX] > 0 and step_wafers[s] < si[s, SI_BMIN]:
+                ready_at = lf[lot, LF_ENTRY] + sf[s, SF_BWAIT]
+                if ready_at > now:
+                    eligible = False
+                    if ready_at < next_timeout:
+                        next_timeout = ready_at
+            if eligible:
+                family = si[s, SI_SETUP]
+                needs_setup = 1 if (family >= 0 and family != current) else 0
+                key = rule_key(rule, now, lf[lot, LF_ENTRY], lf[lot, LF_DUE], ri[li[lot, L_STREAM], RI_PRIORITY],
+                               sf[s, SF_MEAN], sf[s, SF_REMAIN], si[s, SI_PRIORITY], needs_setup)
+                if key < best_key:
+                    best_key = key
+                    best = lot
+                if family >= 0 and needs_setup == 0 and key < best_same_key:
+                    best_same_key = key
+                    best_same = lot
+            lot = li[lot, L_NEXT]
+        if next_timeout < qf[g, QF_TIMEOUT_AT]:
+            qf[g, QF_TIMEOUT_AT] = next_timeout
+            schedule(ht, hc, rep_i, next_timeout, EV_BATCH_TIMEOUT, g, 0)
+        if hold_setup and best_same >= 0:
+            return best_same
+        return best
+
+    @jit
+    def begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, state, duration, now, warmup, horizon):
+        """Enter setup or processing for ``duration`` minutes; arm a busy-time failure if one falls inside."""
+        set_tool_state(ti, tf, qi, tool_group, t, state, now, warmup, horizon)
+        tf[t, TF_PHASE_END] = now + duration
+        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
+        if gi[tool_group[t], GI_FAIL_BASIS] == FAIL_BUSY:
+            tf[t, TF_BUSY_START] = now
+            if tf[t, TF_TTF_LEFT] < duration:
+                ti[t, T_FAIL_VER] += 1
+                schedule(ht, hc, rep_i, now + tf[t, TF_TTF_LEFT], EV_FAIL, t, ti[t, T_FAIL_VER])
+
+    @jit
+    def end_busy(gi, tool_group, ti, tf, t, now):
+        """Charge busy time against a busy-basis failure clock."""
+        if gi[tool_group[t], GI_FAIL_BASIS] == FAIL_BUSY:
+            tf[t, TF_TTF_LEFT] -= now - tf[t, TF_BUSY_START]
+
+    @jit
+    def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
+                  step_wafers, s_f, g, t, pick, now, warmup, horizon):
+        s = li[pick, L_STEP]
+        dequeue(li, lf, qi, qf, step_wafers, g, pick, now, warmup, horizon)
+        tlots[t, 0] = pick
+        n = 1
+        wafers = li[pick, L_WAFERS]
+        if si[s, SI_BMAX] > 0:
+            lot = qi[g, Q_HEAD]
+            while lot >= 0 and n < tlots.shape[1]:
+                nxt = li[lot, L_NEXT]
+                same_tool = si[s, SI_DEDICATE] < 0 or li[lot, L_DED_TOOL] < 0 or li[lot, L_DED_TOOL] == t
+                if li[lot, L_STEP] == s and same_tool and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
+                    dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
+                    tlots[t, n] = lot
+                    n += 1
+                    wafers += li[lot, L_WAFERS]
+                lot = nxt
+        for k in range(n):
+            lot = tlots[t, k]
+            anchor = si[s, SI_QT_FROM]
+            if anchor >= 0 and li[lot, L_QT_ANCHOR] == anchor and now - lf[lot, LF_QT_T] > sf[s, SF_QT_LIMIT]:
+                if now >= warmup:
+                    s_f[li[lot, L_STREAM], SS_QT_VIOL] += 1.0
+        ti[t, T_NLOTS] = n
+        ti[t, T_STEP] = s
+        family = si[s, SI_SETUP]
+        setup_time = 0.0
+        if family >= 0 and family != ti[t, T_SETUP]:
+            row = ti[t, T_SETUP] if ti[t, T_SETUP] >= 0 else setup_mat.shape[0] - 1
+            setup_time = setup_mat[row, family]
+            ti[t, T_SETUP] = family
+            ti[t, T_RUN] = 0
+        ti[t, T_RUN] += n
+        process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2], rng)
+        if si[s, SI_PER] == PER_WAFER:
+            process *= wafers
+        tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
+        if setup_time > 0.0:
+            begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, SETUP, setup_time, now, warmup, horizon)
+        else:
+            begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
+
+    @jit
+    def start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+        pending = ti[t, T_PM_PENDING]
+        slot = 0
+        while slot < MAX_PM - 1 and (pending >> slot) & 1 == 0:
+            slot += 1
+        ti[t, T_PM_PENDING] = pending & ~(1 << slot)
+        row = tool_group[t] * MAX_PM + slot
+        tf[t, TF_PM_W0 + slot] = 0.0
+        ti[t, T_VER] += 1
+        set_tool_state(ti, tf, qi, tool_group, t, SCHED_DOWN, now, warmup, horizon)
+        duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
+        tf[t, TF_PHASE_END] = now + duration
+        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
+        if now >= warmup:
+            ti[t, T_PMS] += 1
+
+    @jit
+    def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+        g = tool_group[t]
+        ti[t, T_VER] += 1
+        set_tool_state(ti, tf, qi, tool_group, t, UNSCHED_DOWN, now, warmup, horizon)
+        duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2], rng)
+        tf[t, TF_PHASE_END] = now + duration
+        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
+        if now >= warmup:
+            ti[t, T_FAILS] += 1
+
+    @jit
+    def arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, first):
+        """Draw the next time to failure (the first-occurrence law at t=0)."""
+        g = tool_group[t]
+        basis = gi[g, GI_FAIL_BASIS]
+        if basis == FAIL_NONE:
+            return
+        if first:
+            ttf = sample(gi[g, GI_FIRST_KIND], gf[g, GF_FIRST0], gf[g, GF_FIRST1], gf[g, GF_FIRST2], rng)
+        else:
+            ttf = sample(gi[g, GI_TTF_KIND], gf[g, GF_TTF0], gf[g, GF_TTF1], gf[g, GF_TTF2], rng)
+        if basis == FAIL_CALENDAR:
+            ti[t, T_FAIL_VER] += 1
+            schedule(ht, hc, rep_i, now + ttf, EV_FAIL, t, ti[t, T_FAIL_VER])
+        else:
+            tf[t, TF_TTF_LEFT] = ttf
+
+    # ------------------------------------------------------------------ the big handlers
+
+    @jit
+    def dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on):
+        first = gi[g, GI_FIRST_TOOL]
+        for t in range(first, first + gi[g, GI_NTOOLS]):
+            if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
+                return
+            if ti[t, T_STATE] == STANDBY:
+                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                if pick >= 0:
+                    start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                              qi, qf, step_wafers, s_f, g, t, pick, now, warmup, horizon)
+
+    @jit
+    def arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+        g = si[li[lot, L_STEP], SI_GROUP]
+        enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
+        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+
+    @jit
+    def tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+        """A tool became available: pending PM first, else serve its queue."""
+        set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
+        if ti[t, T_PM_PENDING] != 0:
+            start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            return
+        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                       s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+
+    @jit
+    def release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                    s_i, s_f, ct_hist, log, s, now, warmup, horizon, log_on):
+        if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
+            return
+        first = ri[s, RI_FIRST_STEP]
+        step = sampled_step(si, sf, rng, first, si[first, SI_LAST])
+        lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, first, now, now + rf[s, RF_DUE], now, warmup, horizon)
+        if lot < 0:
+            return
+        s_i[s, S_RELEASED] += 1
+        if now >= warmup:
+            s_f[s, SS_RELEASED] += 1.0
+        if step < 0:
+            complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                         s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+            return
+        li[lot, L_STEP] = step
+        arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+
+    @jit
+    def move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
+        """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
+        p = sf[s, SF_REWORK_P]
+        if p > 0.0 and uniform(rng) < p:
+            nxt = si[s, SI_REWORK_TO]
+        else:
+            nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])
+        if nxt < 0:
+            stream = li[lot, L_STREAM]
+            complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                         s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+            if ri[stream, RI_KIND] == REL_CONWIP:
+                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                            s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
+            return
+        li[lot, L_STEP] = nxt
+        li[lot, L_STATUS] = IN_TRANSIT
+        delay = sample(int(transport[0]), transport[1], transport[2], transport[3], rng)
+        schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
+
+    @jit
+    def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                   s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+        g = tool_group[t]
+        s = ti[t, T_STEP]
+        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
+        wafers = 0
+        n = ti[t, T_NLOTS]
+        ti[t, T_NLOTS] = 0
+        for k in range(n):
+            lot = tlots[t, k]
+            w = li[lot, L_WAFERS]
+            wafers += w
+            lf[lot, LF_DEFECTS] += density
+            if now >= warmup:
+                step_defects[s] += density * w
+                qf[g, QF_DEFECT_WAFERS] += density * w
+            if si[s, SI_DED_ANCHOR] != 0:
+                li[lot, L_DED_TOOL] = t
+            if si[s, SI_QT_ANCHOR] != 0:
+                li[lot, L_QT_ANCHOR] = s
+                lf[lot, LF_QT_T] = now
+            move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                    s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on)
+        tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
+        for slot in range(MAX_PM):
+            row = g * MAX_PM + slot
+            if pmi[row, PI_KIND] == PM_WAFERS:
+                tf[t, TF_PM_W0 + slot] += wafers
+                if tf[t, TF_PM_W0 + slot] >= pmf[row, PF_EVERY]:
+                    ti[t, T_PM_PENDING] |= 1 << slot
+        tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+
+    @jit
+    def on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                        s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+        state = ti[t, T_STATE]
+        if state == SETUP:
+            end_busy(gi, tool_group, ti, tf, t, now)
+            begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
+        elif state == PRODUCTIVE:
+            end_busy(gi, tool_group, ti, tf, t, now)
+            finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+        elif state == SCHED_DOWN:
+            tf[t, TF_COND] = 0.0
+            if ti[t, T_FAIL_PENDING] != 0:
+                ti[t, T_FAIL_PENDING] = 0
+                ti[t, T_INTERRUPTED] = -1
+                start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+                return
+            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+        elif state == UNSCHED_DOWN:
+            tf[t, TF_COND] = 0.0
+            arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
+            resumed = ti[t, T_INTERRUPTED]
+            if resumed >= 0:
+                ti[t, T_INTERRUPTED] = -1
+                begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, resumed, tf[t, TF_PHASE_LEFT], now, warmup, horizon)
+                return
+            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+
+    @jit
+    def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+        state = ti[t, T_STATE]
+        if state == UNSCHED_DOWN:
+            return
+        if state == SCHED_DOWN:
+            ti[t, T_FAIL_PENDING] = 1
+            return
+        if state == SETUP or state == PRODUCTIVE:
+            end_busy(gi, tool_group, ti, tf, t, now)
+            ti[t, T_INTERRUPTED] = state
+            tf[t, TF_PHASE_LEFT] = tf[t, TF_PHASE_END] - now
+        else:
+            ti[t, T_INTERRUPTED] = -1
+        start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+
+    @jit
+    def on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                  s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on):
+        t = ident // MAX_PM
+        slot = ident - t * MAX_PM
+        row = tool_group[t] * MAX_PM + slot
+        schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
+        ti[t, T_PM_PENDING] |= 1 << slot
+        if ti[t, T_STATE] == STANDBY:
+            start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+
+    @jit
+    def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on):
+        kind = code & 15
+        ident = (code >> 4) & 0xFFFFFFFF
+        ver = code >> 36
+        if kind == EV_ARRIVE:
+            arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+        elif kind == EV_ACTIVITY_END:
+            if ver == (ti[ident, T_VER] & VER_MASK):
+                on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+        elif kind == EV_FAIL:
+            if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
+                on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, ident, now, warmup, horizon)
+        elif kind == EV_RELEASE:
+            release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                        s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
+                gap = rf[ident, RF_INTERVAL]
+                if ri[ident, RI_KIND] == REL_POISSON:
+                    gap = -gap * math.log(uniform(rng))
+                schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
+        elif kind == EV_PM_DUE:
+            on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                      s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+        elif kind == EV_BATCH_TIMEOUT:
+            if qf[ident, QF_TIMEOUT_AT] <= now:
+                qf[ident, QF_TIMEOUT_AT] = INF
+            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                           s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+
+    # ------------------------------------------------------------------ snapshots (replication 0)
+
+    @jit
+    def record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until):
+        k = rep_i[R_SNAP_I]
+        while k < snap_t.shape[0] and snap_t[k] <= until:
+            for t in range(snap_tool.shape[1]):
+                snap_tool[k, t] = ti[t, T_STATE]
+            for g in range(snap_queue.shape[1]):
+                snap_queue[k, g] = qi[g, Q_LEN]
+            k += 1
+        rep_i[R_SNAP_I] = k
+
+    # ------------------------------------------------------------------ entry points
+
+    @jit
+    def init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
+                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                 s_i, s_f, ct_hist, log, seed, rep, warmup, horizon):
+        """Fresh replication ``rep``: empty fab, initial WIP queued at t=0, first events armed."""
+        seed_state(rng, seed, rep)
+        n_lots = li.shape[0]
+        for lot in range(n_lots):
+            li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1
+            li[lot, L_STATUS] = FREE
+        rep_i[R_FREE_HEAD] = 0
+        for g in range(qi.shape[0]):
+            qi[g, Q_HEAD] = -1
+            qi[g, Q_TAIL] = -1
+            qi[g, Q_IDLE] = gi[g, GI_NTOOLS]
+            qf[g, QF_TIMEOUT_AT] = INF
+        for t in range(ti.shape[0]):
+            ti[t, T_STATE] = STANDBY
+            ti[t, T_SETUP] = -1
+            ti[t, T_INTERRUPTED] = -1
+            arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, 0.0, True)
+            for slot in range(MAX_PM):
+                row = tool_group[t] * MAX_PM + slot
+                if pmi[row, PI_KIND] == PM_TIME:
+                    schedule(ht, hc, rep_i, pmf[row, PF_FIRST], EV_PM_DUE, t * MAX_PM + slot, 0)
+        for s in range(ri.shape[0]):
+            copies = ri[s, RI_WIP_CAP] if ri[s, RI_KIND] == REL_CONWIP else 1
+            for _ in range(copies):
+                schedule(ht, hc, rep_i, rf[s, RF_START], EV_RELEASE, s, 0)
+        for w in range(wip.shape[0]):
+            s = wip[w, 0]
+            step = wip[w, 1]
+            first = ri[s, RI_FIRST_STEP]
+            due = rf[s, RF_DUE] * sf[step, SF_REMAIN] / max(sf[first, SF_REMAIN], 1e-9)
+            lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, step, -1.0, due, 0.0, warmup, horizon)
+            if lot < 0:
+                return
+            s_i[s, S_INITIAL] += 1
+            schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
+
+    @jit
+    def advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                    s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, until, warmup, horizon, log_on):
+        """Process every event with time <= ``until`` (the rest stays in the heap)."""
+        while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
+            now = ht[0]
+            if now > until:
+                break
+            code = hc[0]
+            heap_pop(ht, hc, rep_i)
+            if log_on != 0:
+                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now)
+            rep_i[R_EVENTS] += 1
+            handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                         s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on)
+        if log_on != 0:
+            record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until)
+
+    @jit
+    def finalize_rep(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
+        """Close every time-weighted statistic at the horizon."""
+        for t in range(ti.shape[0]):
+            state = ti[t, T_STATE]
+            tf[t, TF_E10_0 + state] += overlap(tf[t, TF_SINCE], horizon, warmup, horizon)
+            tf[t, TF_SINCE] = horizon
+        for g in range(qi.shape[0]):
+            qf[g, QF_AREA] += qi[g, Q_LEN] * overlap(qf[g, QF_SINCE], horizon, warmup, horizon)
+            qf[g, QF_SINCE] = horizon
+        for s in range(s_i.shape[0]):
+            s_f[s, SS_WIP_AREA] += s_i[s, S_WIP] * overlap(s_f[s, SS_WIP_SINCE], horizon, warmup, horizon)
+            s_f[s, SS_WIP_SINCE] = horizon
+
+    return init_rep, advance_rep, finalize_rep

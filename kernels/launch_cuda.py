@@ -1,0 +1,66 @@
+"""CUDA launchers: one thread per replication, replication axis trailing (coalesced).
+
+Imported only when the CUDA backend is used.  The kernel bodies are the same
+device functions the CPU launchers call (:func:`kernels.engine.make_engine`).
+"""
+from __future__ import annotations
+
+from numba import cuda
+
+from kernels.engine import make_engine
+from kernels.target import CUDA, device_jit
+
+THREADS_PER_BLOCK = 64
+
+_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA))
+
+
+@cuda.jit
+def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
+                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                 s_i, s_f, ct_hist, log, seed, rep0, warmup, horizon):
+    r = cuda.grid(1)
+    if r < rng.shape[1]:
+        _init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
+                  rng[:, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
+                  li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
+                  s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, seed, rep0 + r, warmup, horizon)
+
+
+@cuda.jit
+def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                    s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, rep0, until, warmup, horizon):
+    r = cuda.grid(1)
+    if r < rng.shape[1]:
+        log_on = 1 if rep0 + r == 0 else 0
+        _advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng[:, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
+                     li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
+                     s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, snap_t, snap_tool, snap_queue,
+                     until, warmup, horizon, log_on)
+
+
+@cuda.jit
+def _finalize_kernel(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
+    r = cuda.grid(1)
+    if r < ti.shape[2]:
+        _finalize_rep(ti[:, :, r], tf[:, :, r], qi[:, :, r], qf[:, :, r], s_i[:, :, r], s_f[:, :, r], warmup, horizon)
+
+
+def _blocks(n):
+    return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
+
+
+def init_all(*args):
+    n = args[12].shape[1]  # rng: [2, R]
+    _init_kernel[_blocks(n)](*args)
+
+
+def advance_all(*args):
+    n = args[11].shape[1]  # rng: [2, R]
+    _advance_kernel[_blocks(n)](*args)
+
+
+def finalize_all(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
+    _finalize_kernel[_blocks(ti.shape[2])](ti, tf, qi, qf, s_i, s_f, warmup, horizon)

@@ -1,0 +1,72 @@
+"""Column layout of the engine's tables (struct of arrays).
+
+Static line tables are 2-D ``[row, column]`` arrays; per-replication state has
+one more axis for the replication (leading on the CPU, trailing on CUDA so
+that neighbouring threads touch neighbouring addresses).  Kernel bodies see a
+per-replication view and index it with the constants below, which numba
+folds at compile time.
+"""
+
+# ---- SEMI E10 states (tool state codes double as E10 indices)
+PRODUCTIVE, STANDBY, SETUP, SCHED_DOWN, UNSCHED_DOWN = range(5)
+N_E10 = 5
+E10_NAMES = ("productive", "standby", "setup", "scheduled_down", "unscheduled_down")
+
+# ---- lot status
+FREE, QUEUED, IN_PROCESS, IN_TRANSIT = range(4)
+
+# ---- event kinds (packed with id and version into one int64)
+EV_RELEASE, EV_ARRIVE, EV_ACTIVITY_END, EV_FAIL, EV_PM_DUE, EV_BATCH_TIMEOUT = range(6)
+
+# ---- failure bases; pm kinds; step time bases; release kinds
+FAIL_NONE, FAIL_CALENDAR, FAIL_BUSY = range(3)
+PM_NONE, PM_TIME, PM_WAFERS = range(3)
+PER_WAFER, PER_LOT, PER_BATCH = range(3)
+REL_INTERVAL, REL_POISSON, REL_CONWIP = range(3)
+MAX_PM = 4  # PM calendars per tool group
+
+# ---- static: tool group table (int / float)
+GI_RULE, GI_FIRST_TOOL, GI_NTOOLS, GI_MIN_RUN, GI_FAIL_BASIS, GI_TTF_KIND, GI_REP_KIND, GI_FIRST_KIND, N_GI = range(9)
+(GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
+ GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, N_GF) = range(15)
+
+# ---- static: PM table [group * MAX_PM + slot]
+PI_KIND, PI_DUR_KIND, N_PI = range(3)
+PF_EVERY, PF_FIRST, PF_DUR0, PF_DUR1, PF_DUR2, N_PF = range(6)
+
+# ---- static: step table (global step index over all routes)
+(SI_GROUP, SI_PRODUCT, SI_LAST, SI_TIME_KIND, SI_PER, SI_BMIN, SI_BMAX, SI_SETUP, SI_REWORK_TO,
+ SI_QT_FROM, SI_QT_ANCHOR, SI_DEDICATE, SI_DED_ANCHOR, SI_PRIORITY, N_SI) = range(15)
+(SF_T0, SF_T1, SF_T2, SF_BWAIT, SF_SAMPLING, SF_REWORK_P, SF_QT_LIMIT, SF_MEAN, SF_REMAIN, SF_DEFECT, N_SF) = range(11)
+
+# ---- static: release stream table
+RI_PRODUCT, RI_KIND, RI_LOT_SIZE, RI_PRIORITY, RI_WIP_CAP, RI_MAX_LOTS, RI_FIRST_STEP, N_RI = range(8)
+RF_INTERVAL, RF_DUE, RF_START, RF_CT_BIN, RF_DIE_AREA, RF_ALPHA, RF_GROSS_DIES, N_RF = range(8)
+
+# ---- per replication: scalars
+R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, N_RI_STATE = range(8)
+RS_NOW, N_RF_STATE = range(2)
+ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
+
+# ---- per replication: tools
+(T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_FAIL_VER, T_PM_PENDING, T_FAIL_PENDING,
+ T_INTERRUPTED, T_FAILS, T_PMS, N_TI) = range(13)
+(TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
+ TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3, N_TF) = range(17)
+
+# ---- per replication: lots
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_DED_TOOL, L_QT_ANCHOR, L_WAFERS, N_LI = range(9)
+LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
+
+# ---- per replication: tool groups (queues are intrusive doubly linked lists over lots)
+Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, N_QI = range(6)
+QF_AREA, QF_SINCE, QF_WAIT_SUM, QF_DEFECT_WAFERS, QF_TIMEOUT_AT, N_QF = range(6)
+
+# ---- per replication: release streams (statistics)
+S_WIP, S_RELEASED, S_DONE, S_INITIAL, N_SI_STATE = range(5)
+(SS_DONE, SS_CT_SUM, SS_CT_SQ, SS_ONTIME, SS_WIP_AREA, SS_WIP_SINCE, SS_WAFERS_DONE,
+ SS_GOOD_DIES, SS_QT_VIOL, SS_RELEASED, SS_CT_N, N_SF_STATE) = range(12)
+N_CT_BINS = 400
+
+# ---- replication-0 lot log
+LOG_STREAM, LOG_RELEASE, LOG_DONE, LOG_DUE, LOG_PRIORITY, LOG_WAFERS, LOG_DEFECTS, N_LOG = range(8)

@@ -1,0 +1,154 @@
+"""The backend is a value, resolved once from config and passed down.
+
+``Backend`` hides where arrays live (NumPy on the CPU, numba device arrays on
+CUDA), which layout they use (replication axis leading on the CPU, trailing on
+CUDA), and which launchers run the shared kernel bodies.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+from kernels.target import CPU, CUDA, cuda_device_name, cuda_usable
+from twin.errors import ConfigError
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+
+def resolve_backend(name: str = "auto", threads: int = 0) -> "Backend":
+    """``auto`` picks CUDA only when a GPU can really run kernels."""
+    if name not in BACKENDS:
+        raise ConfigError("backend", name, f"allowed: {', '.join(BACKENDS)}")
+    if not isinstance(threads, int) or threads < 0:
+        raise ConfigError("backend.threads", threads, "must be an integer >= 0 (0 = all cores)")
+    if name == "cuda" and not cuda_usable():
+        raise ConfigError("backend", "cuda", "no usable CUDA GPU was found; use backend=cpu or backend=auto")
+    if name == "cuda" or (name == "auto" and cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
+        return CudaBackend()
+    return CpuBackend(threads)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Backend:
+    name = "?"
+    device_name = "?"
+
+    def warm_up(self, c) -> float:
+        """Compile (or load cached) kernels on a one-replication run; returns seconds."""
+        from twin import runner
+
+        started = time.perf_counter()
+        tiny = runner._RepZeroBuffers(c, 1.0, 0, 1.0)
+        runner._run_chunk(c, self, 1, 1, 0, 1.0, 0.0, 1, tiny, None)
+        return time.perf_counter() - started
+
+
+class CpuBackend(Backend):
+    name = CPU
+
+    def __init__(self, threads: int = 0):
+        import numba
+
+        self.threads = threads or numba.config.NUMBA_NUM_THREADS
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        self.device_name = f"{cpu_model()}, {numba.get_num_threads()} threads"
+
+    def launchers(self):
+        from kernels import launch_cpu
+
+        return launch_cpu
+
+    def zeros(self, n, shape, dtype):
+        return np.zeros((n, *shape), dtype)
+
+    def static(self, c):
+        return c.static_tables()
+
+    def wip(self, c):
+        return c.wip
+
+    def rep_zero(self, buffers, has_rep0):
+        return buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue
+
+    def copy_rep_zero(self, buffers, logs, has_rep0):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def to_host(self, a):
+        return a
+
+    def chunk_size(self, bytes_per_rep, replicas):
+        return max(1, min(replicas, int(2e9 // max(bytes_per_rep, 1))))
+
+
+class CudaBackend(Backend):
+    name = CUDA
+
+    def __init__(self):
+        self.device_name = cuda_device_name()
+        self._static_cache = {}
+
+    def launchers(self):
+        from kernels import launch_cuda
+
+        return launch_cuda
+
+    def zeros(self, n, shape, dtype):
+        from numba import cuda
+
+        return cuda.to_device(np.zeros((*shape, n), dtype))
+
+    def static(self, c):
+        from numba import cuda
+
+        key = id(c)
+        if key not in self._static_cache:
+            self._static_cache[key] = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in c.static_tables())
+        return self._static_cache[key]
+
+    def wip(self, c):
+        from numba import cuda
+
+        return cuda.to_device(c.wip if c.wip.size else np.zeros((0, 2), np.int32))
+
+    def rep_zero(self, buffers, has_rep0):
+        from numba import cuda
+
+        return tuple(cuda.to_device(a) for a in (buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue))
+
+    def copy_rep_zero(self, buffers, logs, has_rep0):
+        if has_rep0:
+            for host, dev in zip((buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue), logs):
+                dev.copy_to_host(host)
+
+    def synchronize(self):
+        from numba import cuda
+
+        cuda.synchronize()
+
+    def to_host(self, a):
+        return np.ascontiguousarray(np.moveaxis(a.copy_to_host(), -1, 0))
+
+    def chunk_size(self, bytes_per_rep, replicas):
+        from numba import cuda
+
+        try:
+            free, _ = cuda.current_context().get_memory_info()
+        except Exception:
+            free = 2e9
+        return max(1, min(replicas, int(0.6 * free // max(bytes_per_rep, 1))))

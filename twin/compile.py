@@ -1,0 +1,254 @@
+"""Flatten a validated :class:`~twin.line.Line` into the engine's static tables.
+
+The kernels never see names or dataclasses: only the integer and float tables
+described in :mod:`kernels.layout`.  Names travel beside them for reporting.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels import layout as K
+from kernels.dispatch import RULE_IDS
+from twin.distributions import Dist
+from twin.errors import ConfigError
+from twin.line import PRIORITIES, Line
+
+MINUTES_PER_DAY = 1440.0
+
+
+@dataclass
+class CompiledLine:
+    line: Line
+    gi: np.ndarray
+    gf: np.ndarray
+    pmi: np.ndarray
+    pmf: np.ndarray
+    si: np.ndarray
+    sf: np.ndarray
+    setup_mat: np.ndarray
+    ri: np.ndarray
+    rf: np.ndarray
+    tool_group: np.ndarray
+    transport: np.ndarray
+    wip: np.ndarray
+    group_names: list
+    tool_names: list
+    step_names: list
+    stream_names: list
+    stream_product: np.ndarray
+    raw_process_minutes: np.ndarray  # per stream: mean processing time of one lot over its route
+    max_batch_lots: int
+    lot_capacity: int
+
+    @property
+    def n_tools(self) -> int:
+        return len(self.tool_names)
+
+    @property
+    def heap_capacity(self) -> int:
+        conwip = int(sum(self.ri[s, K.RI_WIP_CAP] for s in range(len(self.stream_names))))
+        return self.lot_capacity + self.n_tools * (2 + K.MAX_PM) + conwip + len(self.stream_names) + len(self.group_names) + 64
+
+    def static_tables(self):
+        """The static arguments of the engine, in the kernels' order."""
+        return (self.gi, self.gf, self.pmi, self.pmf, self.si, self.sf, self.setup_mat,
+                self.ri, self.rf, self.tool_group, self.transport)
+
+
+def compile_line(line: Line, dispatch: str | None = None, max_lots: int = 0) -> CompiledLine:
+    """Build the static tables; ``dispatch`` overrides every group's rule."""
+    if dispatch is not None and dispatch not in RULE_IDS:
+        raise ConfigError("dispatch", dispatch, f"allowed: {', '.join(RULE_IDS)} (or null to keep each group's rule)")
+    gi, gf, pmi, pmf, tool_group, tool_names = _groups(line, dispatch)
+    families = _families(line)
+    si, sf, step_names, step_of = _steps(line, families)
+    setup_mat = _setup_matrix(line, families)
+    ri, rf, raw = _streams(line, si, sf, step_of)
+    wip = _initial_wip(line, step_of)
+    transport = np.array(line.transport.encode(), dtype=np.float64)
+    lot_sizes = [r.lot_size for r in line.releases]
+    bmax = [s.batch_max for p in line.products for s in p.route if s.is_batch]
+    max_batch_lots = max([1] + [max(1, b // min(lot_sizes)) for b in bmax])
+    capacity = max_lots or _lot_capacity(line, raw, len(wip))
+    return CompiledLine(
+        line, gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
+        [g.name for g in line.tool_groups], tool_names, step_names, [r.name for r in line.releases],
+        np.array([line.product_index(r.product) for r in line.releases], dtype=np.int32),
+        raw, max_batch_lots, capacity,
+    )
+
+
+def _encode(dist: Dist | None):
+    return dist.encode() if dist is not None else (0, 0.0, 0.0, 0.0)
+
+
+def _groups(line: Line, dispatch):
+    G = len(line.tool_groups)
+    gi = np.zeros((G, K.N_GI), np.int32)
+    gf = np.zeros((G, K.N_GF), np.float64)
+    pmi = np.zeros((G * K.MAX_PM, K.N_PI), np.int32)
+    pmf = np.zeros((G * K.MAX_PM, K.N_PF), np.float64)
+    tool_group, tool_names = [], []
+    for g, grp in enumerate(line.tool_groups):
+        gi[g, K.GI_RULE] = RULE_IDS[dispatch or grp.dispatch]
+        gi[g, K.GI_FIRST_TOOL] = len(tool_names)
+        gi[g, K.GI_NTOOLS] = grp.tools
+        gi[g, K.GI_MIN_RUN] = grp.min_run
+        gf[g, K.GF_LOAD] = grp.load_minutes
+        gf[g, K.GF_UNLOAD] = grp.unload_minutes
+        gf[g, K.GF_SETUP] = grp.setup_minutes
+        gf[g, K.GF_DRIFT] = grp.condition_drift
+        gf[g, K.GF_NOISE] = grp.condition_noise
+        if grp.failure is not None:
+            f = grp.failure
+            gi[g, K.GI_FAIL_BASIS] = K.FAIL_CALENDAR if f.basis == "calendar" else K.FAIL_BUSY
+            gi[g, K.GI_TTF_KIND], gf[g, K.GF_TTF0], gf[g, K.GF_TTF1], gf[g, K.GF_TTF2] = f.ttf.encode()
+            gi[g, K.GI_REP_KIND], gf[g, K.GF_REP0], gf[g, K.GF_REP1], gf[g, K.GF_REP2] = f.repair.encode()
+            gi[g, K.GI_FIRST_KIND], gf[g, K.GF_FIRST0], gf[g, K.GF_FIRST1], gf[g, K.GF_FIRST2] = (f.first or f.ttf).encode()
+        if len(grp.pms) > K.MAX_PM:
+            raise ConfigError(f"line.tool_groups[{g}].pm", len(grp.pms), f"at most {K.MAX_PM} PM calendars per tool group")
+        for slot, pm in enumerate(grp.pms):
+            row = g * K.MAX_PM + slot
+            by_time = math.isfinite(pm.every_minutes)
+            pmi[row, K.PI_KIND] = K.PM_TIME if by_time else K.PM_WAFERS
+            pmi[row, K.PI_DUR_KIND], pmf[row, K.PF_DUR0], pmf[row, K.PF_DUR1], pmf[row, K.PF_DUR2] = pm.duration.encode()
+            pmf[row, K.PF_EVERY] = pm.every_minutes if by_time else pm.every_wafers
+            pmf[row, K.PF_FIRST] = pm.first_minutes if pm.first_minutes is not None else pmf[row, K.PF_EVERY]
+        for k in range(grp.tools):
+            tool_group.append(g)
+            tool_names.append(f"{grp.name}#{k + 1}")
+    return gi, gf, pmi, pmf, np.array(tool_group, np.int32), tool_names
+
+
+def _families(line: Line) -> dict:
+    names = {}
+    for p in line.products:
+        for s in p.route:
+            if s.setup is not None and s.setup not in names:
+                names[s.setup] = (len(names), s.group)
+    return names
+
+
+def _setup_matrix(line: Line, families: dict) -> np.ndarray:
+    """[F + 1, F] change-over minutes; the last row is a tool with no setup yet."""
+    F = max(1, len(families))
+    groups = {g.name: g for g in line.tool_groups}
+    mat = np.zeros((F + 1, F), np.float64)
+    for to_name, (j, group_name) in families.items():
+        grp = groups[group_name]
+        mat[:, j] = grp.setup_minutes
+        for from_name, (i, _) in families.items():
+            if from_name == to_name:
+                mat[i, j] = 0.0
+            elif (from_name, to_name) in grp.setup_matrix:
+                mat[i, j] = grp.setup_matrix[(from_name, to_name)]
+    return mat
+
+
+def _steps(line: Line, families: dict):
+    S = sum(len(p.route) for p in line.products)
+    si = np.full((S, K.N_SI), -1, np.int32)
+    sf = np.zeros((S, K.N_SF), np.float64)
+    names, step_of, base = [], {}, 0
+    for pi, p in enumerate(line.products):
+        lot_size = next((r.lot_size for r in line.releases if r.product == p.name), 25)
+        n = len(p.route)
+        for k, st in enumerate(p.route):
+            i = base + k
+            step_of[(pi, k + 1)] = i
+            names.append(f"{p.name}/{k + 1}" + (f" {st.name}" if st.name else ""))
+            si[i, K.SI_GROUP] = line.group_index(st.group)
+            si[i, K.SI_PRODUCT] = pi
+            si[i, K.SI_LAST] = base + n - 1
+            si[i, K.SI_TIME_KIND], sf[i, K.SF_T0], sf[i, K.SF_T1], sf[i, K.SF_T2] = st.time.encode()
+            si[i, K.SI_PER] = {"wafer": K.PER_WAFER, "lot": K.PER_LOT, "batch": K.PER_BATCH}[st.per]
+            si[i, K.SI_BMIN] = st.batch_min
+            si[i, K.SI_BMAX] = st.batch_max
+            si[i, K.SI_SETUP] = families[st.setup][0] if st.setup is not None else -1
+            si[i, K.SI_REWORK_TO] = base + st.rework_to - 1 if st.rework_prob > 0 else -1
+            si[i, K.SI_QT_FROM] = base + st.qtime_from - 1 if st.qtime_from else -1
+            si[i, K.SI_DEDICATE] = base + st.dedicate_to_step - 1 if st.dedicate_to_step else -1
+            si[i, K.SI_QT_ANCHOR] = 0
+            si[i, K.SI_DED_ANCHOR] = 0
+            si[i, K.SI_PRIORITY] = st.priority
+            sf[i, K.SF_BWAIT] = st.batch_max_wait
+            sf[i, K.SF_SAMPLING] = st.sampling
+            sf[i, K.SF_REWORK_P] = st.rework_prob
+            sf[i, K.SF_QT_LIMIT] = st.qtime_limit
+            sf[i, K.SF_MEAN] = st.time.mean * (lot_size if st.per == "wafer" else 1)
+            sf[i, K.SF_DEFECT] = st.defect_density
+        for k, st in enumerate(p.route):
+            if st.qtime_from:
+                si[base + st.qtime_from - 1, K.SI_QT_ANCHOR] = 1
+            if st.dedicate_to_step:
+                si[base + st.dedicate_to_step - 1, K.SI_DED_ANCHOR] = 1
+        remaining = 0.0
+        for k in range(n - 1, -1, -1):
+            remaining += sf[base + k, K.SF_SAMPLING] * sf[base + k, K.SF_MEAN]
+            sf[base + k, K.SF_REMAIN] = remaining
+        base += n
+    return si, sf, names, step_of
+
+
+def _streams(line: Line, si, sf, step_of):
+    NS = len(line.releases)
+    ri = np.zeros((NS, K.N_RI), np.int32)
+    rf = np.zeros((NS, K.N_RF), np.float64)
+    raw = np.zeros(NS)
+    for s, rel in enumerate(line.releases):
+        pi = line.product_index(rel.product)
+        product = line.products[pi]
+        first = step_of[(pi, 1)]
+        ri[s, K.RI_PRODUCT] = pi
+        ri[s, K.RI_KIND] = {"interval": K.REL_INTERVAL, "poisson": K.REL_POISSON, "conwip": K.REL_CONWIP}[rel.kind]
+        ri[s, K.RI_LOT_SIZE] = rel.lot_size
+        ri[s, K.RI_PRIORITY] = PRIORITIES[rel.priority]
+        ri[s, K.RI_WIP_CAP] = rel.wip_cap
+        ri[s, K.RI_MAX_LOTS] = min(rel.max_lots, 2**31 - 1)
+        ri[s, K.RI_FIRST_STEP] = first
+        rf[s, K.RF_INTERVAL] = rel.interval_minutes
+        rf[s, K.RF_DUE] = rel.due_days * MINUTES_PER_DAY
+        rf[s, K.RF_START] = rel.start_minutes
+        raw[s] = _raw_minutes(product, rel.lot_size)
+        rf[s, K.RF_CT_BIN] = max(30.0 * raw[s], MINUTES_PER_DAY) / K.N_CT_BINS
+        spec = product.yield_spec
+        if spec is not None:
+            rf[s, K.RF_DIE_AREA] = spec.die_area_cm2
+            rf[s, K.RF_ALPHA] = spec.alpha if math.isfinite(spec.alpha) else 1.0e30
+            rf[s, K.RF_GROSS_DIES] = spec.gross_dies
+        else:
+            rf[s, K.RF_ALPHA] = 1.0e30
+    return ri, rf, raw
+
+
+def _raw_minutes(product, lot_size) -> float:
+    """Mean processing time of one lot over its route (sampling-weighted), without waiting."""
+    total = 0.0
+    for st in product.route:
+        t = st.time.mean * (lot_size if st.per == "wafer" else 1)
+        total += st.sampling * t
+    return total
+
+
+def _initial_wip(line: Line, step_of) -> np.ndarray:
+    rows = []
+    names = [r.name for r in line.releases]
+    for w in line.initial_wip:
+        s = names.index(w.release)
+        pi = line.product_index(line.releases[s].product)
+        rows += [(s, step_of[(pi, w.step)])] * w.lots
+    return np.array(rows, np.int32).reshape(-1, 2)
+
+
+def _lot_capacity(line: Line, raw, n_wip) -> int:
+    """Room for WIP: Little's law with a cycle time of 8x raw time, plus initial WIP."""
+    need = n_wip + 256
+    for s, rel in enumerate(line.releases):
+        if rel.kind == "conwip":
+            need += rel.wip_cap
+        else:
+            need += int(8.0 * raw[s] / rel.interval_minutes) + 8
+    return need
