@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from kernels.condition import make_condition
 from kernels.dispatch import make_rule_key
 from kernels.distributions import make_sampler
@@ -87,7 +89,8 @@ def make_engine(jit):
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
-        code = kind + (ident << 4) + ((ver & VER_MASK) << 36)
+        # explicit int64: the CUDA simulator follows NumPy's rules, where int32 << 36 overflows
+        code = np.int64(kind) + (np.int64(ident) << 4) + ((np.int64(ver) & VER_MASK) << 36)
         heap_push(ht, hc, rep_i, t, code)
 
     # ------------------------------------------------------------------ time-weighted statistics

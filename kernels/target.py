@@ -15,11 +15,37 @@ CUDA = "cuda"
 TARGETS = (CPU, CUDA)
 
 
+def keyed_cache_dir() -> None:
+    """Point numba's disk cache at a folder keyed by the kernels' source hash.
+
+    numba checks only the timestamp of the file that holds a cached launcher,
+    not of the device functions it calls from other files; keying the folder
+    by every kernel source makes an edited kernel recompile, and gives an
+    installed (read-only) package a writable cache.  A user's own
+    NUMBA_CACHE_DIR is respected.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import numba
+
+    if os.environ.get("NUMBA_CACHE_DIR") or getattr(keyed_cache_dir, "done", False):
+        return
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    numba.config.CACHE_DIR = str(base / "fabtwin" / "numba" / digest.hexdigest()[:16])
+    keyed_cache_dir.done = True
+
+
 def device_jit(target: str):
     """Decorator that compiles a scalar device function for ``target``."""
     if target == CPU:
         import numba
 
+        keyed_cache_dir()
         return numba.njit(cache=True, nogil=True, fastmath=False)
     if target == CUDA:
         from numba import cuda

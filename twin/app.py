@@ -26,7 +26,7 @@ def prepare(cfg: dict):
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(key, cfg[key], f"unknown setting; allowed: {', '.join(sorted(RUN_KEYS))}")
-    line = apply_yield_settings(load_line(cfg.get("line", "default")), cfg.get("yield") or {})
+    line = apply_yield_settings(load_line(cfg.get("line") or "default"), cfg.get("yield") or {})
     defaults = line.run_defaults
     horizon = _days(cfg.get("horizon_days"), "horizon_days", defaults.get("horizon_days", 60.0))
     warmup = _days(cfg.get("warmup_days"), "warmup_days", defaults.get("warmup_days", horizon / 4.0))
@@ -58,10 +58,18 @@ def run_scenario(cfg: dict, out_dir) -> dict:
     ycfg = cfg.get("yield") or {}
     if ycfg.get("enabled", True) and any(p.yield_spec is not None for p in compiled.line.products):
         extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
-    doc = write_run(result, out_dir, cfg, extra)
+    doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
     if result.interrupted:
         print(f"interrupted: wrote the {result.completed_replicas} finished replications to {out_dir}", file=sys.stderr)
     return doc
+
+
+def _meta_config(cfg: dict, line) -> dict:
+    """The run's settings for kpis.json: the line by name plus a hash of its full content."""
+    from twin.output import config_hash
+
+    line_cfg = cfg.get("line")
+    return {**cfg, "line": line.name, "line_hash": config_hash(line_cfg if isinstance(line_cfg, dict) else {"line": line_cfg})}
 
 
 def _yield_section(result, out_dir, backend_name, seed, ycfg) -> dict:

@@ -101,6 +101,11 @@ class CudaBackend(Backend):
 
     def __init__(self):
         self.device_name = cuda_device_name()
+        if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+            import warnings
+
+            # The simulator runs uint64 RNG arithmetic in NumPy, which warns on the intended wrap-around.
+            warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
         self._static_cache = {}
 
     def launchers(self):
@@ -150,5 +155,7 @@ class CudaBackend(Backend):
         try:
             free, _ = cuda.current_context().get_memory_info()
         except Exception:
+            free = 2e9
+        if not 0 < free < 1e15:  # the simulator reports infinite memory
             free = 2e9
         return max(1, min(replicas, int(0.6 * free // max(bytes_per_rep, 1))))

@@ -70,9 +70,23 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
-    sys.argv = ["twin run", *rest]
+    sys.argv = ["twin run", *line_file_overrides(rest)]
     hydra_run()
     return 0
+
+
+def line_file_overrides(args: list[str]) -> list[str]:
+    """``line=some/file.yaml`` becomes ``line=file line.path=...`` (Hydra groups take names only)."""
+    out = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "line" and ("/" in value or value.endswith((".yaml", ".yml"))):
+            from pathlib import Path
+
+            out += ["line=file", f"line.path={Path(value).expanduser().resolve()}"]
+        else:
+            out.append(arg)
+    return out
 
 
 def _maintain(rest) -> int:

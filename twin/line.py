@@ -141,6 +141,21 @@ class Line:
 
 
 def load_line(source) -> Line:
+    """Load a line from an embedded name, a YAML path, or a mapping composed by Hydra.
+
+    A mapping with only ``path`` points at a file; one with ``loader`` goes to a
+    data loader (SMT2020); any other mapping is the line itself.
+    """
+    if isinstance(source, dict):
+        if set(source) == {"path"}:
+            return load_line_file(str(source["path"]))
+        if "loader" in source:
+            return _load_by_loader(source, None)
+        return parse_line(source)
+    return load_line_file(str(source))
+
+
+def load_line_file(source: str) -> Line:
     """Load a line by embedded name (``default``) or by path to a YAML file."""
     import yaml
 
@@ -159,7 +174,7 @@ def load_line(source) -> Line:
 
 
 def embedded_lines() -> list[str]:
-    return sorted(p.stem for p in _embedded_dir().glob("*.yaml"))
+    return sorted(p.stem for p in _embedded_dir().glob("*.yaml") if p.stem != "file")
 
 
 def _embedded_dir() -> Path:
@@ -171,7 +186,7 @@ def _embedded_dir() -> Path:
 def resolve_line_path(source) -> Path:
     text = str(source)
     embedded = _embedded_dir() / f"{text}.yaml"
-    if embedded.is_file():
+    if "/" not in text and embedded.is_file():
         return embedded
     path = Path(text).expanduser()
     if path.is_file():
@@ -179,7 +194,7 @@ def resolve_line_path(source) -> Path:
     raise ConfigError("line", text, f"is neither an embedded line ({', '.join(embedded_lines())}) nor an existing YAML file")
 
 
-def _load_by_loader(data: dict, path: Path) -> Line:
+def _load_by_loader(data: dict, path: Path | None) -> Line:
     """An embedded line may delegate to a data loader (SMT2020 tables)."""
     loader = data["loader"]
     if loader == "smt2020":

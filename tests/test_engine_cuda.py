@@ -1,0 +1,71 @@
+"""The CUDA kernels are the CPU kernels: same device functions, same keyed streams.
+
+In CI there is no GPU, so the CUDA launchers run under numba's CUDA simulator
+(set before numba is imported, hence a subprocess) on a tiny case.  With a
+real GPU (marker ``cuda``) the same comparison runs on the device.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    from lines import exp_step, open_line, station
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.runner import run_line
+
+    failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
+    pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}}]
+    line = open_line(
+        [station("A", 2, failures=failures, pm=pm), station("B", 1, setup={{"minutes": 5}})],
+        [exp_step("A", 20.0), exp_step("B", 15.0, setup="x"), exp_step("A", 10.0),
+         {{"group": "B", "time": 12.0, "per": "batch", "batch": {{"min": 2, "max": 3, "max_wait": 30}}, "setup": "y"}}],
+        30.0, lot_size=1)
+    compiled = compile_line(line)
+    args = dict(replicas=3, horizon_days=2.0, warmup_days=0.5, seed=5, snapshot_minutes=60)
+    gpu = run_line(compiled, backend=resolve_backend("cuda"), **args)
+    cpu = run_line(compiled, backend=resolve_backend("cpu"), **args)
+    assert gpu.events > 500, gpu.events
+    for key in cpu.stats:
+        np.testing.assert_allclose(gpu.stats[key], cpu.stats[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    np.testing.assert_array_equal(gpu.snapshots["tool_state"], cpu.snapshots["tool_state"])
+    assert len(gpu.lot_log) == len(cpu.lot_log) > 0
+    print("OK", gpu.backend, gpu.device_name, gpu.events)
+""")
+
+
+def _run(env_extra):
+    import twin
+
+    root = str(Path(twin.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root, **env_extra}
+    return subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(TESTS))], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cuda_kernels_match_cpu_under_the_simulator():
+    pytest.importorskip("numba.cuda")
+    proc = _run({"NUMBA_ENABLE_CUDASIM": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK cuda numba CUDA simulator" in proc.stdout
+
+
+@pytest.mark.cuda
+def test_cuda_kernels_match_cpu_on_a_real_gpu():
+    from kernels.target import cuda_usable
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or not cuda_usable():
+        pytest.skip("no CUDA GPU on this machine")
+    proc = _run({})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
