@@ -327,8 +327,19 @@ def make_engine(jit):
             tf[t, TF_TTF_LEFT] -= now - tf[t, TF_BUSY_START]
 
     @jit
+    def add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup):
+        """Killer defects of step ``s`` on tool ``t`` (density already scaled by its condition)."""
+        w = li[lot, L_WAFERS]
+        lf[lot, LF_DEFECTS] += density
+        if now >= warmup:
+            step_defects[s] += density * w
+            qf[g, QF_DEFECT_WAFERS] += density * w
+        if si[s, SI_DED_ANCHOR] != 0:
+            li[lot, L_DED_TOOL] = t
+
+    @jit
     def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
-                  step_wafers, s_f, g, t, pick, now, warmup, horizon):
+                  step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon):
         s = li[pick, L_STEP]
         dequeue(li, lf, qi, qf, step_wafers, g, pick, now, warmup, horizon)
         tlots[t, 0] = pick
@@ -361,10 +372,22 @@ def make_engine(jit):
             ti[t, T_SETUP] = family
             ti[t, T_RUN] = 0
         ti[t, T_RUN] += n
+        ti[t, T_JOB_WAFERS] = wafers
         process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2], rng)
         if si[s, SI_PER] == PER_WAFER:
             process *= wafers
         tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
+        if sf[s, SF_CASCADE] > 0.0:
+            # Cascading tool: each lot finishes after its full time, the tool is free after the interval.
+            done_at = now + setup_time + tf[t, TF_PROC_PENDING]
+            density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
+            for k in range(n):
+                lot = tlots[t, k]
+                add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
+                schedule(ht, hc, rep_i, done_at, EV_LOT_DONE, lot, 0)
+            per = wafers if si[s, SI_CASCADE_PER_WAFER] != 0 else n
+            tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + sf[s, SF_CASCADE] * per
+            ti[t, T_NLOTS] = 0
         if setup_time > 0.0:
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, SETUP, setup_time, now, warmup, horizon)
         else:
@@ -429,7 +452,7 @@ def make_engine(jit):
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
                 if pick >= 0:
                     start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                              qi, qf, step_wafers, s_f, g, t, pick, now, warmup, horizon)
+                              qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
 
     @jit
     def arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -504,31 +527,34 @@ def make_engine(jit):
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
 
     @jit
+    def lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                 s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+        """A lot's processing at its current step ended: start queue-time clocks, move on."""
+        s = li[lot, L_STEP]
+        if si[s, SI_QT_ANCHOR] != 0:
+            li[lot, L_QT_ANCHOR] = s
+            lf[lot, LF_QT_T] = now
+        move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on)
+
+    @jit
     def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                    s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
         g = tool_group[t]
         s = ti[t, T_STEP]
         density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
-        wafers = 0
+        wafers = ti[t, T_JOB_WAFERS]
         n = ti[t, T_NLOTS]
         ti[t, T_NLOTS] = 0
         for k in range(n):
             lot = tlots[t, k]
-            w = li[lot, L_WAFERS]
-            wafers += w
-            lf[lot, LF_DEFECTS] += density
-            if now >= warmup:
-                step_defects[s] += density * w
-                qf[g, QF_DEFECT_WAFERS] += density * w
-            if si[s, SI_DED_ANCHOR] != 0:
-                li[lot, L_DED_TOOL] = t
-            if si[s, SI_QT_ANCHOR] != 0:
-                li[lot, L_QT_ANCHOR] = s
-                lf[lot, LF_QT_T] = now
-            move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                    s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on)
+            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
+            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
         tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
         for slot in range(MAX_PM):
             row = g * MAX_PM + slot
@@ -635,6 +661,10 @@ def make_engine(jit):
             on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                       s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+        elif kind == EV_LOT_DONE:
+            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
         elif kind == EV_BATCH_TIMEOUT:
             if qf[ident, QF_TIMEOUT_AT] <= now:
                 qf[ident, QF_TIMEOUT_AT] = INF

@@ -136,3 +136,17 @@ def test_seed_changes_the_sample_path():
     a, _ = simulate(line, replicas=2, horizon_days=20, warmup_days=2, seed=1)
     b, _ = simulate(line, replicas=2, horizon_days=20, warmup_days=2, seed=2)
     assert not np.array_equal(a.stats["s_f"], b.stats["s_f"])
+
+
+def test_cascading_tool_is_an_md1_server_plus_a_delay():
+    """Occupied for the cascade interval, each lot done after its full time: M/D/1 wait + process time."""
+    interval, process, interarrival = 12.0, 40.0, 20.0
+    step = {"group": "C", "time": process, "per": "lot", "cascade": {"interval": interval}}
+    line = open_line([station("C", 1)], [step], interarrival)
+    _, rows = simulate(line, replicas=16, horizon_days=200)
+    rho = interval / interarrival
+    wait = rho * interval / (2 * (1 - rho))  # Pollaczek-Khinchine with deterministic service
+    s = kpis.summarize(rows["product.p.cycle_time_days.mean"] * 1440.0)
+    assert within(s["mean"], s["ci95"], wait + process), (s, wait + process)
+    q = kpis.summarize(rows["tool_group.C.queue_wait_minutes"])
+    assert within(q["mean"], q["ci95"], wait), (q, wait)

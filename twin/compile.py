@@ -180,6 +180,8 @@ def _steps(line: Line, families: dict):
             sf[i, K.SF_QT_LIMIT] = st.qtime_limit
             sf[i, K.SF_MEAN] = st.time.mean * (lot_size if st.per == "wafer" else 1)
             sf[i, K.SF_DEFECT] = st.defect_density
+            sf[i, K.SF_CASCADE] = st.cascade_interval
+            si[i, K.SI_CASCADE_PER_WAFER] = 1 if st.cascade_per == "wafer" else 0
         for k, st in enumerate(p.route):
             if st.qtime_from:
                 si[base + st.qtime_from - 1, K.SI_QT_ANCHOR] = 1

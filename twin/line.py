@@ -82,6 +82,8 @@ class Step:
     dedicate_to_step: int = 0  # 1-based earlier step whose tool this step must reuse
     priority: int = 0  # static priority for the step_priority rule (higher first)
     defect_density: float = 0.0  # killer defects per cm^2 added to each wafer
+    cascade_interval: float = 0.0  # cascading tool: minutes it stays occupied (0 = not cascading)
+    cascade_per: str = "lot"  # the interval counts per lot or per wafer of the job
 
     @property
     def is_batch(self) -> bool:
@@ -326,7 +328,7 @@ def _parse_product(d, f, group_names) -> Product:
 
 def _parse_step(d, f, group_names) -> Step:
     _mapping(d, f)
-    _only(d, {"name", "group", "time", "per", "batch", "setup", "sampling", "rework", "qtime", "dedicate_to_step", "priority", "defect_density"}, f)
+    _only(d, {"name", "group", "time", "per", "batch", "setup", "sampling", "rework", "qtime", "dedicate_to_step", "priority", "defect_density", "cascade"}, f)
     group = d.get("group")
     if group not in group_names:
         raise ConfigError(f"{f}.group", group, "must name a tool group of the line")
@@ -345,6 +347,11 @@ def _parse_step(d, f, group_names) -> Step:
     _only(rework, {"prob", "to_step"}, f"{f}.rework")
     qtime = d.get("qtime") or {}
     _only(qtime, {"from_step", "limit"}, f"{f}.qtime")
+    cascade = d.get("cascade") or {}
+    _only(cascade, {"interval", "per"}, f"{f}.cascade")
+    cascade_per = cascade.get("per", "lot")
+    if cascade_per not in ("lot", "wafer"):
+        raise ConfigError(f"{f}.cascade.per", cascade_per, "allowed: lot, wafer")
     return Step(
         group=group,
         time=Dist.parse(d.get("time"), f"{f}.time"),
@@ -362,6 +369,8 @@ def _parse_step(d, f, group_names) -> Step:
         dedicate_to_step=_integer(d.get("dedicate_to_step", 0), f"{f}.dedicate_to_step", low=0),
         priority=_integer(d.get("priority", 0), f"{f}.priority", low=-(2**20)),
         defect_density=_number(d.get("defect_density", 0.0), f"{f}.defect_density"),
+        cascade_interval=_number(cascade.get("interval", 0.0), f"{f}.cascade.interval"),
+        cascade_per=cascade_per,
     )
 
 
