@@ -34,8 +34,9 @@ def smt2020_groups(dataset="HVLM"):
 
 
 def write_run(folder, groups=SMALL_LINE, n_snapshots=24, days=6.0, seed=1, smt2020=None, positions=None,
-              yield_on=False, force_state=None, omit=(), format_version=1, line_name="synthetic"):
-    """Write a run folder; ``force_state`` {tool index: E10 code} pins tools for tests."""
+              yield_on=False, force_state=None, omit=(), format_version=1, line_name="synthetic", tool_state=None, queue_lots=None):
+    """Write a run folder; ``force_state`` {tool index: E10 code} pins tools, ``tool_state`` /
+    ``queue_lots`` replace the random histories outright."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -44,9 +45,13 @@ def write_run(folder, groups=SMALL_LINE, n_snapshots=24, days=6.0, seed=1, smt20
     tool_group = np.repeat(np.arange(len(groups)), [g[2] for g in groups]).astype(np.int32)
     tool_names = [f"{names[g]}#{k + 1}" for g in range(len(groups)) for k in range(groups[g][2])]
     state = _markov_states(rng, n_snapshots, len(tool_names))
+    if tool_state is not None:
+        state = np.array(tool_state, dtype=np.int64).reshape(n_snapshots, len(tool_names))
     for t, code in (force_state or {}).items():
         state[:, t] = code
     queue = np.maximum(0, np.cumsum(rng.integers(-2, 3, size=(n_snapshots, len(groups))), axis=0) + rng.integers(0, 8, len(groups)))
+    if queue_lots is not None:
+        queue = np.array(queue_lots).reshape(n_snapshots, len(groups))
     arrays = dict(
         time_days=np.linspace(0.0, days, n_snapshots),
         tool_state=state.astype(np.int8),
@@ -124,6 +129,38 @@ def write_wafer_maps(path, rng, lots=3, wafers_per_lot=6, diameter=300.0, die=20
                         defect_wafer=np.array(dw, np.int32), defect_x_mm=np.array(dx), defect_y_mm=np.array(dy),
                         die_mm=np.array([die, die]), pitch_mm=np.array([die, die]), origin_mm=np.array([origin, origin]),
                         wafer_diameter_mm=np.array(diameter), format_version=np.array(1))
+
+
+_GL_PROBE = """
+import pyvista as pv
+p = pv.Plotter(off_screen=True, window_size=(64, 64))
+p.add_mesh(pv.Cube(), color="red")
+img = p.screenshot(return_img=True)
+p.close()
+assert img.std() > 0
+"""
+_gl_state = {}
+
+
+def gl_unavailable_reason():
+    """Why off-screen OpenGL rendering cannot run here ('' when it can); probed once in a subprocess."""
+    if "reason" not in _gl_state:
+        import subprocess
+        import sys
+
+        try:
+            import pyvista  # noqa: F401
+        except ImportError:
+            _gl_state["reason"] = "pyvista is not installed (pip install '.[view]')"
+            return _gl_state["reason"]
+        try:
+            done = subprocess.run([sys.executable, "-c", _GL_PROBE], capture_output=True, text=True, timeout=120)
+            ok = done.returncode == 0
+            detail = (done.stderr or "").strip().splitlines()[-1:] if not ok else []
+        except subprocess.TimeoutExpired:
+            ok, detail = False, ["timed out"]
+        _gl_state["reason"] = "" if ok else f"no OpenGL for off-screen rendering ({' '.join(detail)}); install libgl1 libegl1 libgl1-mesa-dri"
+    return _gl_state["reason"]
 
 
 def test_fixture_matches_the_contract(tmp_path):

@@ -20,9 +20,10 @@ def view_main(argv: list[str]) -> int:
     parser.add_argument("run_folder", help="output folder of `twin run`")
     parser.add_argument("--size", default="1600x900", help="window size WIDTHxHEIGHT (default 1600x900)")
     parser.add_argument("--fps", type=float, default=4.0, help="snapshots per second while playing (default 4)")
+    parser.add_argument("--play", action="store_true", help="start playing through the snapshots at once")
     parser.add_argument("--smat2022", default=None, help="SMAT2022 floor folder (default $FABTWIN_SMAT2022_DIR or ../shared/data/smat2022)")
-    parser.add_argument("--close-after", type=float, default=None, help=argparse.SUPPRESS)  # smoke tests and demos
-    parser.add_argument("--screenshot", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--close-after", type=float, default=None, metavar="SECONDS", help="close the window after this many seconds (demos, smoke tests)")
+    parser.add_argument("--screenshot", default=None, metavar="PNG", help="with --close-after: save the window as PNG before closing")
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -87,7 +88,8 @@ def _view(args) -> int:
                           "no display for a window: run on a desktop, under `xvfb-run -a twin view ...`, or use `twin render` for files")
     from twin.view.scene import open_window
 
-    return open_window(run, close_after=args.close_after, screenshot=args.screenshot, window_size=size, smat_dir=args.smat2022, fps=args.fps)
+    return open_window(run, close_after=args.close_after, screenshot=args.screenshot, window_size=size, smat_dir=args.smat2022, fps=args.fps,
+                       play=args.play)
 
 
 def _render(args) -> int:

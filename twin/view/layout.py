@@ -126,7 +126,7 @@ _SIZES = {  # (length along the aisle, depth, height) in metres
     "pvd": (3.5, 3.0, 2.7),
 }
 _KEYWORDS = (  # name or area token -> family; substrings count for keywords longer than 3 letters
-    ("delay", "delay"), ("defmet", "metrology"), ("metro", "metrology"), ("defect", "metrology"), ("insp", "metrology"),
+    ("delay", "delay"), ("metro", "metrology"), ("defect", "metrology"), ("insp", "metrology"),
     ("track", "track"), ("litho", "scanner"), ("scan", "scanner"), ("implant", "implant"), ("impl", "implant"),
     ("diffusion", "furnace"), ("diff", "furnace"), ("furn", "furnace"), ("rtp", "rtp"), ("epi", "epi"),
     ("wet", "wet"), ("we", "wet"), ("clean", "wet"), ("strip", "wet"), ("etch", "etch"), ("de", "etch"), ("ash", "etch"),
@@ -150,6 +150,8 @@ def tool_family(name: str, area: str = "") -> str | None:
     if _METROLOGY_AREA & set(area_tokens):
         return "metrology"
     for group in (tokens(name), area_tokens):
+        if any(len(t) > 3 and t.endswith("met") for t in group):  # DefMet, LithoMet, TFMet
+            return "metrology"
         for key, family in _KEYWORDS:
             if any(t == key or (len(key) > 3 and key in t) for t in group):
                 return family

@@ -237,6 +237,7 @@ class FabScene:
         p.subplot(0, 1)
         w, h = p.renderer.GetSize()
         g = geo.lot_wafer_geometry(maps, lot, aspect=0.8 * w / max(h, 1))
+        self.wafer_geometry = g
         dies = pv.PolyData(g["die_points"], g["die_faces"])
         dies.cell_data["rgb"] = geo.die_rgb(g["die_pass"])
         p.add_mesh(dies, scalars="rgb", rgb=True, show_edges=True, edge_color="white", line_width=0.5, lighting=False,
@@ -267,9 +268,9 @@ class FabScene:
         self.plotter.render()
         return self.plotter.screenshot(filename=str(path) if path else None, return_img=True)
 
-    def pixel_of(self, point):
-        """(row, column) in a screenshot of a world point on the fab floor."""
-        ren = self.plotter.renderers[0]
+    def pixel_of(self, point, panel=0):
+        """(row, column) in a screenshot of a world point (panel 0: fab floor, 1: wafer maps)."""
+        ren = self.plotter.renderers[panel]
         ren.SetWorldPoint(float(point[0]), float(point[1]), float(point[2]), 1.0)
         ren.WorldToDisplay()
         x, y, _ = ren.GetDisplayPoint()
@@ -309,8 +310,8 @@ def _count(v):
 # ----------------------------------------------------------------------------- the window
 
 
-def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900), smat_dir=None, fps=4.0):
-    """The interactive window; ``close_after`` seconds and ``screenshot`` serve smoke tests."""
+def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900), smat_dir=None, fps=4.0, play=False):
+    """The interactive window; ``close_after`` seconds and ``screenshot`` serve smoke tests and demos."""
     scene = FabScene(run, off_screen=False, window_size=window_size, smat_dir=smat_dir)
     p = scene.plotter
     n = run.n_snapshots
@@ -339,6 +340,8 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
         p.add_key_event("n", lambda: scene.set_lot(scene.lot_index + 1))
         p.add_key_event("p", lambda: scene.set_lot(scene.lot_index - 1))
     _wire_click_picking(scene)
+    if play:
+        toggle(True)
     state = {"t": 0.0}
     tick_ms = max(int(1000 / fps), 30)
 
@@ -351,6 +354,7 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
             if screenshot:
                 p.render()
                 p.screenshot(str(screenshot))
+            print(f"closed after {state['t']:.1f} s at snapshot {scene.index + 1}/{n}")
             p.iren.terminate_app()
 
     p.iren.add_observer("TimerEvent", on_timer)
