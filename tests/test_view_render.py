@@ -62,7 +62,7 @@ def test_down_tool_pixels_show_the_down_colour(pinned_run):
         scene.set_snapshot(3)  # what the time slider calls: the same tool, now down
         img = scene.screenshot()
         assert _nearest_state(_patch(img, scene.pixel_of(tops[FLIPS]))) == 4
-        assert "unscheduled down 2" in scene.summary.GetInput()
+        assert "unsched. down 2," in scene.summary.GetInput()
         assert "Day 6 00:00" in scene.clock.GetInput()
     finally:
         scene.close()
@@ -124,7 +124,7 @@ def test_wafer_panel_colours_dies_pass_and_fail(tmp_path):
                 pixels = _patch(img, scene.pixel_of(centres[i], panel=1), r=1).reshape(-1, 3).astype(float)
                 votes = [colour(p) for p in pixels if min(np.linalg.norm(p - green), np.linalg.norm(p - red)) < 60]
                 assert votes and max(set(votes), key=votes.count) == ("pass" if g["die_pass"][i] else "fail")
-        assert "lot L0002" in scene.wafer_title.GetInput()
+        assert "of lot L0002" in scene.wafer_title.GetInput()
     finally:
         scene.close()
 

@@ -40,6 +40,7 @@ class FabScene:
         title = f"FabTwin - {run.line.get('name', 'run')} - {run.folder.name}"
         self.plotter = pv.Plotter(off_screen=off_screen, window_size=list(window_size), title=title, **extra)
         self.index, self.picked, self.lot_index, self.playing = 0, -1, 0, False
+        self.text_scale = float(np.clip(min(window_size[0] / 1600, window_size[1] / 900), 0.4, 2.5))
         self.lots = run.wafer_maps.lots() if self.has_wafers else np.array([])
         self._fab()
         self._build_floor()
@@ -52,6 +53,10 @@ class FabScene:
         self.set_snapshot(0)
 
     # ------------------------------------------------------------------ building
+
+    def fs(self, points: int) -> int:
+        """A font size scaled with the window, so small renders keep the layout of large ones."""
+        return max(5, int(round(points * self.text_scale)))
 
     def _fab(self):
         if self.has_wafers:
@@ -87,7 +92,7 @@ class FabScene:
         if not labelled:
             return
         pts = np.array([(*b.label_xy, 0.5) for b in labelled])
-        self.plotter.add_point_labels(pts, [b.label for b in labelled], font_size=10 if len(labelled) > 20 else 14, show_points=False,
+        self.plotter.add_point_labels(pts, [b.label for b in labelled], font_size=self.fs(10 if len(labelled) > 20 else 14), show_points=False,
                                       shape_opacity=0.6, shape_color="white", text_color="#222222", always_visible=True,
                                       pickable=False, name="bay_labels")
 
@@ -109,23 +114,23 @@ class FabScene:
 
     def _build_overlays(self):
         p = self.plotter
-        self.clock = p.add_text("", position=(0.01, 0.955), viewport=True, font_size=13, color="black", name="clock")
-        self.summary = p.add_text("", position=(0.01, 0.92), viewport=True, font_size=10, color="#333333", name="summary")
-        self.info = p.add_text("click a tool for its details", position=(0.005, 0.45), viewport=True, font_size=9,
+        self.clock = p.add_text("", position=(0.01, 0.955), viewport=True, font_size=self.fs(13), color="black", name="clock")
+        self.summary = p.add_text("", position=(0.01, 0.92), viewport=True, font_size=self.fs(10), color="#333333", name="summary")
+        self.info = p.add_text("click a tool for its details", position=(0.005, 0.45), viewport=True, font_size=self.fs(9),
                                color="#111111", name="info")
         self.info.GetTextProperty().SetBackgroundColor(1.0, 1.0, 1.0)
         self.info.GetTextProperty().SetBackgroundOpacity(0.85)
         lots_per_10m = 10.0 / self.wip_scale
         notes = [f"floor: {self.layout.source}", f"WIP bar: 10 m = {lots_per_10m:.0f} lots waiting", *self.layout.notes]
-        p.add_text("\n".join(notes), position=(0.01, 0.06), viewport=True, font_size=8, color="#333333", name="notes")
+        p.add_text("\n".join(notes), position=(0.01, 0.06), viewport=True, font_size=self.fs(8), color="#333333", name="notes")
         entries = [[n, h] for n, h in zip(geo.E10_NAMES, geo.E10_HEX)] + [["Lots waiting (bar)", WIP_HEX]]
         if len(self.layout.rails):
             entries.append(["Overhead rail", RAIL_HEX])
         if len(self.layout.fixture_xy):
             entries.append(["Stocker / port", FIXTURE_HEX])
         legend = p.add_legend(entries, bcolor="white", border=True, loc="upper left", size=(0.15, 0.22), face="rectangle", name="legend")
-        legend.GetPositionCoordinate().SetValue(0.005, 0.63)
-        legend.GetPosition2Coordinate().SetValue(0.15, 0.24)
+        legend.GetPositionCoordinate().SetValue(0.005, 0.6)
+        legend.GetPosition2Coordinate().SetValue(0.16, 0.28)
         p.set_background("#f4f4f0")
         self.highlight = None
 
@@ -133,7 +138,7 @@ class FabScene:
         p = self.plotter
         p.subplot(0, 1)
         p.set_background("white")
-        self.wafer_title = p.add_text("", position=(0.03, 0.88), viewport=True, font_size=9, color="black", name="wafer_title")
+        self.wafer_title = p.add_text("", position=(0.03, 0.88), viewport=True, font_size=self.fs(9), color="black", name="wafer_title")
         p.subplot(0, 0)
         self.set_lot(0)
 
@@ -194,8 +199,9 @@ class FabScene:
         self.wip.GetPoints().Modified()
         self.clock.SetInput(geo.clock_text(run.time_days, self.index, str(run.line.get("name", ""))))
         counts = geo.state_counts(states)
-        parts = [f"{n.lower()} {c}" for n, c in zip(geo.E10_NAMES, counts)]
-        self.summary.SetInput(f"tools: {'  '.join(parts)}   |   lots waiting: {int(run.queue_lots[self.index].sum())}")
+        short = ("productive", "standby", "setup", "sched. down", "unsched. down")
+        parts = [f"{n} {c}" for n, c in zip(short, counts)]
+        self.summary.SetInput(f"tools: {', '.join(parts)}  |  {int(run.queue_lots[self.index].sum())} lots waiting")
         if self.picked >= 0:
             self.show_tool(self.picked)
 
@@ -253,8 +259,8 @@ class FabScene:
         else:
             p.remove_actor("wafer_defects")
         ok = g["die_pass"]
-        self.wafer_title.SetInput(f"wafer maps: lot {lot} ({self.lot_index + 1}/{len(self.lots)})\n"
-                                  f"{len(g['wafers'])} wafers, die yield {100.0 * ok.mean() if len(ok) else 0.0:.1f} %, "
+        self.wafer_title.SetInput(f"wafer maps of lot {lot} ({self.lot_index + 1}/{len(self.lots)})\n"
+                                  f"{len(g['wafers'])} wafers, die yield {100.0 * ok.mean() if len(ok) else 0.0:.1f} %\n"
                                   f"{len(g['defects'])} defects\ngreen pass, red fail, dots defects")
         p.view_xy()
         p.enable_parallel_projection()
@@ -331,8 +337,8 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
     fab_width = window_size[0] * (0.75 if scene.has_wafers else 1.0)
     button = p.add_checkbox_button_widget(lambda s: toggle(s), value=False, position=(int(0.22 * fab_width), int(0.04 * window_size[1])),
                                           size=28, color_on="#2ca02c", color_off="#bbbbbb")
-    p.add_text("play", position=(0.22 + 34 / fab_width, 0.05), viewport=True, font_size=9, color="#333333")
-    p.add_text(HELP, position=(0.3, 0.008), viewport=True, font_size=8, color="#555555")
+    p.add_text("play", position=(0.22 + 34 / fab_width, 0.05), viewport=True, font_size=scene.fs(9), color="#333333")
+    p.add_text(HELP, position=(0.3, 0.008), viewport=True, font_size=scene.fs(8), color="#555555")
     p.add_key_event("space", lambda: toggle())
     p.add_key_event("Right", lambda: go(scene.index + 1))
     p.add_key_event("Left", lambda: go(scene.index - 1))
@@ -412,9 +418,13 @@ def render_run(run, out_dir=None, stills=4, movie="gif", fps=6.0, max_frames=120
 
 
 def _movie(scene, out, kind, fps, max_frames, movie_size):
+    """Frames rendered at the stills' height (same text layout), resampled to the movie size."""
     import imageio.v2 as imageio
+    from PIL import Image
 
-    scene.plotter.window_size = list(movie_size)
+    height = scene.plotter.window_size[1]
+    scene.plotter.window_size = [int(round(height * movie_size[0] / movie_size[1])), height]
+    scene.reset_camera()  # refit: the movie may have another aspect ratio than the stills
     path = out / f"run.{kind}"
     if kind == "gif":
         writer = imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
@@ -423,5 +433,6 @@ def _movie(scene, out, kind, fps, max_frames, movie_size):
     with writer:
         for i in geo.frame_indices(scene.run.n_snapshots, max_frames):
             scene.set_snapshot(i)
-            writer.append_data(scene.screenshot())
+            frame = Image.fromarray(scene.screenshot()).resize(tuple(movie_size), Image.LANCZOS)
+            writer.append_data(np.asarray(frame))
     return path
