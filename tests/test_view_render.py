@@ -62,7 +62,7 @@ def test_down_tool_pixels_show_the_down_colour(pinned_run):
         scene.set_snapshot(3)  # what the time slider calls: the same tool, now down
         img = scene.screenshot()
         assert _nearest_state(_patch(img, scene.pixel_of(tops[FLIPS]))) == 4
-        assert "unsched. down 2," in scene.summary.GetInput()
+        assert "sched. down 1, unsched. down 2 " in scene.summary.GetInput()
         assert "Day 6 00:00" in scene.clock.GetInput()
     finally:
         scene.close()
