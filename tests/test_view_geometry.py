@@ -124,3 +124,15 @@ def test_snapshot_choices_and_clock():
     assert geo.clock_text(t, 1, "fab") == "fab   Day 1 06:00   (snapshot 2/3)"
     assert geo.clock_text(t, 2).startswith("Day 2 23:59")
     np.testing.assert_array_equal(geo.state_counts([0, 0, 4, 1]), [2, 1, 0, 0, 1])
+
+
+def test_view_package_imports_no_rendering_stack():
+    """Layouts, geometry and run-folder checks load without PyVista/VTK (a leaf package)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, twin.view, twin.view.layout, twin.view.geometry, twin.view.run_folder, twin.view.cli; "
+            "bad = [m for m in ('pyvista', 'vtk', 'vtkmodules', 'imageio', 'matplotlib') if m in sys.modules]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
