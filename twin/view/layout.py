@@ -404,7 +404,7 @@ def _annex(layout: FloorLayout, groups, group_names, group_areas, tool_group) ->
                  for b in annex.bays)
     rails = np.concatenate([layout.rails, annex.rails + shift]) if len(annex.rails) else layout.rails
     names = ", ".join(group_names[g] for g in groups[:4]) + (" ..." if len(groups) > 4 else "")
-    note = f"{len(groups)} group(s) not on the SMAT2022 floor ({names}) drawn in an annex to its south"
+    note = f"annex (south): {len(groups)} group(s) without SMAT2022 machines ({names})"
     return replace(layout, tool_xy=tool_xy, tool_size=tool_size, group_anchor=anchor, bays=layout.bays + bays, rails=rails,
                    notes=(*layout.notes, note))
 

@@ -122,7 +122,7 @@ class FabScene:
         self.info.GetTextProperty().SetBackgroundOpacity(0.85)
         lots_per_10m = 10.0 / self.wip_scale
         notes = [f"floor: {self.layout.source}", f"WIP bar: 10 m = {lots_per_10m:.0f} lots waiting", *self.layout.notes]
-        p.add_text("\n".join(notes), position=(0.01, 0.06), viewport=True, font_size=self.fs(8), color="#333333", name="notes")
+        p.add_text("\n".join(notes), position=(0.01, 0.1), viewport=True, font_size=self.fs(8), color="#333333", name="notes")
         entries = [[n, h] for n, h in zip(geo.E10_NAMES, geo.E10_HEX)] + [["Lots waiting (bar)", WIP_HEX]]
         if len(self.layout.rails):
             entries.append(["Overhead rail", RAIL_HEX])
@@ -321,14 +321,14 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
     scene = FabScene(run, off_screen=False, window_size=window_size, smat_dir=smat_dir)
     p = scene.plotter
     n = run.n_snapshots
-    slider = p.add_slider_widget(lambda v: scene.set_snapshot(int(round(v))), rng=[0, max(n - 1, 1)], value=0,
+    slider = p.add_slider_widget(lambda v: scene.set_snapshot(int(round(v)) - 1), rng=[1, max(n, 2)], value=1,
                                  title="", pointa=(0.3, 0.065), pointb=(0.8, 0.065), style="modern", fmt="snapshot %.0f",
                                  title_height=0.018, interaction_event="always")
     scene.slider = slider
 
     def go(i):
         scene.set_snapshot(i % n)
-        slider.GetRepresentation().SetValue(scene.index)
+        slider.GetRepresentation().SetValue(scene.index + 1)  # the slider counts snapshots from 1, like the clock
 
     def toggle(state=None):
         scene.playing = (not scene.playing) if state is None else bool(state)
