@@ -450,6 +450,8 @@ def make_engine(jit):
                 return
             if ti[t, T_STATE] == STANDBY:
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                if pick < 0 and gi[g, GI_DEDICATED] == 0:
+                    return  # eligibility depends on the tool only through dedication
                 if pick >= 0:
                     start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                               qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)

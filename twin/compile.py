@@ -65,6 +65,7 @@ def compile_line(line: Line, dispatch: str | None = None, max_lots: int = 0) -> 
     gi, gf, pmi, pmf, tool_group, tool_names = _groups(line, dispatch)
     families = _families(line)
     si, sf, step_names, step_of = _steps(line, families)
+    gi[np.unique(si[si[:, K.SI_DEDICATE] >= 0, K.SI_GROUP]), K.GI_DEDICATED] = 1
     setup_mat = _setup_matrix(line, families)
     ri, rf, raw = _streams(line, si, sf, step_of)
     wip = _initial_wip(line, step_of)
