@@ -287,8 +287,9 @@ THREADS_PER_BLOCK = 128
 
 def cuda_launcher():
     """Build (once) the CUDA kernel: one thread per wafer, scratch with the wafer axis trailing (coalesced)."""
-    global _CUDA
+    global _CUDA, cuda
     if _CUDA is None:
+        # A module global (not a local import), so numba's CUDA simulator can swap it inside the kernel.
         from numba import cuda
 
         _, _, simulate_wafer = build(device_jit(CUDA))
@@ -311,3 +312,4 @@ def cuda_launcher():
 
 
 _CUDA = None
+cuda = None  # numba.cuda, imported by cuda_launcher() only when the CUDA backend is used
