@@ -106,15 +106,15 @@ def make_yield(jit, seed_state, uniform, standard_normal):
     @jit
     def kill_die(gi, gf, die_id, dead, x, y):
         """Mark the die under a killer at (x, y) dead; 1 when it was alive, else 0 (scribe, off-grid, dead)."""
-        fx = (x - gf[GF_X0]) / gf[GF_PX]
-        fy = (y - gf[GF_Y0]) / gf[GF_PY]
-        if fx < 0.0 or fy < 0.0:
+        rx = x - gf[GF_X0]
+        ry = y - gf[GF_Y0]
+        if rx < 0.0 or ry < 0.0:
             return 0
-        i = int(fx)
-        j = int(fy)
+        i = int(rx / gf[GF_PX])
+        j = int(ry / gf[GF_PY])
         if i >= gi[GI_NX] or j >= gi[GI_NY]:
             return 0
-        if x - gf[GF_X0] - i * gf[GF_PX] >= gf[GF_DW] or y - gf[GF_Y0] - j * gf[GF_PY] >= gf[GF_DH]:
+        if rx - i * gf[GF_PX] >= gf[GF_DW] or ry - j * gf[GF_PY] >= gf[GF_DH]:
             return 0  # in the scribe
         d = die_id[j, i]
         if d < 0:
@@ -151,9 +151,12 @@ def make_yield(jit, seed_state, uniform, standard_normal):
         killed = 0
         r_w = gf[GF_RADIUS]
         for _ in range(poisson(mean, state)):
-            r = r_w * math.sqrt(uniform(state))
-            phi = _TWO_PI * uniform(state)
-            killed += defect(gi, gf, die_id, dead, r * math.cos(phi), r * math.sin(phi), state, slot, defects, n_def)
+            while True:  # uniform on the disk by rejection from its square (3.5x cheaper than sqrt/cos/sin)
+                x = r_w * (2.0 * uniform(state) - 1.0)
+                y = r_w * (2.0 * uniform(state) - 1.0)
+                if x * x + y * y <= r_w * r_w:
+                    break
+            killed += defect(gi, gf, die_id, dead, x, y, state, slot, defects, n_def)
         return killed
 
     @jit
