@@ -376,12 +376,14 @@ def kernel_tables(spec: YieldSpec):
     gf[Y.GF_RADIUS] = g.wafer_radius_mm
     gf[Y.GF_X0], gf[Y.GF_Y0] = g.origin_mm
     gf[Y.GF_PX], gf[Y.GF_PY] = g.pitch_mm
+    gf[Y.GF_INV_PX], gf[Y.GF_INV_PY] = 1.0 / g.pitch_mm[0], 1.0 / g.pitch_mm[1]
     gf[Y.GF_DW], gf[Y.GF_DH] = g.die_mm
     gf[Y.GF_WAFER_CM2] = math.pi * g.wafer_radius_mm**2 / MM2_PER_CM2
     gf[Y.GF_THETA] = spec.kill_fraction
     gf[Y.GF_X_MIN] = spec.defect_min_um
     gf[Y.GF_KILL_S] = spec.line_space_um
     gf[Y.GF_KILL_P] = spec.line_width_um + spec.line_space_um
+    gf[Y.GF_INV_KILL_P] = 1.0 / gf[Y.GF_KILL_P]
     for k in range(len(PATTERNS)):
         gf[Y.GF_W_RANDOM + k] = w[k]
     gf[Y.GF_ALPHA] = spec.alpha if math.isfinite(spec.alpha) else 0.0
