@@ -237,13 +237,15 @@ def grid_values(policy: str, grid: dict, search: str, samples: int, seed: int, d
 
 
 def _axis(spec, field_name):
-    """``(grid points, (low, high, log) or None)`` from a list, a number or a range mapping."""
+    """``(grid points, (low, high, log) or None)`` from a number, a list, ``"low:high:num[:log]"`` or a mapping."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return [_num(spec, field_name, low=-math.inf)], None
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise ConfigError(field_name, spec, "an empty list has no candidates")
         return [_num(v, f"{field_name}[{i}]", low=-math.inf) for i, v in enumerate(spec)], None
+    if isinstance(spec, str):
+        spec = _range_string(spec, field_name)
     spec = _mapping(spec, field_name)
     _only(spec, field_name, {"low", "high", "num", "log"})
     low = _num(spec.get("low"), f"{field_name}.low", low=-math.inf)
@@ -254,6 +256,22 @@ def _axis(spec, field_name):
         raise ConfigError(f"{field_name}.low", low, "a log range needs low > 0")
     points = np.geomspace(low, high, num) if log else np.linspace(low, high, num)
     return [float(v) for v in points], (low, high, log)
+
+
+def _range_string(text: str, field_name: str) -> dict:
+    """``"50:1500:59"`` -> 59 points from 50 to 1500; a trailing ``:log`` spaces them geometrically."""
+    parts = text.split(":")
+    log = parts[-1].strip() == "log"
+    if log:
+        parts = parts[:-1]
+    try:
+        low, high, num = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ConfigError(field_name, text, "expected a number, a list, 'low:high:num' (add ':log' for a geometric "
+                                            "grid) or {low, high, num, log}") from None
+    return {"low": low, "high": high, "num": num, "log": log}
 
 
 def _draw(axis, n, rng):
@@ -603,7 +621,7 @@ def _json_default(x):
 
 
 def plot_tradeoff(path, study: Study, s: Summary) -> None:
-    """Objective against the first policy parameter (with CIs), and availability against cost per year."""
+    """Objective against the first policy parameter (with CIs), and good dies against cost per year."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -653,19 +671,30 @@ def _plot_parameter(ax, study, s):
 
 
 def _plot_pareto(ax, study, s):
-    a, ah = s.kpis["availability"]
+    """Good dies against maintenance cost, coloured by the first policy parameter; the Pareto front in black."""
+    g, gh = s.kpis["good_dies_per_year"]
     c, ch = s.kpis["cost_per_year"]
-    ax.errorbar(c, a, xerr=np.nan_to_num(ch), yerr=np.nan_to_num(ah), fmt=".", alpha=0.5, label="candidates")
-    front = pareto_front(c, a)
-    ax.plot(c[front], a[front], "k-", lw=1.5, label="Pareto front")
-    ax.plot([c[s.best]], [a[s.best]], "r*", ms=14, label=f"best ({study.objective})")
-    ax.set_xlabel("maintenance cost per year")
-    ax.set_ylabel("availability")
+    cands = study.candidates
+    ax.errorbar(c, g, xerr=np.nan_to_num(ch), yerr=np.nan_to_num(gh), fmt="none", ecolor="0.8", lw=0.8, zorder=1)
+    names = list(cands.columns)
+    if names:
+        x = cands.columns[names[0]]
+        dots = ax.scatter(c, g, c=x, s=14, cmap="viridis", zorder=2)
+        ax.figure.colorbar(dots, ax=ax, label=names[0])
+    else:
+        ax.scatter(c, g, s=14, zorder=2)
+    front = pareto_front(c, g)
+    ax.plot(c[front], g[front], "k.-", lw=1.2, label="Pareto front (cheaper, more good dies)", zorder=3)
+    if cands.labels[0] == "run_to_failure" and len(cands) > 1:
+        ax.plot([c[0]], [g[0]], "kx", ms=10, label="run to failure", zorder=4)
+    ax.plot([c[s.best]], [g[s.best]], "r*", ms=14, label=f"best ({study.objective})", zorder=5)
+    ax.set_xlabel("maintenance cost per year (PM + repair prices)")
+    ax.set_ylabel("good dies per year")
     ax.legend(fontsize=8)
 
 
 def pareto_front(cost: np.ndarray, avail: np.ndarray) -> np.ndarray:
-    """Indices of candidates no other beats on both lower cost and higher availability, by cost."""
+    """Indices of candidates no other beats on both lower cost and a higher benefit ``avail``, by cost."""
     ok = np.flatnonzero(np.isfinite(cost) & np.isfinite(avail))
     order = ok[np.lexsort((-avail[ok], cost[ok]))]
     front, top = [], -np.inf
@@ -744,30 +773,69 @@ def validate_overrides(overrides: list[str], multirun: bool) -> None:
     """Compose and validate every job's config (each sweep combination) before any compute."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra.")])
-    except Exception as err:  # Hydra's OverrideParseException
-        raise ConfigError("overrides", " ".join(overrides), _first_line(err)) from None
+    parser = OverridesParser.create()
+    parsed = []
+    for text in overrides:
+        try:
+            parsed += parser.parse_overrides([text])
+        except Exception as err:  # Hydra's OverrideParseException
+            key, _, value = text.partition("=")
+            raise ConfigError(key, value, f"cannot parse: {_first_line(err)}") from None
+    parsed = [o for o in parsed if not o.get_key_element().lstrip("+~").startswith("hydra.")]
     choices = []
     for o in parsed:
         if o.is_sweep_override():
             if not multirun:
-                raise ConfigError(o.get_key_element(), o.input_line, "a sweep needs -m (multirun)")
+                raise ConfigError(o.get_key_element(), o.input_line.partition("=")[2], "a sweep needs -m (multirun)")
             choices.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
         else:
             choices.append([o.input_line])
-    combos = list(itertools.product(*choices))
-    for combo in combos[:256]:
+    for combo in list(itertools.product(*choices))[:256]:
+        load_study(_compose_checked(list(combo)))
+
+
+GROUPS = {"tool": "maintain/tool", "policy": "maintain/policy", "backend": "backend"}
+
+
+def group_options(group: str) -> list[str]:
+    from twin.configs_path import config_dir
+
+    return sorted(p.stem for p in (config_dir() / GROUPS[group]).glob("*.yaml"))
+
+
+def _compose_checked(overrides: list[str]) -> dict:
+    """compose_config, with Hydra's composition errors turned into one-line ConfigErrors."""
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in GROUPS and value not in group_options(key):
+            raise ConfigError(key, value, f"allowed: {', '.join(group_options(key))}")
+    try:
+        return compose_config(overrides)
+    except Exception:  # Hydra's composition errors; name the override that causes it
+        pass
+    for i in range(len(overrides)):  # find the first override that breaks composition
         try:
-            cfg = compose_config(list(combo))
-        except Exception as err:  # unknown group option or key: Hydra's composition errors
-            raise ConfigError(" ".join(combo) or "config", None, _first_line(err)) from None
-        load_study(cfg)
+            compose_config(overrides[: i + 1])
+        except Exception as err:
+            key, _, value = overrides[i].partition("=")
+            raise ConfigError(key.lstrip("+~"), value, _why(overrides[:i], key.lstrip("+~"), err)) from None
+    raise ConfigError("overrides", " ".join(overrides), "Hydra could not compose this config")
+
+
+def _why(before: list[str], key: str, err) -> str:
+    """'unknown setting; grid takes: T' when the key is missing, else Hydra's own first line."""
+    parent, _, _ = key.rpartition(".")
+    node = compose_config(before)
+    for part in parent.split(".") if parent else []:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and key.rpartition(".")[2] not in node:
+        return f"unknown setting; {parent or 'the config'} takes: {', '.join(map(str, node)) or 'nothing'}"
+    return _first_line(err)
 
 
 def _first_line(err) -> str:
-    text = str(err).strip().splitlines()
-    return " ".join(t.strip() for t in text[:3] if t.strip()) or type(err).__name__
+    text = [t.strip() for t in str(err).strip().splitlines() if t.strip()]
+    return text[0] if text else type(err).__name__
 
 
 def main(argv: list[str]) -> int:
