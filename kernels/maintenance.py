@@ -174,9 +174,18 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
         step = gf[GF_STEP_W]
         min_n = gi[GI_MIN_READ]
         forget = gf[GF_FORGET]
-        level = gf[GF_WARN_LEVEL]
-        if kind == PREDICTIVE:
-            level = p1
+        drift = gf[GF_DRIFT]
+        noise = gf[GF_NOISE]
+        sensor_sd = gf[GF_SENSOR_SD]
+        dies = gf[GF_GROSS]
+        kill = gf[GF_KILL]
+        warn_level = gf[GF_WARN_LEVEL]
+        warn_horizon = gf[GF_WARN_HORIZON]
+        hazard_on = gi[GI_HAZ_ON]
+        up = 0.0  # per-step sums stay in registers; written to ``out`` once at the end
+        wafers = 0.0
+        good = 0.0
+        readings = 0.0
         t = 0.0
         next_pm = p0 if kind == CALENDAR else INF
         life, fail_c, target = draw_renewal(gi, gf, r_life)
@@ -194,15 +203,15 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
         ewma = 0.0
         warn_t = -1.0
         while t < horizon:
-            hazard_rate = gf[GF_H0] * math.exp(gf[GF_HB] * c) if gi[GI_HAZ_ON] else 0.0
+            hazard_rate = gf[GF_H0] * math.exp(gf[GF_HB] * c) if hazard_on else 0.0
             dt, ev = next_event(gi, gf, kind, p0, t, age, wsr, next_read, life, hazard_rate, target, hcum, next_pm)
             w = wph * dt
             c_new = c
             if w > 0.0 and step < INF:
-                c_new = advance_condition(c, w, gf[GF_DRIFT], gf[GF_NOISE], r_path)
-            out[O_GOOD] += w * gf[GF_GROSS] * math.exp(-gf[GF_KILL] * (1.0 + 0.5 * (c + c_new)))
-            out[O_WAFERS] += w
-            out[O_UP] += dt
+                c_new = advance_condition(c, w, drift, noise, r_path)
+            good += w * dies * math.exp(-kill * (1.0 + 0.5 * (c + c_new)))
+            wafers += w
+            up += dt
             hcum += hazard_rate * util * dt
             age += util * dt
             wsr += w
@@ -214,8 +223,8 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
                 ev = _EV_FAIL
             if ev == _EV_READ:
                 next_read += step
-                y = c + gf[GF_SENSOR_SD] * standard_normal(r_path)
-                out[O_READINGS] += 1.0
+                y = c + sensor_sd * standard_normal(r_path)
+                readings += 1.0
                 s0 = forget * s0 + 1.0
                 s1 = forget * s1 + wsr
                 s2 = forget * s2 + wsr * wsr
@@ -223,15 +232,15 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
                 swy = forget * swy + wsr * y
                 n_read += 1
                 ewma = y if n_read == 1 else p1 * y + (1.0 - p1) * ewma
-                rul = rul_wafers(s0, s1, s2, sy, swy, n_read, min_n, wsr, gf[GF_WARN_LEVEL]) / wph
-                if warn_t < 0.0 and rul < gf[GF_WARN_HORIZON]:
+                rul = rul_wafers(s0, s1, s2, sy, swy, n_read, min_n, wsr, warn_level) / wph
+                if warn_t < 0.0 and rul < warn_horizon:
                     warn_t = t
                     out[O_WARNINGS] += 1.0
                 if kind == CONDITION and ewma >= p0:
                     ev = _EV_PM
                 elif kind == PREDICTIVE:
-                    if level != gf[GF_WARN_LEVEL]:
-                        rul = rul_wafers(s0, s1, s2, sy, swy, n_read, min_n, wsr, level) / wph
+                    if p1 != warn_level:
+                        rul = rul_wafers(s0, s1, s2, sy, swy, n_read, min_n, wsr, p1) / wph
                     next_pm = t + max(rul - p0, 0.0) if rul < INF else INF
                     if next_pm <= t:
                         ev = _EV_PM
@@ -272,6 +281,10 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
                 next_pm = INF
         if warn_t >= 0.0 and horizon - warn_t >= gf[GF_WARN_WINDOW]:
             out[O_FALSE] += 1.0
+        out[O_UP] = up
+        out[O_WAFERS] = wafers
+        out[O_GOOD] = good
+        out[O_READINGS] = readings
 
     return simulate_item
 

@@ -466,9 +466,13 @@ def mean_ci(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise mean and 95% Student-t half-width over the last axis (NaNs dropped)."""
     from twin.kpis import t975
 
+    import warnings
+
+    x = np.where(np.isfinite(x), x, np.nan)
     n = np.isfinite(x).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=-1) if x.size else np.zeros(x.shape[:-1])
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (no wafers) summarise to NaN
+        mean = np.nanmean(x, axis=-1)
         sd = np.nanstd(x, axis=-1, ddof=1)
         t = np.array([t975(int(k) - 1) for k in np.ravel(n)]).reshape(n.shape)
         half = t * sd / np.sqrt(n)
@@ -594,7 +598,7 @@ def best_policy_doc(study: Study, s: Summary, raw: Raw, compile_s: float, cfg: d
         },
     }
     if cands.labels[0] == "run_to_failure" and b != 0:
-        doc["vs_run_to_failure"] = {"gap": float(-s.gap[0]), "gap_ci95": float(s.gap_ci[0])}
+        doc["gain_over_run_to_failure"] = {"mean": float(-s.gap[0]), "ci95": float(s.gap_ci[0])}
     return doc
 
 
