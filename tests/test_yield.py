@@ -255,3 +255,21 @@ def test_apply_yield_overrides_changes_alpha_and_square_die_only():
         with pytest.raises(ConfigError) as e:
             apply_yield_overrides(s, **kw)
         assert e.value.field == field
+
+
+def test_defect_counts_per_wafer_match_the_benchmark_work_model():
+    """Clustering and thinning keep the mean: D / theta * pi R^2 defects on every wafer."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_yield import work_model
+
+    for s in (spec(), spec(alpha=2.0)):
+        dens = density_for(s, 0.5)
+        mc = simulate_wafers(s, np.full(300, dens), seed=19, sample=np.arange(300))
+        st = summarize(mc.n_defects)
+        model = work_model(s, dens)
+        assert within(st["mean"], st["ci95"], model["defects_per_wafer"]), (st, model)
+    assert model["candidates_per_wafer"] > model["defects_per_wafer"]  # the blocks overhang the disk
+    assert work_model(spec(), 1.0)["candidates_per_wafer"] == pytest.approx(work_model(spec(), 1.0)["defects_per_wafer"] * 4 / math.pi)

@@ -236,8 +236,7 @@ def dies_lost_by_step(result, line) -> np.ndarray:
 def _pareto(result, line, window, top):
     step_product, step_group = step_table(line)
     names = list(result.step_names)
-    if len(names) != step_product.size:
-        raise ValueError(f"result has {len(names)} steps but the line has {step_product.size}")
+    _check_step_order(names, line, step_product)
     lost = dies_lost_by_step(result, line)
     steps = _ranked(lost / window, names, top, lambda s: {"product": line.products[step_product[s]].name,
                                                           "group": step_group[s]})
@@ -246,6 +245,18 @@ def _pareto(result, line, window, top):
     for s, g in enumerate(step_group):
         by_group[:, groups.index(g)] += lost[:, s]
     return steps, _ranked(by_group / window, groups, top, lambda g: {})
+
+
+def _check_step_order(names, line, step_product) -> None:
+    """The engine numbers steps product by product, route order ("product/k ..."); fail loudly if not."""
+    if len(names) != step_product.size:
+        raise ValueError(f"result has {len(names)} route steps but the line has {step_product.size}")
+    k = 0
+    for pi, p in enumerate(line.products):
+        for j in range(len(p.route)):
+            if not str(names[k]).startswith(f"{p.name}/{j + 1}"):
+                raise ValueError(f"route step {k} is named {names[k]!r}; expected {p.name}/{j + 1}")
+            k += 1
 
 
 def _ranked(per_rep_per_day, names, top, extra) -> list:
