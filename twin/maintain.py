@@ -597,8 +597,10 @@ def best_policy_doc(study: Study, s: Summary, raw: Raw, compile_s: float, cfg: d
             "config": cfg,
         },
     }
-    if cands.labels[0] == "run_to_failure" and b != 0:
-        doc["gain_over_run_to_failure"] = {"mean": float(-s.gap[0]), "ci95": float(s.gap_ci[0])}
+    if cands.labels[0] == "run_to_failure":  # warnings scored without PM censoring them
+        doc["warnings_under_run_to_failure"] = {k: _num_or_none(v[0]) for k, v in s.warnings.items()}
+        if b != 0:
+            doc["gain_over_run_to_failure"] = {"mean": float(-s.gap[0]), "ci95": float(s.gap_ci[0])}
     return doc
 
 
