@@ -215,7 +215,7 @@ def test_warnings_recall_with_a_perfect_sensor_and_long_lead():
     assert s2.warnings["warning_recall"][0] < 0.8 * s.warnings["warning_recall"][0]
 
 
-def test_results_do_not_depend_on_chunks_and_crn_shares_streams():
+def test_results_do_not_depend_on_chunks_or_threads_and_crn_shares_streams():
     tool = linear_tool(noise=4e-3, sensor_noise=0.05, life=Dist("weibull", (1.5, 300.0)))
     cands = make_candidates("condition_based", {"threshold": np.array([0.5, 0.7, 0.9]),
                                                 "smoothing": np.array([1.0, 0.5, 0.2])}, baseline=True)
@@ -223,6 +223,14 @@ def test_results_do_not_depend_on_chunks_and_crn_shares_streams():
     chunked = simulate(tool, cands, 6, 500.0, 9, chunk_items=7)
     np.testing.assert_array_equal(whole.out, chunked.out)
     np.testing.assert_array_equal(whole.hist, chunked.hist)
+    import numba
+
+    numba.set_num_threads(1)
+    try:
+        serial = simulate(tool, cands, 6, 500.0, 9)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(whole.out, serial.out)
     # two identical candidates: the same numbers under common random numbers, independent ones without
     twins = make_candidates("condition_based", {"threshold": np.array([0.7, 0.7]), "smoothing": np.array([1.0, 1.0])})
     crn = simulate(tool, twins, 6, 500.0, 9)
