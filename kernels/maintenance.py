@@ -44,10 +44,9 @@ from numba import prange
 
 from kernels.target import CPU, CUDA, device_jit
 
-# policy kinds: params p0, p1
-RUN_TO_FAILURE, AGE, CALENDAR, WAFERS, CONDITION, PREDICTIVE = range(6)
-POLICY_KINDS = {"run_to_failure": RUN_TO_FAILURE, "age": AGE, "calendar": CALENDAR, "wafer_count": WAFERS,
-                "condition_based": CONDITION, "predictive": PREDICTIVE}
+# policy kinds (p0, p1): none; age T operating hours; block every T calendar hours; N wafers;
+# (threshold, EWMA weight); (lead hours, failure level); age T calendar hours since the last renewal
+RUN_TO_FAILURE, AGE, BLOCK, WAFERS, CONDITION, PREDICTIVE, CALENDAR_AGE = range(7)
 
 # gi
 GI_LIFE_ON, GI_LIFE_KIND, GI_THR_ON, GI_THR_KIND, GI_HAZ_ON, GI_REPAIR_KIND, GI_PM_KIND, GI_MIN_READ, GI_BINS = range(9)
@@ -147,7 +146,7 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
             d = (p0 - age) / util
         elif kind == WAFERS:
             d = (p0 - wsr) / wph
-        elif kind == CALENDAR or kind == PREDICTIVE:
+        elif kind == BLOCK or kind == PREDICTIVE or kind == CALENDAR_AGE:
             d = next_pm - t
         else:
             d = INF
@@ -187,7 +186,7 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
         good = 0.0
         readings = 0.0
         t = 0.0
-        next_pm = p0 if kind == CALENDAR else INF
+        next_pm = p0 if kind == BLOCK or kind == CALENDAR_AGE else INF
         life, fail_c, target = draw_renewal(gi, gf, r_life)
         c = 0.0
         age = 0.0
@@ -274,9 +273,11 @@ def make_maintenance(jit, seed_state, uniform, sample, standard_normal, advance_
             n_read = 0
             ewma = 0.0
             warn_t = -1.0
-            if kind == CALENDAR:
+            if kind == BLOCK:
                 while next_pm <= t:
                     next_pm += p0
+            elif kind == CALENDAR_AGE:
+                next_pm = t + p0
             else:
                 next_pm = INF
         if warn_t >= 0.0 and horizon - warn_t >= gf[GF_WARN_WINDOW]:

@@ -40,7 +40,7 @@ def evaluate(tool, policy, values, replicas, years, seed=11, **kw):
 # ----------------------------------------------------------------------------- exponential life
 
 
-@pytest.mark.parametrize("basis", ["operating", "calendar"])
+@pytest.mark.parametrize("basis", ["operating", "calendar", "block"])
 def test_exponential_life_pm_cannot_raise_availability(basis):
     mtbf, mttr, t_pm = 100.0, 20.0, 2.0
     tool = ToolModel("exp", 10.0, life=Dist("exponential", (mtbf,)), repair=Dist("exponential", (mttr,)),
@@ -165,14 +165,18 @@ def test_condition_based_and_predictive_pm_times():
     assert raw.out[0, 0, M.O_FAILS] == 0
 
 
-def test_wafer_count_pm_is_age_pm_at_the_same_wafers():
-    """At a fixed wafer rate, PM every N wafers is PM every N / rate operating hours: the same numbers."""
-    tool = ToolModel("w", 12.0, utilisation=0.6, life=Dist("weibull", (2.0, 80.0)), repair=Dist("exponential", (5.0,)),
+def test_wafer_count_and_calendar_age_are_operating_age_rescaled():
+    """Busy a fixed share u of up time at a fixed rate r: PM every N wafers is PM at operating age N / r, and PM
+    at calendar age T (since the last renewal, the tool being up all the while) is PM at operating age u T."""
+    rate, u = 12.0, 0.6
+    tool = ToolModel("w", rate, utilisation=u, life=Dist("weibull", (2.0, 80.0)), repair=Dist("exponential", (5.0,)),
                      pm_duration=Dist.constant(1.0))
     N = np.array([240.0, 600.0, 1200.0])
+    by_age = simulate(tool, make_candidates("time_based", {"T": N / rate}), 8, 2000.0, 3)
     by_wafers = simulate(tool, make_candidates("wafer_count", {"N": N}), 8, 2000.0, 3)
-    by_age = simulate(tool, make_candidates("time_based", {"T": N / 12.0}), 8, 2000.0, 3)
     np.testing.assert_allclose(by_wafers.out, by_age.out, rtol=1e-9)
+    by_calendar = simulate(tool, make_candidates("time_based", {"T": N / rate / u}, basis="calendar"), 8, 2000.0, 3)
+    np.testing.assert_allclose(by_calendar.out, by_age.out, rtol=1e-9)
 
 
 # ----------------------------------------------------------------------------- stochastic degradation

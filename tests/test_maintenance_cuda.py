@@ -30,9 +30,11 @@ SCRIPT = textwrap.dedent("""
                      pm_duration=Dist("triangular", (1.0, 2.0, 3.0)), sensor_noise=0.05, forget=0.9, min_readings=3,
                      d0=0.2, gross_dies=100.0, price_pm=1.0, price_repair=5.0, price_down_hour=0.1,
                      warn_level=1.0, warn_horizon=6.0, warn_window=12.0, warn_bins=8)
-    kinds = np.array([M.RUN_TO_FAILURE, M.AGE, M.CALENDAR, M.WAFERS, M.CONDITION, M.PREDICTIVE], np.int32)
-    params = np.array([[0, 0, 0], [20, 0, 0], [25, 0, 0], [300, 0, 0], [0.6, 0.5, 0], [3, 0.9, 0]], np.float64)
-    cands = Candidates(("x",) * 6, kinds, params)
+    kinds = np.array([M.RUN_TO_FAILURE, M.AGE, M.BLOCK, M.WAFERS, M.CONDITION, M.PREDICTIVE, M.CALENDAR_AGE],
+                     np.int32)
+    params = np.array([[0, 0, 0], [20, 0, 0], [25, 0, 0], [300, 0, 0], [0.6, 0.5, 0], [3, 0.9, 0], [22, 0, 0]],
+                      np.float64)
+    cands = Candidates(("x",) * 7, kinds, params)
     args = dict(replicas=3, horizon_hours=80.0, seed=17, rep0=5)
     gpu = simulate(tool, cands, backend="cuda", chunk_items=7, **args)
     cpu = simulate(tool, cands, backend="cpu", **args)

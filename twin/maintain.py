@@ -41,7 +41,7 @@ POLICIES = {
     "condition_based": ("threshold", "smoothing"),
     "predictive": ("lead", "level"),
 }
-BASES = ("operating", "calendar")
+BASES = {"operating": M.AGE, "calendar": M.CALENDAR_AGE, "block": M.BLOCK}  # time_based policy.basis
 KPIS = ("availability", "good_dies_per_year", "cost_per_year", "failures_per_year", "pms_per_year",
         "wafers_per_year", "yield_factor", "warnings_per_year")
 STUDY_KEYS = {"tool", "policy", "grid", "search", "samples", "baseline", "objective", "replicas", "horizon_years",
@@ -198,7 +198,7 @@ def make_candidates(policy: str, values: dict, basis: str = "operating", baselin
     names = POLICIES[policy]
     n = len(next(iter(values.values()))) if names else 1
     kind = {"run_to_failure": M.RUN_TO_FAILURE, "wafer_count": M.WAFERS, "condition_based": M.CONDITION,
-            "predictive": M.PREDICTIVE, "time_based": M.AGE if basis == "operating" else M.CALENDAR}[policy]
+            "predictive": M.PREDICTIVE, "time_based": BASES[basis]}[policy]
     kinds = np.full(n, kind, np.int32)
     params = np.zeros((n, 3), np.float64)
     for j, name in enumerate(names):
