@@ -163,12 +163,13 @@ def _time_cpu(spec, wafers, density, threads, repeats):
     numba.set_num_threads(threads)
     dens = np.full(wafers, density)
     simulate_wafers(spec, dens[:64], seed=1)  # warm-up (compile or cache load)
-    times = []
+    times, busy = [], []
     for r in range(repeats):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         mc = simulate_wafers(spec, dens, seed=1 + r, chunk=1 << 16)
         times.append(time.perf_counter() - t)
-    return statistics.median(times), mc
+        busy.append((time.process_time() - c) / times[-1])
+    return statistics.median(times), mc, statistics.median(busy)
 
 
 def _cpu_model() -> str:
@@ -215,10 +216,12 @@ def _cpu_rows(quick: bool) -> list[dict]:
         per_item = int(round(model["uniforms_per_die"] * spec.gross_dies))
         for threads in sorted({all_threads, 1}, reverse=True):
             n = wafers if threads > 1 else wafers // 4
-            seconds, mc = _time_cpu(spec, n, density, threads, repeats)
+            seconds, mc, busy = _time_cpu(spec, n, density, threads, repeats)
             rng_rate = rng_rate_cpu(threads, per_item, max(256, n // 8), repeats)
-            rows.append(_row(f"yield_mc_{label}", "cpu", f"{_cpu_model()}, {threads} threads", threads, spec, n,
-                             density, seconds, mc, model, rng_rate, bandwidth, repeats))
+            row = _row(f"yield_mc_{label}", "cpu", f"{_cpu_model()}, {threads} threads", threads, spec, n,
+                       density, seconds, mc, model, rng_rate, bandwidth, repeats)
+            row["cpu_busy_threads"] = busy  # process CPU time / wall time: < threads when the cores were shared
+            rows.append(row)
     numba.set_num_threads(all_threads)
     return rows
 
@@ -299,10 +302,11 @@ def run(quick: bool) -> list[dict]:
     """Benchmark rows (one dict per backend, pattern and thread count); CUDA only on a real GPU."""
     from kernels.target import cuda_usable
 
+    load = os.getloadavg()[0]  # other processes share the cores: recorded with the results
     rows = _cpu_rows(quick)
     comp = compile_seconds("cpu")
     for r in rows:
-        r.update(comp)
+        r.update(comp, load_average_1min_before=load)
     if cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
         rows += _cuda_rows(quick)
     else:
@@ -312,14 +316,15 @@ def run(quick: bool) -> list[dict]:
 
 def _print(rows):
     print(f"{'benchmark':28s} {'backend':5s} {'thr':>3s} {'wafers':>8s} {'Mdie/s':>8s} {'Mdefect/s':>9s} "
-          f"{'RNG floor Mdie/s':>16s} {'of floor':>8s} {'mem floor':>10s}")
+          f"{'RNG floor Mdie/s':>16s} {'of floor':>8s} {'mem floor':>10s} {'busy':>5s}")
     for r in rows:
         if "die_evals_per_s" not in r:
             print(f"{r['benchmark']:28s} {r['backend']:5s} {r.get('note', '')}")
             continue
         print(f"{r['benchmark']:28s} {r['backend']:5s} {r['threads']:3d} {r['wafers']:8d} {r['die_evals_per_s'] / 1e6:8.2f} "
               f"{r['defects_per_s'] / 1e6:9.2f} {r['rng_floor_die_evals_per_s'] / 1e6:16.2f} "
-              f"{100 * r['fraction_of_rng_floor']:7.1f}% {100 * r['fraction_of_memory_floor']:9.3f}%")
+              f"{100 * r['fraction_of_rng_floor']:7.1f}% {100 * r['fraction_of_memory_floor']:9.3f}% "
+              f"{r.get('cpu_busy_threads', float('nan')):5.2f}")
     comp = next((r for r in rows if "compile_seconds" in r), None)
     if comp:
         print(f"JIT compile {comp['compile_seconds']:.1f} s (import {comp['import_seconds']:.1f} s), measured apart")
