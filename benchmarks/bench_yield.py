@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from twin.yield_model import YieldSpec, simulate_wafers  # noqa: E402
 
+cuda = None  # numba.cuda, imported by _cuda_rows only
 AD = 0.5  # A D of the benchmark wafers: die yield exp(-0.5) = 0.61 (random) / 0.64 (alpha 2)
 
 
@@ -226,9 +227,10 @@ def _cpu_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def _cuda_rows(quick: bool) -> list[dict]:
+def _cuda_rows(quick: bool, wafers: int | None = None, copy_words: int = 1 << 26) -> list[dict]:
     """Kernel-only timing on a real GPU: inputs uploaded before, cuda.synchronize() before stopping the clock."""
-    from numba import cuda
+    global cuda
+    from numba import cuda  # a module global, so numba's CUDA simulator can swap it inside kernels
 
     from kernels import yield_kernels as Y
     from kernels.rng import make_rng
@@ -249,9 +251,9 @@ def _cuda_rows(quick: bool) -> list[dict]:
                 acc += uniform(st)
             out[k] = acc
 
-    wafers = 200_000 if quick else 2_000_000
+    wafers = wafers or (200_000 if quick else 2_000_000)
     repeats = 3 if quick else 7
-    src = cuda.to_device(np.ones(1 << 26))
+    src = cuda.to_device(np.ones(copy_words))
     dst = cuda.device_array_like(src)
     times = []
     for _ in range(repeats + 1):
