@@ -75,28 +75,23 @@ def _meta_config(cfg: dict, line) -> dict:
 def _yield_section(result, out_dir, backend_name, seed, ycfg) -> dict:
     from twin.yield_report import yield_report
 
-    return yield_report(result, out_dir, backend_name, seed)
+    return yield_report(result, out_dir, backend_name, seed, sample_wafers=_count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0))
 
 
 def apply_yield_settings(line: Line, ycfg: dict) -> Line:
     """Run-level yield knobs (for sweeps): scale defect densities, override alpha and die size."""
+    from twin.yield_model import apply_yield_overrides
+
     scale = _number(ycfg.get("defect_scale", 1.0), "yield.defect_scale")
-    alpha = ycfg.get("alpha")
-    die = ycfg.get("die_size_mm")
+    alpha, die = ycfg.get("alpha"), ycfg.get("die_size_mm")
     if scale == 1.0 and alpha is None and die is None:
         return line
     products = []
     for p in line.products:
         route = tuple(dataclasses.replace(s, defect_density=s.defect_density * scale) for s in p.route)
         spec = p.yield_spec
-        if spec is not None and (alpha is not None or die is not None):
-            changes = {}
-            if alpha is not None:
-                changes["alpha"] = _number(alpha, "yield.alpha", positive=True)
-            if die is not None:
-                edge = _number(die, "yield.die_size_mm", positive=True)
-                changes.update(die_width_mm=edge, die_height_mm=edge)
-            spec = dataclasses.replace(spec, **changes)
+        if spec is not None:
+            spec = apply_yield_overrides(spec, scale, alpha, die)
         products.append(dataclasses.replace(p, route=route, yield_spec=spec))
     return dataclasses.replace(line, products=tuple(products))
 
