@@ -27,13 +27,14 @@ import math
 import numpy as np
 
 from kernels.condition import make_condition
-from kernels.dispatch import make_rule_key
+from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.layout import *  # noqa: F401,F403  (column constants)
 from kernels.rng import make_rng
 
 INF = math.inf
 VER_MASK = 0x7FFFFFF
+RULE_FIFO = RULE_IDS["fifo"]
 
 
 def make_engine(jit):
@@ -300,6 +301,8 @@ def make_engine(jit):
                 if family >= 0 and needs_setup == 0 and key < best_same_key:
                     best_same_key = key
                     best_same = lot
+                if rule == RULE_FIFO and not hold_setup:
+                    break  # the list is in arrival order: the first eligible lot is the FIFO choice
             lot = li[lot, L_NEXT]
         if next_timeout < qf[g, QF_TIMEOUT_AT]:
             qf[g, QF_TIMEOUT_AT] = next_timeout
