@@ -1,357 +1,701 @@
-"""SMT2020 testbed loader: AutoSched-style tables → the twin's line model.
+"""SMT2020 testbed loader: AutoSched-style tables in, a validated :class:`~twin.line.Line` out.
 
-Kopp, Hassoun, Kalir, Mönch, "SMT2020—A Semiconductor Manufacturing Testbed",
-IEEE TSM 33(4), 2020.  The tables stay where they are (``data_dir``, default
-``../shared/data/smt2020`` beside the checkout); every reading choice is in
-docs/smt2020.md.  A malformed table raises :class:`DataError` naming the file,
-line and column.
+Kopp, Hassoun, Kalir and Mönch, "SMT2020 — A Semiconductor Manufacturing
+Testbed", IEEE TSM 33(4), 2020.  The tables stay where they are (a data
+folder beside the repository); a line YAML with ``loader: smt2020`` names the
+data set.  Every reading the tables leave open is written down, with its
+reason, in docs/smt2020.md; this module's comments point there.
+
+A malformed table raises :class:`DataError` naming the file, the line and the
+column, before anything else is built.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from twin.distributions import Dist
 from twin.errors import ConfigError, DataError
-from twin.line import (
-    Failure,
-    InitialWip,
-    Line,
-    PreventiveMaintenance,
-    Product,
-    Release,
-    Step,
-    ToolGroup,
-)
+from twin.line import INF, Failure, InitialWip, Line, PreventiveMaintenance, Product, Release, Step, ToolGroup
 
-DATASETS = ("HVLM", "LVHM")
-MINUTES = {"sec": 1 / 60, "min": 1.0, "hr": 60.0, "hour": 60.0, "day": 1440.0}
+ENV_DIR = "FABTWIN_SMT2020_DIR"
+DEFAULT_DISPATCH = {"HVLM": "fifo", "LVHM": "cr"}
+DEFAULT_RUN = {"horizon_days": 730.0, "warmup_days": 90.0}
+YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults"}
+
+MINUTES = {"sec": 1.0 / 60.0, "s": 1.0 / 60.0, "min": 1.0, "hr": 60.0, "day": 1440.0}
 PRIORITY = {10: "normal", 20: "hot", 30: "super_hot"}
-NATIVE_RULES = {"rule_HotLotFIRST": "hot_lot_setup", "rule_LSSU": "hot_lot_setup"}
-DISPATCH_CHOICES = ("native", "fifo", "spt", "edd", "cr", "least_slack", "hot_lot_setup")
+# Each family's own rule (dispatch: native) -> the engine rule that ranks lots the same way.
+NATIVE_RULES = {
+    ("rule_HotLotFIRST", "rank_HP;rank_RSETUP;rank_FIFO"): "hot_lot_setup",
+    ("rule_LSSU", "rank_HP;rank_RSETUP;rank_FIFO"): "hot_lot_setup",
+}
+DATE_FORMAT = "%m/%d/%y %H:%M:%S"
+
+# Columns the loader reads, per file: every one must be in the header.
+COLUMNS = {
+    "part.txt": ("PART", "ROUTEFILE", "ROUTE"),
+    "tool.txt.1l": ("STNFAM", "RULE", "FWLRANK", "WAKERESRANK", "BATCHCRITF", "BATCHPER", "LTIME", "LTUNITS",
+                    "ULTIME", "ULTUNITS", "STNCAP", "STNQTY", "STNGRP", "STNFAMLOC", "SETUPGRP"),
+    "route": ("ROUTE", "STEP", "DESC", "STNFAM", "PDIST", "PTIME", "PTIME2", "PTUNITS", "PTPER", "BATCHMN",
+              "BATCHMX", "SETUP", "WHEN", "STIME", "STUNITS", "SVESTN", "FORSTEP", "BatchInterval",
+              "BatchIntUnits", "PartInterval", "PartIntUnits", "RWKSTEP", "REWORK", "RWKTYPE", "StepPercent",
+              "STEP_CQT", "CQT", "CQTUNITS"),
+    "order.txt": ("LOT", "PART", "PRIOR", "PIECES", "START", "RDIST", "REPEAT", "RUNITS", "RPT#", "LOTSPERRPT",
+                  "DUE"),
+    "WIP.txt": ("LOT", "PART", "PRIOR", "PIECES", "START", "CURSTEP", "DUE"),
+    "downcal.txt": ("DOWNCALNAME", "DOWNCALTYPE", "MTTFDIST", "MTTF", "MTTFUNITS", "MTTRDIST", "MTTR", "MTTRUNITS"),
+    "pmcal.txt": ("PMCALNAME", "PMCALTYPE", "MTBPM", "MTBPMUNITS", "MTTRDIST", "MTTR", "MTTR2", "MTTRUNITS"),
+    "attach.txt": ("CALNAME", "CALTYPE", "RESTYPE", "RESNAME", "FOADIST", "FOA", "FOAUNITS"),
+    "setup.txt": ("CURSETUP", "NEWSETUP", "STIME", "STUNITS"),
+    "setupgrp.txt": ("SETUPGRP", "SETUP", "MINRUN"),
+    "fromto.txt": ("FROMLOC", "TOLOC", "DDIST", "DTIME", "DTIME2", "DUNITS"),
+}
 
 
 # ----------------------------------------------------------------------------- tables
 
 
-class Table:
-    """Rows of one tab-separated file with their line numbers, columns checked up front."""
+@dataclass
+class Row:
+    """One data row; ``line`` is the 1-based line of the file (the header is line 1)."""
 
-    def __init__(self, path: Path, required: tuple[str, ...]):
-        self.path = path
-        if not path.is_file():
-            raise DataError(path, None, None, "file is missing")
-        with open(path, newline="") as f:
-            reader = csv.reader(f, delimiter="\t")
-            try:
-                header = [h.strip() for h in next(reader)]
-            except StopIteration:
-                raise DataError(path, 1, None, "file is empty (no header row)") from None
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise DataError(path, 1, missing[0], "required column is missing")
-            self.rows = []
-            for number, cells in enumerate(reader, start=2):
-                if not any(c.strip() for c in cells):
-                    continue
-                cells = cells + [""] * (len(header) - len(cells))
-                self.rows.append((number, dict(zip(header, (c.strip() for c in cells)))))
-        if not self.rows:
-            raise DataError(path, None, None, "file has no data rows (truncated?)")
+    path: Path
+    line: int
+    header: dict
+    fields: list
 
-    def number(self, line: int, row: dict, column: str, default=None) -> float:
-        text = row.get(column, "")
+    def error(self, column: str | None, problem: str) -> DataError:
+        return DataError(self.path, self.line, column, problem)
+
+    def get(self, column: str) -> str:
+        """The cell, stripped; '' when blank (or beyond the end of a short row)."""
+        k = self.header[column]
+        return self.fields[k].strip() if k < len(self.fields) else ""
+
+    def need(self, column: str) -> str:
+        value = self.get(column)
+        if value == "":
+            short = len(self.fields) <= self.header[column]
+            why = f" (the row has {len(self.fields)} of {len(self.header)} fields: truncated?)" if short else ""
+            raise self.error(column, f"missing value{why}")
+        return value
+
+    def number(self, column: str, default: float | None = None, low: float = 0.0) -> float:
+        text = self.get(column) if default is not None else self.need(column)
         if text == "":
-            if default is None:
-                raise DataError(self.path, line, column, "value is missing")
             return default
         try:
             value = float(text)
         except ValueError:
-            raise DataError(self.path, line, column, f"{text!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise DataError(self.path, line, column, f"{text!r} must be a finite number >= 0")
+            raise self.error(column, f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < low:
+            raise self.error(column, f"must be a finite number >= {low:g}, got {text!r}")
         return value
 
-    def minutes(self, line: int, row: dict, value: float, unit_column: str, default_unit="min") -> float:
-        unit = row.get(unit_column, "") or default_unit
+    def integer(self, column: str, default: int | None = None, low: int = 0) -> int:
+        value = self.number(column, None if default is None else float(default), low=low)
+        if value != int(value):
+            raise self.error(column, f"must be a whole number, got {self.get(column)!r}")
+        return int(value)
+
+    def minutes(self, column: str, units_column: str, default: float | None = None) -> float:
+        """A time converted to minutes by its units column (sec, min, hr, day)."""
+        value = self.number(column, default)
+        if self.get(column) == "":
+            return value
+        return value * self.unit(units_column)
+
+    def unit(self, units_column: str) -> float:
+        unit = self.need(units_column)
         if unit not in MINUTES:
-            raise DataError(self.path, line, unit_column, f"unknown time unit {unit!r}; allowed: {', '.join(MINUTES)}")
-        return value * MINUTES[unit]
+            raise self.error(units_column, f"unknown time unit {unit!r}; allowed: {', '.join(MINUTES)}")
+        return MINUTES[unit]
 
 
-def data_root(data_dir) -> Path:
-    """Where the SMT2020 folders are: the config value, FABTWIN_SMT2020_DIR, or ../shared beside the checkout."""
-    candidates = []
-    if data_dir:
-        candidates.append(Path(str(data_dir)).expanduser())
-    if os.environ.get("FABTWIN_SMT2020_DIR"):
-        candidates.append(Path(os.environ["FABTWIN_SMT2020_DIR"]))
-    here = Path(__file__).resolve()
-    candidates += [here.parents[2] / "shared" / "data" / "smt2020", Path.cwd().parent / "shared" / "data" / "smt2020",
-                   Path.cwd() / "shared" / "data" / "smt2020"]
-    for c in candidates:
-        if (c / "HVLM").is_dir() or (c / "LVHM").is_dir():
-            return c
-    raise ConfigError("line.data_dir", str(data_dir), "no SMT2020 tables found; looked in "
-                      + ", ".join(str(c) for c in candidates) + ". Set line.data_dir=... or FABTWIN_SMT2020_DIR")
+def read_table(path: Path, columns) -> list[Row]:
+    """Tab-separated file with a header row; blank lines skipped; required ``columns`` checked."""
+    if not path.is_file():
+        raise DataError(path, None, None, "file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    header_fields = [h.strip() for h in lines[0].rstrip("\r").split("\t")]
+    header = {}
+    for k, name in enumerate(header_fields):
+        if name and name != "IGNORE" and name in header:
+            raise DataError(path, 1, name, "column appears twice in the header")
+        header.setdefault(name, k)
+    for name in columns:
+        if name not in header:
+            raise DataError(path, 1, name, f"missing column (the header has: {', '.join(h for h in header_fields if h)})")
+    rows = []
+    for number, raw in enumerate(lines[1:], start=2):
+        raw = raw.rstrip("\r")
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        extra = [f for f in fields[len(header_fields):] if f.strip()]
+        if extra:
+            raise DataError(path, number, None, f"{len(fields)} fields but the header has {len(header_fields)} columns")
+        rows.append(Row(path, number, header, fields))
+    if not rows:
+        raise DataError(path, None, None, "no data rows (empty or truncated file)")
+    return rows
 
 
-# ----------------------------------------------------------------------------- loader
+# ----------------------------------------------------------------------------- values
 
 
-def load_smt2020(cfg: dict) -> Line:
-    """Build the SMT2020 HVLM or LVHM line from its tables."""
-    allowed = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults"}
-    for key in cfg:
-        if key not in allowed:
-            raise ConfigError(f"line.{key}", cfg[key], f"unknown field; allowed: {', '.join(sorted(allowed))}")
-    dataset = cfg.get("dataset", "HVLM")
-    if dataset not in DATASETS:
-        raise ConfigError("line.dataset", dataset, f"allowed: {', '.join(DATASETS)}")
-    dispatch = cfg.get("dispatch", "native")
-    if dispatch not in DISPATCH_CHOICES:
-        raise ConfigError("line.dispatch", dispatch, f"allowed: {', '.join(DISPATCH_CHOICES)}")
-    folder = data_root(cfg.get("data_dir")) / dataset
-    tools = Table(folder / "tool.txt.1l", ("STNFAM", "RULE", "LTIME", "LTUNITS", "ULTIME", "ULTUNITS", "STNQTY", "STNGRP"))
-    parts = Table(folder / "part.txt", ("PART", "ROUTEFILE"))
-    families = {row["STNFAM"]: (n, row) for n, row in tools.rows}
-    route_setup = {}
-    products = [_product(tools, folder, n, row, families, route_setup) for n, row in parts.rows]
-    setups = _setups(folder, products, route_setup)
-    groups = _groups(tools, folder, dispatch, setups)
-    releases = _releases(Table(folder / "order.txt", ("LOT", "PART", "PRIOR", "PIECES", "START", "RDIST", "REPEAT", "RUNITS", "RPT#", "LOTSPERRPT", "DUE")))
-    wip = _initial_wip(Table(folder / "WIP.txt", ("LOT", "PART", "PRIOR", "CURSTEP")), releases, products)
-    fromto = Table(folder / "fromto.txt", ("DDIST", "DTIME", "DTIME2", "DUNITS"))
-    line_no, row = fromto.rows[0]
-    transport = _uniform(fromto, line_no, row, "DTIME", "DTIME2", "DUNITS")
-    return Line(
-        name=cfg.get("name") or f"smt2020_{dataset.lower()}",
-        tool_groups=tuple(groups),
-        products=tuple(products),
-        releases=tuple(releases),
-        initial_wip=tuple(wip),
-        transport=transport,
-        areas=tuple(dict.fromkeys(g.area for g in groups)),
-        layout={"smt2020": dataset},
-        run_defaults=dict(cfg.get("run_defaults") or {}),
+def _dist(row: Row, dist_col: str, value_col: str, width_col: str | None, units_col: str) -> Dist:
+    """A time law in minutes.  ``uniform`` reads the second value as a half-width (docs/smt2020.md)."""
+    kind = row.need(dist_col)
+    unit = row.unit(units_col)
+    value = row.number(value_col) * unit
+    if kind == "constant":
+        return Dist.constant(value)
+    if kind == "exponential":
+        if value <= 0:
+            raise row.error(value_col, "an exponential mean must be > 0")
+        return Dist("exponential", (value,))
+    if kind == "uniform" and width_col is not None:
+        half = row.number(width_col) * unit
+        if half > value:
+            raise row.error(width_col, f"half-width {row.get(width_col)} exceeds the mean {row.get(value_col)}: negative times")
+        return Dist("uniform", (value - half, value + half))
+    allowed = "constant, exponential" + (", uniform" if width_col else "")
+    raise row.error(dist_col, f"unknown distribution {kind!r}; allowed: {allowed}")
+
+
+def _date(row: Row, column: str) -> datetime:
+    text = row.need(column)
+    try:
+        return datetime.strptime(text, DATE_FORMAT)
+    except ValueError:
+        raise row.error(column, f"not a date like 01/31/18 07:29:20: {text!r}") from None
+
+
+def _priority(row: Row) -> str:
+    prior = row.integer("PRIOR")
+    if prior not in PRIORITY:
+        raise row.error("PRIOR", f"unknown priority {prior}; allowed: 10 (normal), 20 (hot), 30 (super hot)")
+    return PRIORITY[prior]
+
+
+def _by_name(rows, column):
+    """Rows keyed by a unique name column (duplicates are an error)."""
+    out = {}
+    for row in rows:
+        name = row.need(column)
+        if name in out:
+            raise row.error(column, f"duplicate name {name!r} (first at line {out[name].line})")
+        out[name] = row
+    return out
+
+
+# ----------------------------------------------------------------------------- data folder
+
+
+def resolve_data_dir(data_dir, dataset: str) -> Path:
+    """The folder holding ``dataset``: ``data_dir``, $FABTWIN_SMT2020_DIR, then ../shared/data/smt2020."""
+    tried = []
+    if data_dir is not None:
+        candidates = [Path(str(data_dir)).expanduser()]
+    else:
+        candidates = []
+        if os.environ.get(ENV_DIR):
+            candidates.append(Path(os.environ[ENV_DIR]).expanduser())
+        import twin
+
+        candidates.append(Path(twin.__file__).resolve().parents[2] / "shared" / "data" / "smt2020")
+        candidates.append(Path.cwd().resolve().parent / "shared" / "data" / "smt2020")
+    for base in candidates:
+        folder = base / dataset
+        tried.append(str(folder))
+        if (folder / "tool.txt.1l").is_file():
+            return folder
+    raise ConfigError(
+        "line.data_dir", data_dir,
+        f"no SMT2020 data set {dataset!r} found (looked in {'; '.join(tried)}); set line.data_dir=/path/to/smt2020 "
+        f"(the folder holding HVLM/ and LVHM/) or the environment variable {ENV_DIR}",
     )
 
 
-def _uniform(table, line, row, mean_col, half_col, unit_col) -> Dist:
-    """PTIME ± PTIME2: the second value is a half-width (5% of the mean in every table)."""
-    mean = table.minutes(line, row, table.number(line, row, mean_col), unit_col)
-    half = table.minutes(line, row, table.number(line, row, half_col, 0.0), unit_col)
-    if half > mean:
-        raise DataError(table.path, line, half_col, f"half-width {half} exceeds the mean {mean}")
-    return Dist("uniform", (mean - half, mean + half)) if half > 0 else Dist.constant(mean)
+# ----------------------------------------------------------------------------- entry point
 
 
-def _product(tools, folder, line, row, families, route_setup) -> Product:
-    route = Table(folder / row["ROUTEFILE"], ("STEP", "STNFAM", "PDIST", "PTIME", "PTIME2", "PTUNITS", "PTPER"))
-    steps, dedications, qtimes = [], {}, {}
-    for k, (n, r) in enumerate(route.rows, start=1):
-        if r["STNFAM"] not in families:
-            raise DataError(route.path, n, "STNFAM", f"unknown tool family {r['STNFAM']!r}")
-        if route.number(n, r, "STEP") != k:
-            raise DataError(route.path, n, "STEP", f"steps must be numbered 1, 2, ... in order; expected {k}")
-        if r.get("SVESTN", "").lower() == "yes" and r.get("FORSTEP"):
-            dedications[int(route.number(n, r, "FORSTEP"))] = (k, r["STNFAM"])
-        if r.get("SETUP") and r.get("STIME"):
-            minutes = route.minutes(n, r, route.number(n, r, "STIME"), "STUNITS")
-            route_setup[r["STNFAM"]] = max(route_setup.get(r["STNFAM"], 0.0), minutes)
-        if r.get("STEP_CQT"):
-            limit = route.minutes(n, r, route.number(n, r, "CQT"), "CQTUNITS")
-            qtimes[int(route.number(n, r, "STEP_CQT"))] = (k, limit)
-        steps.append((n, r))
-    built = []
-    for k, (n, r) in enumerate(steps, start=1):
-        built.append(_step(route, n, r, k, dedications, qtimes, len(steps)))
-    return Product(name=row["PART"], route=tuple(built))
+def load_smt2020(data: dict) -> Line:
+    """Build the line that a ``loader: smt2020`` YAML mapping names (see configs/line/smt2020_*.yaml)."""
+    opts = _options(data)
+    folder = resolve_data_dir(opts["data_dir"], opts["dataset"])
+    tables = _read_all(folder)
+    groups, family_rows = _tool_groups(tables, opts["dispatch"])
+    lot_size = _lot_size(tables)
+    products = _products(tables, family_rows, lot_size)
+    releases = _releases(tables, {p.name for p in products})
+    wip = _initial_wip(tables, releases, {p.name: len(p.route) for p in products})
+    groups = _with_setups(groups, products, tables, family_rows)
+    transport = _transport(tables["fromto.txt"])
+    areas = tuple(dict.fromkeys(g.area for g in groups))
+    return Line(opts["name"], groups, products, releases, wip, transport, areas, None, opts["run_defaults"])
 
 
-def _step(route, n, r, k, dedications, qtimes, length) -> Step:
-    per = {"per_piece": "wafer", "per_lot": "lot", "per_batch": "batch"}.get(r["PTPER"])
+def _options(data: dict) -> dict:
+    from kernels.dispatch import RULE_NAMES
+
+    for key in data:
+        if key not in YAML_KEYS:
+            raise ConfigError(f"line.{key}", data[key], f"unknown field; allowed: {', '.join(sorted(YAML_KEYS))}")
+    dataset = data.get("dataset")
+    if not isinstance(dataset, str) or not dataset or "/" in dataset:
+        raise ConfigError("line.dataset", dataset, "name a data set folder such as HVLM or LVHM")
+    dispatch = data.get("dispatch") or DEFAULT_DISPATCH.get(dataset, "fifo")
+    if dispatch != "native" and dispatch not in RULE_NAMES:
+        raise ConfigError("line.dispatch", dispatch, f"allowed: {', '.join(RULE_NAMES)}, native (each family's rule from tool.txt.1l)")
+    run = {**DEFAULT_RUN, **(data.get("run_defaults") or {})}
+    for key, value in run.items():
+        if key not in DEFAULT_RUN:
+            raise ConfigError(f"line.run_defaults.{key}", value, f"allowed: {', '.join(DEFAULT_RUN)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"line.run_defaults.{key}", value, "must be a number of days >= 0")
+    name = str(data.get("name") or f"smt2020_{dataset.lower()}")
+    return {"name": name, "dataset": dataset, "data_dir": data.get("data_dir"), "dispatch": dispatch,
+            "run_defaults": {k: float(v) for k, v in run.items()}}
+
+
+def _read_all(folder: Path) -> dict:
+    tables = {name: read_table(folder / name, cols) for name, cols in COLUMNS.items() if name != "route"}
+    tables["routes"] = {}
+    for row in tables["part.txt"]:
+        route_file = row.need("ROUTEFILE")
+        if "/" in route_file or not (folder / route_file).is_file():
+            raise row.error("ROUTEFILE", f"route file {route_file!r} not found in {folder}")
+        tables["routes"][row.need("PART")] = read_table(folder / route_file, COLUMNS["route"])
+    return tables
+
+
+# ----------------------------------------------------------------------------- tool groups
+
+
+def _tool_groups(tables, dispatch):
+    """Families of tool.txt.1l with load/unload, breakdowns and PM calendars (setups come later)."""
+    families = _by_name(tables["tool.txt.1l"], "STNFAM")
+    failures, pms = _calendars(tables, families)
+    groups = []
+    for name, row in families.items():
+        _check_family_flags(row)
+        groups.append(ToolGroup(
+            name=name,
+            area=row.need("STNGRP"),
+            tools=row.integer("STNQTY", low=1),
+            dispatch=_native_rule(row) if dispatch == "native" else dispatch,
+            load_minutes=row.minutes("LTIME", "LTUNITS", default=0.0),
+            unload_minutes=row.minutes("ULTIME", "ULTUNITS", default=0.0),
+            min_run=0,
+            failure=failures.get(name),
+            pms=tuple(pms.get(name, ())),
+        ))
+    return tuple(groups), families
+
+
+def _native_rule(row: Row) -> str:
+    key = (row.need("RULE"), row.get("FWLRANK"))
+    if key not in NATIVE_RULES:
+        known = "; ".join(f"{r} with {c}" for r, c in NATIVE_RULES)
+        raise row.error("RULE", f"no engine rule for {key[0]} with rank chain {key[1]!r} (known: {known})")
+    return NATIVE_RULES[key]
+
+
+def _check_family_flags(row: Row) -> None:
+    """Columns whose values change the model only if they differ from what the engine does."""
+    if row.get("BATCHCRITF") not in ("", "crit_sameroutestep"):
+        raise row.error("BATCHCRITF", f"unknown batching criterion {row.get('BATCHCRITF')!r}; the engine batches lots of the same route step (crit_sameroutestep)")
+    if row.get("BATCHPER") not in ("", "piece"):
+        raise row.error("BATCHPER", f"unknown batch unit {row.get('BATCHPER')!r}; allowed: piece (BATCHMN/BATCHMX count wafers)")
+    row.number("STNCAP", default=0.0)
+    if row.get("WAKERESRANK") not in ("", "wake_LeastSetupTime"):
+        raise row.error("WAKERESRANK", f"unknown tool-choice rank {row.get('WAKERESRANK')!r}; allowed: wake_LeastSetupTime")
+
+
+def _calendars(tables, families):
+    """Breakdown law and PM calendars per family, from attach.txt."""
+    downcal = _by_name(tables["downcal.txt"], "DOWNCALNAME")
+    pmcal = _by_name(tables["pmcal.txt"], "PMCALNAME")
+    by_area = defaultdict(list)
+    for name, row in families.items():
+        by_area[row.get("STNGRP")].append(name)
+    failures, pms, where = {}, defaultdict(list), {}
+    for row in tables["attach.txt"]:
+        for family in _attached_families(row, families, by_area):
+            kind = row.need("CALTYPE")
+            if kind == "down":
+                if family in failures:
+                    raise row.error("RESNAME", f"second breakdown calendar for family {family!r} (first at line {where[family]}); the line model holds one per tool group")
+                failures[family], where[family] = _failure(row, downcal), row.line
+            elif kind == "pm":
+                pms[family].append(_pm(row, pmcal))
+                _check_pm_count(row, family, len(pms[family]))
+            else:
+                raise row.error("CALTYPE", f"unknown calendar type {kind!r}; allowed: down, pm")
+    return failures, pms
+
+
+def _attached_families(row: Row, families, by_area) -> list:
+    restype, resname = row.need("RESTYPE"), row.need("RESNAME")
+    if restype == "stnfam":
+        if resname not in families:
+            raise row.error("RESNAME", f"unknown tool family {resname!r} (not in tool.txt.1l)")
+        return [resname]
+    if restype == "stngrp":
+        if resname not in by_area:
+            raise row.error("RESNAME", f"unknown tool area {resname!r} (no STNGRP of tool.txt.1l)")
+        return by_area[resname]
+    raise row.error("RESTYPE", f"unknown resource type {restype!r}; allowed: stnfam, stngrp")
+
+
+def _failure(attach: Row, downcal) -> Failure:
+    name = attach.need("CALNAME")
+    if name not in downcal:
+        raise attach.error("CALNAME", f"unknown breakdown calendar {name!r} (not in downcal.txt)")
+    cal = downcal[name]
+    if cal.need("DOWNCALTYPE") != "mttf_by_cal":
+        raise cal.error("DOWNCALTYPE", f"unknown breakdown type {cal.get('DOWNCALTYPE')!r}; allowed: mttf_by_cal (calendar time)")
+    ttf = _dist(cal, "MTTFDIST", "MTTF", None, "MTTFUNITS")
+    if ttf.kind != "exponential":
+        raise cal.error("MTTFDIST", f"time to failure must be exponential, got {ttf.kind!r}")
+    repair = _dist(cal, "MTTRDIST", "MTTR", None, "MTTRUNITS")
+    return Failure(ttf, repair, "calendar", _first_time(attach))
+
+
+def _first_time(attach: Row) -> Dist | None:
+    """First occurrence of a calendar (FOA), in minutes; None when blank."""
+    if attach.get("FOA") == "":
+        return None
+    return _dist(attach, "FOADIST", "FOA", None, "FOAUNITS")
+
+
+def _pm(attach: Row, pmcal) -> PreventiveMaintenance:
+    name = attach.need("CALNAME")
+    if name not in pmcal:
+        raise attach.error("CALNAME", f"unknown PM calendar {name!r} (not in pmcal.txt)")
+    cal = pmcal[name]
+    duration = _dist(cal, "MTTRDIST", "MTTR", "MTTR2", "MTTRUNITS")
+    kind = cal.need("PMCALTYPE")
+    if kind == "mtbpm_by_cal":
+        every = cal.minutes("MTBPM", "MTBPMUNITS")
+        first = _first_time(attach)
+        if first is not None and first.kind != "constant":
+            raise attach.error("FOADIST", f"a PM's first occurrence must be constant, got {first.kind!r}")
+        return PreventiveMaintenance(name, duration, every_minutes=every, first_minutes=first.mean if first else None)
+    if kind == "mtbpm_by_pieces":
+        if cal.need("MTBPMUNITS") != "pieces":
+            raise cal.error("MTBPMUNITS", f"a by-pieces PM counts pieces, got units {cal.get('MTBPMUNITS')!r}")
+        # FOA (pieces to the first PM) has no place in the line model: docs/smt2020.md, engine needs.
+        attach.number("FOA", default=0.0)
+        return PreventiveMaintenance(name, duration, every_wafers=cal.number("MTBPM", low=1.0))
+    raise cal.error("PMCALTYPE", f"unknown PM type {kind!r}; allowed: mtbpm_by_cal, mtbpm_by_pieces")
+
+
+def _check_pm_count(row: Row, family: str, count: int) -> None:
+    from kernels.layout import MAX_PM
+
+    if count > MAX_PM:
+        raise row.error("RESNAME", f"family {family!r} has more than {MAX_PM} PM calendars (the engine's limit)")
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+def _lot_size(tables) -> int:
+    """Wafers per lot (PIECES); one size, since cascading lot times depend on it."""
+    sizes = {}
+    for name in ("order.txt", "WIP.txt"):
+        for row in tables[name]:
+            sizes.setdefault(row.integer("PIECES", low=1), row)
+    if len(sizes) > 1:
+        row = list(sizes.values())[1]
+        raise row.error("PIECES", f"lots of {sorted(sizes)} wafers: the loader needs one lot size (PartInterval lot times depend on it)")
+    return next(iter(sizes))
+
+
+def _products(tables, families, lot_size) -> tuple:
+    products = []
+    for row in tables["part.txt"]:
+        part = row.need("PART")
+        rows = tables["routes"][part]
+        route = _route(rows, row.need("ROUTE"), families, lot_size)
+        products.append(Product(part, route))
+    return tuple(products)
+
+
+def _route(rows, route_name, families, lot_size) -> tuple:
+    """One route file into steps; cross-step references (rework, queue time, dedication) checked."""
+    specs = []
+    for k, row in enumerate(rows, start=1):
+        if row.need("ROUTE") != route_name:
+            raise row.error("ROUTE", f"route {row.get('ROUTE')!r} in the file of route {route_name!r} (part.txt)")
+        if row.integer("STEP", low=1) != k:
+            raise row.error("STEP", f"step {row.get('STEP')} where step {k} was expected (steps run 1, 2, ... in order)")
+        family = row.need("STNFAM")
+        if family not in families:
+            raise row.error("STNFAM", f"unknown tool family {family!r} (not in tool.txt.1l)")
+        specs.append(_step_spec(row, lot_size))
+    _link_steps(rows, specs)
+    return tuple(Step(**spec) for spec in specs)
+
+
+def _step_spec(row: Row, lot_size: int) -> dict:
+    spec = {"group": row.need("STNFAM"), "name": row.get("DESC"), **_step_time(row, lot_size)}
+    spec.update(_batch(row))
+    if row.get("SETUP"):
+        if row.get("WHEN") not in ("", "need"):
+            raise row.error("WHEN", f"unknown setup timing {row.get('WHEN')!r}; allowed: need")
+        spec["setup"] = row.get("SETUP")
+    spec["sampling"] = _percent(row, "StepPercent", 100.0)
+    if row.get("RWKSTEP"):
+        if row.get("RWKTYPE") not in ("", "lot"):
+            raise row.error("RWKTYPE", f"unknown rework type {row.get('RWKTYPE')!r}; allowed: lot")
+        spec["rework_prob"] = _percent(row, "REWORK", None)
+        spec["rework_to"] = row.integer("RWKSTEP", low=1)
+        if spec["rework_to"] > row.integer("STEP"):
+            raise row.error("RWKSTEP", f"rework loops back to step {spec['rework_to']}, after this step {row.get('STEP')}")
+    return spec
+
+
+def _step_time(row: Row, lot_size: int) -> dict:
+    """Processing time and basis; cascading steps (PartInterval, BatchInterval) as docs/smt2020.md says."""
+    per = {"per_piece": "wafer", "per_lot": "lot", "per_batch": "batch"}.get(row.need("PTPER"))
     if per is None:
-        raise DataError(route.path, n, "PTPER", f"{r['PTPER']!r}; allowed: per_piece, per_lot, per_batch")
-    if r["PDIST"] not in ("uniform", "constant"):
-        raise DataError(route.path, n, "PDIST", f"{r['PDIST']!r}; allowed: uniform, constant")
-    time = _uniform(route, n, r, "PTIME", "PTIME2", "PTUNITS")
-    extra = {}
-    if r.get("BATCHMX"):
-        extra.update(batch_min=int(route.number(n, r, "BATCHMN", 1.0)), batch_max=int(route.number(n, r, "BATCHMX")))
-        if per == "lot":
-            per = "batch"
-    if r.get("SETUP"):
-        extra["setup"] = r["SETUP"]
-    if r.get("BatchInterval"):
-        extra.update(cascade_interval=route.minutes(n, r, route.number(n, r, "BatchInterval"), "BatchIntUnits"), cascade_per="lot")
-    elif r.get("PartInterval"):
-        extra.update(cascade_interval=route.minutes(n, r, route.number(n, r, "PartInterval"), "PartIntUnits"), cascade_per="wafer")
-    if r.get("REWORK") and r.get("RWKSTEP"):
-        to_step = int(route.number(n, r, "RWKSTEP"))
-        if not 1 <= to_step <= k:
-            raise DataError(route.path, n, "RWKSTEP", f"rework step {to_step} must be in 1..{k}")
-        extra.update(rework_prob=route.number(n, r, "REWORK") / 100.0, rework_to=to_step)
-    if r.get("StepPercent"):
-        extra["sampling"] = min(route.number(n, r, "StepPercent") / 100.0, 1.0)
-    if k in qtimes:
-        extra.update(qtime_from=qtimes[k][0], qtime_limit=qtimes[k][1])
-    if k in dedications and dedications[k][1] == r["STNFAM"]:
-        extra["dedicate_to_step"] = dedications[k][0]
-    return Step(group=r["STNFAM"], time=time, per=per, name=r.get("DESC", ""), **extra)
-
-
-def _setups(folder, products, route_setup) -> dict:
-    """Per family: change-over minutes {(from, to): minutes}, default minutes, min run."""
-    out = defaultdict(lambda: {"matrix": {}, "default": 0.0, "min_run": 0})
-    used = defaultdict(set)
-    for p in products:
-        for s in p.route:
-            if s.setup:
-                used[s.group].add(s.setup)
-    table = Table(folder / "setup.txt", ("CURSETUP", "NEWSETUP", "STIME", "STUNITS"))
-    for n, r in table.rows:
-        family = r.get("IGNORE", "")
-        minutes = table.minutes(n, r, table.number(n, r, "STIME"), "STUNITS")
-        targets = [r["CURSETUP"]] if r["CURSETUP"] else sorted(used[family] - {r["NEWSETUP"]})
-        for source in targets:
-            out[family]["matrix"][(source, r["NEWSETUP"])] = minutes
-        if not r["CURSETUP"]:
-            out[family]["default"] = max(out[family]["default"], minutes)
-    groups = Table(folder / "setupgrp.txt", ("SETUP", "MINRUN"))
-    for n, r in groups.rows:
-        family = r.get("IGNORE", "")
-        out[family]["min_run"] = max(out[family]["min_run"], int(groups.number(n, r, "MINRUN", 0.0)))
-    # a route step that "needs" a setup with STIME and no setup.txt row: any change costs STIME
-    for family, minutes in route_setup.items():
-        if not out[family]["matrix"] and not out[family]["default"]:
-            out[family]["default"] = minutes
+        raise row.error("PTPER", f"unknown time basis {row.get('PTPER')!r}; allowed: per_piece, per_lot, per_batch")
+    time = _dist(row, "PDIST", "PTIME", "PTIME2", "PTUNITS")
+    out = {"time": time, "per": per}
+    if row.get("PartInterval"):
+        if per != "wafer":
+            raise row.error("PartInterval", f"a piece interval needs a per_piece step, not {row.get('PTPER')}")
+        interval = row.minutes("PartInterval", "PartIntUnits")
+        # First wafer takes PTIME, each further wafer follows PartInterval later; the tool takes the
+        # next lot's first wafer PartInterval after this lot's last one.
+        out.update(time=_shifted(row, time, (lot_size - 1) * interval), per="lot", cascade_interval=interval, cascade_per="wafer")
+    if row.get("BatchInterval"):
+        if per != "lot" or row.get("PartInterval"):
+            raise row.error("BatchInterval", "a lot interval (cascading) needs a per_lot step; the line model has no per-batch interval")
+        out.update(cascade_interval=row.minutes("BatchInterval", "BatchIntUnits"), cascade_per="lot")
     return out
 
 
-def _groups(tools, folder, dispatch, setups) -> list[ToolGroup]:
-    down = _down_calendars(folder)
-    pms = _pm_calendars(folder)
-    groups = []
-    for n, r in tools.rows:
-        family = r["STNFAM"]
-        count = tools.number(n, r, "STNQTY")
-        if count < 1 or count != int(count):
-            raise DataError(tools.path, n, "STNQTY", f"{r['STNQTY']!r} must be a whole number >= 1")
-        rule = NATIVE_RULES.get(r["RULE"], "fifo") if dispatch == "native" else dispatch
-        s = setups.get(family, {"matrix": {}, "default": 0.0, "min_run": 0})
-        groups.append(ToolGroup(
-            name=family,
-            area=r["STNGRP"],
-            tools=int(count),
-            dispatch=rule,
-            load_minutes=tools.minutes(n, r, tools.number(n, r, "LTIME", 0.0), "LTUNITS"),
-            unload_minutes=tools.minutes(n, r, tools.number(n, r, "ULTIME", 0.0), "ULTUNITS"),
-            setup_minutes=s["default"],
-            setup_matrix=dict(s["matrix"]),
-            min_run=s["min_run"],
-            failure=down.get(("stnfam", family)) or down.get(("stngrp", r["STNGRP"])),
-            pms=tuple(pms.get(family, ())),
-        ))
+def _shifted(row: Row, dist: Dist, offset: float) -> Dist:
+    """The lot time of a cascading per-piece step: the first wafer's law, later by ``offset``."""
+    if dist.kind == "constant":
+        return Dist.constant(dist.params[0] + offset)
+    if dist.kind == "uniform":
+        return Dist("uniform", (dist.params[0] + offset, dist.params[1] + offset))
+    raise row.error("PDIST", f"a cascading (PartInterval) step needs a constant or uniform time, not {dist.kind}")
+
+
+def _batch(row: Row) -> dict:
+    if not (row.get("BATCHMN") or row.get("BATCHMX")):
+        if row.get("PTPER") == "per_batch":
+            raise row.error("BATCHMX", "a per_batch step needs BATCHMN and BATCHMX (wafers)")
+        return {}
+    bmax = row.integer("BATCHMX", low=1)
+    bmin = row.integer("BATCHMN", default=1, low=1)
+    if bmin > bmax:
+        raise row.error("BATCHMN", f"minimum batch {bmin} exceeds the maximum {bmax}")
+    return {"batch_min": bmin, "batch_max": bmax, "batch_max_wait": INF}
+
+
+def _percent(row: Row, column: str, default) -> float:
+    value = row.number(column, default)
+    if value > 100.0:
+        raise row.error(column, f"a percentage must lie in [0, 100], got {row.get(column)}")
+    return value / 100.0
+
+
+def _link_steps(rows, specs) -> None:
+    """Queue-time windows (STEP_CQT) and lot-to-lens dedication (SVESTN/FORSTEP) land on their later step."""
+    n = len(specs)
+    for k, row in enumerate(rows, start=1):
+        if row.get("STEP_CQT"):
+            end = _later_step(row, "STEP_CQT", k, n)
+            if "qtime_from" in specs[end - 1]:
+                raise row.error("STEP_CQT", f"step {end} already ends the queue-time window from step {specs[end - 1]['qtime_from']}")
+            specs[end - 1].update(qtime_from=k, qtime_limit=row.minutes("CQT", "CQTUNITS"))
+        if row.get("SVESTN") == "yes":
+            end = _later_step(row, "FORSTEP", k, n)
+            if specs[end - 1]["group"] != specs[k - 1]["group"]:
+                raise row.error("FORSTEP", f"step {end} runs on {specs[end - 1]['group']}, not on this step's family {specs[k - 1]['group']}")
+            specs[end - 1]["dedicate_to_step"] = k
+        elif row.get("SVESTN") not in ("", "no"):
+            raise row.error("SVESTN", f"expected yes, no or blank, got {row.get('SVESTN')!r}")
+
+
+def _later_step(row: Row, column: str, k: int, n: int) -> int:
+    end = row.integer(column, low=1)
+    if not k < end <= n:
+        raise row.error(column, f"step {end} is not a later step of this route (steps {k + 1}..{n})")
+    return end
+
+
+# ----------------------------------------------------------------------------- setups
+
+
+def _with_setups(groups, products, tables, families) -> tuple:
+    """Setup change-over times and minimum runs per group (setup.txt, step STIME, setupgrp.txt)."""
+    step_times = _step_setup_times(tables)
+    pairs = _setup_pairs(tables["setup.txt"])
+    min_runs = _min_runs(tables["setupgrp.txt"])
+    used = defaultdict(dict)
+    for p in products:
+        for s in p.route:
+            if s.setup is not None:
+                used[s.group].setdefault(s.setup, None)
+    out = []
+    for g in groups:
+        names = list(used.get(g.name, {}))
+        minutes, matrix = _setup_table(names, step_times, pairs)
+        out.append(_replace(g, setup_minutes=minutes, setup_matrix=matrix, min_run=_group_min_run(families[g.name], min_runs)))
+    return tuple(out)
+
+
+def _step_setup_times(tables) -> dict:
+    """STIME on route steps: the change-over into that step's setup, whatever the tool had."""
+    times, where = {}, {}
+    for rows in tables["routes"].values():
+        for row in rows:
+            if row.get("SETUP") and row.get("STIME"):
+                value = row.minutes("STIME", "STUNITS")
+                key = row.get("SETUP")
+                if key in times and times[key] != value:
+                    raise row.error("STIME", f"setup {key!r} takes {value:g} min here but {times[key]:g} min at {where[key]}; the line model holds one time per setup change")
+                times[key], where[key] = value, f"{row.path.name} line {row.line}"
+    return times
+
+
+def _setup_pairs(rows) -> dict:
+    """setup.txt: (from, to) -> minutes; a blank CURSETUP means from any setup (or none)."""
+    pairs = {}
+    for row in rows:
+        pairs[(row.get("CURSETUP"), row.need("NEWSETUP"))] = row.minutes("STIME", "STUNITS")
+    return pairs
+
+
+def _setup_table(names, step_times, pairs):
+    """Default minutes plus exceptions for the setups one group uses."""
+    if not names:
+        return 0.0, {}
+
+    def into(frm, to):
+        if to in step_times:
+            return step_times[to]
+        return pairs.get((frm, to), pairs.get(("", to), 0.0))
+
+    default = Counter(into("", to) for to in names).most_common(1)[0][0]
+    matrix = {(a, b): into(a, b) for a in names for b in names if a != b and into(a, b) != default}
+    return default, matrix
+
+
+def _min_runs(rows) -> dict:
+    """setupgrp.txt: setup group -> {setup: MINRUN}; a blank SETUPGRP continues the group above."""
+    groups, current = defaultdict(dict), ""
+    for row in rows:
+        current = row.get("SETUPGRP") or current
+        if not current:
+            raise row.error("SETUPGRP", "missing setup group (no group above to continue)")
+        groups[current][row.need("SETUP")] = (row.integer("MINRUN", low=0), row)
     return groups
 
 
-def _down_calendars(folder) -> dict:
-    cal = Table(folder / "downcal.txt", ("DOWNCALNAME", "MTTFDIST", "MTTF", "MTTFUNITS", "MTTRDIST", "MTTR", "MTTRUNITS"))
-    laws = {}
-    for n, r in cal.rows:
-        for col in ("MTTFDIST", "MTTRDIST"):
-            if r[col] != "exponential":
-                raise DataError(cal.path, n, col, f"{r[col]!r}; allowed: exponential")
-        mttf = cal.minutes(n, r, cal.number(n, r, "MTTF"), "MTTFUNITS")
-        mttr = cal.minutes(n, r, cal.number(n, r, "MTTR"), "MTTRUNITS")
-        laws[r["DOWNCALNAME"]] = (Dist("exponential", (mttf,)), Dist("exponential", (mttr,)))
-    out = {}
-    attach = Table(folder / "attach.txt", ("CALNAME", "CALTYPE", "RESTYPE", "RESNAME", "FOADIST", "FOA", "FOAUNITS"))
-    for n, r in attach.rows:
-        if r["CALTYPE"] != "down":
-            continue
-        if r["CALNAME"] not in laws:
-            raise DataError(attach.path, n, "CALNAME", f"unknown down calendar {r['CALNAME']!r}")
-        ttf, repair = laws[r["CALNAME"]]
-        first = Dist("exponential", (attach.minutes(n, r, attach.number(n, r, "FOA"), "FOAUNITS"),)) \
-            if r["FOADIST"] == "exponential" else None
-        out[(r["RESTYPE"], r["RESNAME"])] = Failure(ttf=ttf, repair=repair, basis="calendar", first=first)
-    return out
+def _group_min_run(tool_row: Row, min_runs) -> int:
+    name = tool_row.get("SETUPGRP")
+    if not name:
+        return 0
+    if name not in min_runs:
+        raise tool_row.error("SETUPGRP", f"unknown setup group {name!r} (not in setupgrp.txt)")
+    values = {v for v, _ in min_runs[name].values()}
+    if len(values) > 1:
+        row = list(min_runs[name].values())[-1][1]
+        raise row.error("MINRUN", f"setup group {name!r} has minimum runs {sorted(values)}; the line model holds one per tool group")
+    return values.pop()
 
 
-def _pm_calendars(folder) -> dict:
-    cal = Table(folder / "pmcal.txt", ("PMCALNAME", "PMCALTYPE", "MTBPM", "MTBPMUNITS", "MTTRDIST", "MTTR", "MTTR2", "MTTRUNITS"))
-    specs = {}
-    for n, r in cal.rows:
-        duration = _uniform(cal, n, r, "MTTR", "MTTR2", "MTTRUNITS")
-        every = cal.number(n, r, "MTBPM")
-        if r["PMCALTYPE"] == "mtbpm_by_cal":
-            specs[r["PMCALNAME"]] = ("time", cal.minutes(n, r, every, "MTBPMUNITS"), duration)
-        elif r["PMCALTYPE"] == "mtbpm_by_pieces":
-            specs[r["PMCALNAME"]] = ("wafers", every, duration)
-        else:
-            raise DataError(cal.path, n, "PMCALTYPE", f"{r['PMCALTYPE']!r}; allowed: mtbpm_by_cal, mtbpm_by_pieces")
-    out = defaultdict(list)
-    attach = Table(folder / "attach.txt", ("CALNAME", "CALTYPE", "RESTYPE", "RESNAME", "FOA", "FOAUNITS"))
-    for n, r in attach.rows:
-        if r["CALTYPE"] != "pm":
-            continue
-        if r["CALNAME"] not in specs:
-            raise DataError(attach.path, n, "CALNAME", f"unknown PM calendar {r['CALNAME']!r}")
-        kind, every, duration = specs[r["CALNAME"]]
-        if kind == "time":
-            first = attach.minutes(n, r, attach.number(n, r, "FOA"), "FOAUNITS")
-            out[r["RESNAME"]].append(PreventiveMaintenance(r["CALNAME"], duration, every_minutes=every, first_minutes=first))
-        else:
-            out[r["RESNAME"]].append(PreventiveMaintenance(r["CALNAME"], duration, every_wafers=every))
-    return out
+def _replace(group: ToolGroup, **changes) -> ToolGroup:
+    from dataclasses import replace
+
+    return replace(group, **changes)
 
 
-def _releases(order: Table) -> list[Release]:
+# ----------------------------------------------------------------------------- lots
+
+
+def _releases(tables, products):
+    """order.txt: one release stream (lot type) per row; due date = DUE - START."""
+    rows = tables["order.txt"]
+    epoch = min(_date(r, "START") for r in [*rows, *tables["WIP.txt"]])
+    _by_name(rows, "LOT")
     releases = []
-    for n, r in order.rows:
-        if r["RDIST"] != "constant":
-            raise DataError(order.path, n, "RDIST", f"{r['RDIST']!r}; allowed: constant")
-        priority = int(order.number(n, r, "PRIOR"))
-        if priority not in PRIORITY:
-            raise DataError(order.path, n, "PRIOR", f"{priority}; allowed: {', '.join(map(str, PRIORITY))}")
-        start = _date(order, n, r, "START")
-        due = _date(order, n, r, "DUE")
+    for row in rows:
+        part = row.need("PART")
+        if part not in products:
+            raise row.error("PART", f"unknown part {part!r} (not in part.txt)")
+        start, due = _date(row, "START"), _date(row, "DUE")
+        if due < start:
+            raise row.error("DUE", "due date before the start date")
+        kind = {"constant": "interval", "exponential": "poisson"}.get(row.need("RDIST"))
+        if kind is None:
+            raise row.error("RDIST", f"unknown release law {row.get('RDIST')!r}; allowed: constant, exponential")
+        per_repeat = row.integer("LOTSPERRPT", default=1, low=1)
+        interval = row.minutes("REPEAT", "RUNITS") / per_repeat
+        if interval <= 0:
+            raise row.error("REPEAT", "the release interval must be > 0")
         releases.append(Release(
-            name=r["LOT"], product=r["PART"], kind="interval",
-            interval_minutes=order.minutes(n, r, order.number(n, r, "REPEAT"), "RUNITS"),
-            lot_size=int(order.number(n, r, "PIECES")), priority=PRIORITY[priority],
-            due_days=(due - start).total_seconds() / 86400.0, start_minutes=0.0,
-            max_lots=int(order.number(n, r, "RPT#") * order.number(n, r, "LOTSPERRPT", 1.0)),
+            name=row.need("LOT"), product=part, kind=kind,
+            interval_minutes=interval,
+            lot_size=row.integer("PIECES", low=1), priority=_priority(row),
+            due_days=(due - start).total_seconds() / 86400.0,
+            start_minutes=(start - epoch).total_seconds() / 60.0,
+            max_lots=min(row.integer("RPT#", low=0) * per_repeat, 2**31 - 1),
         ))
-    return releases
+    return tuple(releases)
 
 
-def _date(table, n, row, column) -> datetime:
-    try:
-        return datetime.strptime(row[column], "%m/%d/%y %H:%M:%S")
-    except ValueError:
-        raise DataError(table.path, n, column, f"{row[column]!r} is not a date like 01/01/18 00:00:00") from None
-
-
-def _initial_wip(table: Table, releases, products) -> list[InitialWip]:
-    """Each initial lot joins the lot type of its part and priority, waiting at CURSTEP."""
-    by_key = {(r.product, r.priority): r.name for r in releases}
-    lengths = {p.name: len(p.route) for p in products}
+def _initial_wip(tables, releases, route_len) -> tuple:
+    """WIP.txt: one lot per row, grouped by (lot type, CURSTEP)."""
     counts = Counter()
-    for n, r in table.rows:
-        priority = PRIORITY.get(int(table.number(n, r, "PRIOR")))
-        key = (r["PART"], priority)
-        if key not in by_key:
-            raise DataError(table.path, n, "PART", f"no lot type in order.txt for part {r['PART']!r} with priority {r['PRIOR']}")
-        step = int(table.number(n, r, "CURSTEP"))
-        if not 1 <= step <= lengths[r["PART"]]:
-            raise DataError(table.path, n, "CURSTEP", f"{step} is outside the route (1..{lengths[r['PART']]})")
-        counts[(by_key[key], step)] += 1
-    return [InitialWip(release, step, lots) for (release, step), lots in sorted(counts.items())]
+    for row in tables["WIP.txt"]:
+        rel = _wip_release(row, releases)
+        step = row.integer("CURSTEP", low=1)
+        if step > route_len[rel.product]:
+            raise row.error("CURSTEP", f"step {step} is beyond the {route_len[rel.product]} steps of {rel.product}'s route")
+        counts[(rel.name, step)] += 1
+    order = {r.name: i for i, r in enumerate(releases)}
+    keys = sorted(counts, key=lambda k: (order[k[0]], k[1]))
+    return tuple(InitialWip(name, step, counts[(name, step)]) for name, step in keys)
+
+
+def _wip_release(row: Row, releases) -> Release:
+    """The lot type of an initial lot: its name (Init_<LOT>_<n>), else the one order with its PART and PRIOR."""
+    part, priority = row.need("PART"), _priority(row)
+    name = row.need("LOT")
+    by_name = {r.name: r for r in releases}
+    if name.startswith("Init_") and "_" in name[5:]:
+        rel = by_name.get(name[5:].rsplit("_", 1)[0])
+        if rel is not None:
+            if rel.product != part or rel.priority != priority:
+                raise row.error("PART", f"lot {name} names lot type {rel.name} ({rel.product}, {rel.priority}) but is {part}, {priority}")
+            return rel
+    matches = [r for r in releases if r.product == part and r.priority == priority]
+    if len(matches) != 1:
+        raise row.error("LOT", f"cannot tell the lot type of {name!r}: {len(matches)} order rows have part {part} and priority {priority}")
+    return matches[0]
+
+
+# ----------------------------------------------------------------------------- transport
+
+
+def _transport(rows) -> Dist:
+    """fromto.txt: the Fab-to-Fab law for every move (the line model has one transport law)."""
+    fab = [r for r in rows if r.get("FROMLOC") == r.get("TOLOC") == "Fab"] or rows
+    return _dist(fab[0], "DDIST", "DTIME", "DTIME2", "DUNITS")
