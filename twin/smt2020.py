@@ -29,10 +29,12 @@ YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults"
 
 MINUTES = {"sec": 1.0 / 60.0, "s": 1.0 / 60.0, "min": 1.0, "hr": 60.0, "day": 1440.0}
 PRIORITY = {10: "normal", 20: "hot", 30: "super_hot"}
-# Each family's own rule (dispatch: native) -> the engine rule that ranks lots the same way.
+# Each family's own rule and rank chain (dispatch: native) -> the nearest engine rule.  HVLM's chain
+# (hot lots, then no setup change, then FIFO) is hot_lot_setup exactly; LVHM ends its chain with CR,
+# which the engine cannot chain after the first two ranks, so FIFO breaks the last tie (docs/smt2020.md).
 NATIVE_RULES = {
-    ("rule_HotLotFIRST", "rank_HP;rank_RSETUP;rank_FIFO"): "hot_lot_setup",
-    ("rule_LSSU", "rank_HP;rank_RSETUP;rank_FIFO"): "hot_lot_setup",
+    (rule, f"rank_HP;rank_RSETUP;{last}"): "hot_lot_setup"
+    for rule in ("rule_HotLotFIRST", "rule_LSSU") for last in ("rank_FIFO", "rank_CR")
 }
 DATE_FORMAT = "%m/%d/%y %H:%M:%S"
 
