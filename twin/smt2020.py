@@ -119,6 +119,9 @@ class Row:
         return MINUTES[unit]
 
 
+OPTIONAL_ROWS = {"setup.txt", "setupgrp.txt"}  # a data set may have no sequence-dependent setups
+
+
 def read_table(path: Path, columns) -> list[Row]:
     """Tab-separated file with a header row; blank lines skipped; required ``columns`` checked."""
     if not path.is_file():
@@ -144,7 +147,7 @@ def read_table(path: Path, columns) -> list[Row]:
         if extra:
             raise DataError(path, number, None, f"{len(fields)} fields but the header has {len(header_fields)} columns")
         rows.append(Row(path, number, header, fields))
-    if not rows:
+    if not rows and path.name not in OPTIONAL_ROWS:
         raise DataError(path, None, None, "no data rows (empty or truncated file)")
     return rows
 
