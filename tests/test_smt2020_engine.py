@@ -1,0 +1,66 @@
+"""SMT2020 lines through the engine: short smoke runs, and one known engine gap.
+
+The statistical checks of the issue (breakdown and PM shares per family over
+730 days, throughput against release rate, Little's law) belong to the engine's
+long tests; these only show that both testbeds compile, run and conserve lots.
+"""
+from __future__ import annotations
+
+import pytest
+
+from twin.errors import ConfigError
+from twin.smt2020 import resolve_data_dir
+
+
+def prepared(name, **cfg):
+    from twin.app import prepare
+
+    try:
+        resolve_data_dir(None, name.split("_")[1].upper())
+    except ConfigError as err:
+        pytest.skip(f"SMT2020 data absent (expected ../shared/data/smt2020 beside the repository): {err}")
+    return prepare({"line": name, "replicas": 1, "backend": {"name": "cpu"}, "snapshot_minutes": 0, **cfg})
+
+
+@pytest.mark.parametrize("name", ["smt2020_hvlm", "smt2020_lvhm"])
+def test_testbed_runs_and_conserves_lots(name):
+    from twin.kpis import conservation
+    from twin.runner import run_line
+
+    compiled, backend, args = prepared(name, horizon_days=6, warmup_days=1)
+    result = run_line(compiled, backend=backend, **args)
+    check = conservation(result)
+    assert check["ok"], check
+    assert check["initial"] == sum(w.lots for w in compiled.line.initial_wip)
+    assert check["completed"] > 0
+
+
+def test_line_defaults_reach_the_run():
+    _, _, args = prepared("smt2020_hvlm")
+    assert (args["horizon_days"], args["warmup_days"]) == (730.0, 90.0)
+
+
+@pytest.mark.xfail(reason="engine keeps one dedicated tool per lot: SMT2020's interleaved lot-to-lens chains "
+                          "(Litho_FE_92 13->113 around Litho_FE_111 58->79) strand lots; see docs/smt2020.md")
+def test_interleaved_dedication_chains_do_not_strand_lots():
+    """Route A, B, A(dedicated to step 1), B(dedicated to step 2): every lot must finish."""
+    from lines import station
+
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.kpis import conservation
+    from twin.line import parse_line
+    from twin.runner import run_line
+
+    def step(group, **extra):
+        return {"group": group, "time": 10.0, "per": "lot", **extra}
+
+    route = [step("A"), step("B"), step("A", dedicate_to_step=1), step("B", dedicate_to_step=2)]
+    line = parse_line({"name": "dedication", "tool_groups": [station("A", 2), station("B", 2)],
+                       "products": [{"name": "p", "route": route}],
+                       "releases": [{"name": "p", "product": "p", "interval_minutes": 30.0, "due_days": 10}]})
+    result = run_line(compile_line(line), replicas=1, horizon_days=5, warmup_days=1, seed=1,
+                      backend=resolve_backend("cpu", 0), snapshot_minutes=0)
+    check = conservation(result)
+    # Load 2/3 per group: all but the last few released lots are done.
+    assert check["completed"] >= check["released"] - 10, check
