@@ -36,8 +36,8 @@ NO_GPU = "not measured: no GPU available"
 
 # line -> (horizon_days, warmup_days, sizes) for (quick, full)
 PLANS = {
-    "default": ((20.0, 5.0, (1, 2, 4, 8, 16)), (60.0, 15.0, (1, 2, 4, 8, 16, 32, 64))),
-    "smt2020_hvlm": ((3.0, 1.0, (1, 2, 4)), (20.0, 5.0, (1, 2, 4, 8, 16))),
+    "default": ((20.0, 5.0, (1, 2, 4, 8)), (60.0, 15.0, (1, 2, 4, 8, 16, 32, 64))),
+    "smt2020_hvlm": ((2.0, 0.5, (1, 2, 4)), (10.0, 2.0, (1, 2, 4, 8, 16))),
 }
 CUDA_SIZES = ((64, 256, 1024), (64, 256, 1024, 4096, 16384))
 MAX_POINT_S = (4.0, 60.0)
@@ -145,7 +145,9 @@ def sweep(name: str, compiled, backend_name: str, threads: int, quick: bool, siz
     backend.warm_up(compiled)
     rows = [{"benchmark": "engine_jit", "key": f"engine_jit/{name}/{backend_name}/t{threads}", "line": name,
              "backend": backend_name, "threads": threads, "device": backend.device_name,
-             "jit_first_call_seconds": time.perf_counter() - started, "numba_cache": cache}]
+             "jit_first_call_seconds": time.perf_counter() - started, "numba_cache": cache,
+             "tool_groups": len(compiled.group_names), "tools": compiled.n_tools,
+             "route_steps": len(compiled.step_names), "lot_capacity": compiled.lot_capacity}]
     for replicas in sizes:
         timing = time_point(compiled, backend, replicas, horizon, warmup, repeats)
         rows.append(row(name, backend, threads, replicas, horizon, warmup, timing))
