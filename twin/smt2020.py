@@ -217,7 +217,7 @@ def resolve_data_dir(data_dir, dataset: str) -> Path:
 
         candidates.append(Path(twin.__file__).resolve().parents[2] / "shared" / "data" / "smt2020")
         candidates.append(Path.cwd().resolve().parent / "shared" / "data" / "smt2020")
-    for base in candidates:
+    for base in dict.fromkeys(candidates):
         folder = base / dataset
         tried.append(str(folder))
         if (folder / "tool.txt.1l").is_file():
