@@ -202,6 +202,9 @@ def software_info(root: Path) -> dict:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
+    import twin
+
+    versions["twin_imported_from"] = str(Path(twin.__file__).resolve().parent)
     versions["git_commit"] = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     versions["git_dirty"] = bool(status) if status is not None else None
