@@ -255,7 +255,8 @@ def make_engine(jit):
         li[lot, L_STREAM] = s
         li[lot, L_STEP] = step
         li[lot, L_WAFERS] = ri[s, RI_LOT_SIZE]
-        li[lot, L_DED_TOOL] = -1
+        for k in range(MAX_DED):
+            li[lot, L_DED_TOOL0 + k] = -1
         li[lot, L_QT_ANCHOR] = -1
         li[lot, L_STATUS] = IN_TRANSIT
         lf[lot, LF_RELEASE] = release
@@ -266,6 +267,14 @@ def make_engine(jit):
         return lot
 
     # ------------------------------------------------------------------ dispatching
+
+    @jit
+    def may_use(si, li, s, lot, t):
+        """False when step ``s`` is dedicated and the lot's chain already chose another tool."""
+        if si[s, SI_DEDICATE] < 0:
+            return True
+        chosen = li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]]
+        return chosen < 0 or chosen == t
 
     @jit
     def select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now):
@@ -282,7 +291,7 @@ def make_engine(jit):
         while lot >= 0:
             s = li[lot, L_STEP]
             eligible = True
-            if si[s, SI_DEDICATE] >= 0 and li[lot, L_DED_TOOL] >= 0 and li[lot, L_DED_TOOL] != t:
+            if not may_use(si, li, s, lot, t):
                 eligible = False
             if eligible and si[s, SI_BMAX] > 0 and step_wafers[s] < si[s, SI_BMIN]:
                 ready_at = lf[lot, LF_ENTRY] + sf[s, SF_BWAIT]
@@ -338,7 +347,7 @@ def make_engine(jit):
             step_defects[s] += density * w
             qf[g, QF_DEFECT_WAFERS] += density * w
         if si[s, SI_DED_ANCHOR] != 0:
-            li[lot, L_DED_TOOL] = t
+            li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]] = t
 
     @jit
     def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
@@ -352,8 +361,7 @@ def make_engine(jit):
             lot = qi[g, Q_HEAD]
             while lot >= 0 and n < tlots.shape[1]:
                 nxt = li[lot, L_NEXT]
-                same_tool = si[s, SI_DEDICATE] < 0 or li[lot, L_DED_TOOL] < 0 or li[lot, L_DED_TOOL] == t
-                if li[lot, L_STEP] == s and same_tool and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
+                if li[lot, L_STEP] == s and may_use(si, li, s, lot, t) and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
                     dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
                     tlots[t, n] = lot
                     n += 1
@@ -713,10 +721,14 @@ def make_engine(jit):
             ti[t, T_SETUP] = -1
             ti[t, T_INTERRUPTED] = -1
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, 0.0, True)
+            g = tool_group[t]
+            share = (t - gi[g, GI_FIRST_TOOL] + 1.0) / gi[g, GI_NTOOLS]  # tool k of n: first PM at (k+1)/n
             for slot in range(MAX_PM):
-                row = tool_group[t] * MAX_PM + slot
+                row = g * MAX_PM + slot
                 if pmi[row, PI_KIND] == PM_TIME:
-                    schedule(ht, hc, rep_i, pmf[row, PF_FIRST], EV_PM_DUE, t * MAX_PM + slot, 0)
+                    schedule(ht, hc, rep_i, pmf[row, PF_FIRST] * share, EV_PM_DUE, t * MAX_PM + slot, 0)
+                elif pmi[row, PI_KIND] == PM_WAFERS:
+                    tf[t, TF_PM_W0 + slot] = pmf[row, PF_EVERY] - pmf[row, PF_FIRST] * share
         for s in range(ri.shape[0]):
             copies = ri[s, RI_WIP_CAP] if ri[s, RI_KIND] == REL_CONWIP else 1
             for _ in range(copies):

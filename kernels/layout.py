@@ -37,7 +37,8 @@ PF_EVERY, PF_FIRST, PF_DUR0, PF_DUR1, PF_DUR2, N_PF = range(6)
 
 # ---- static: step table (global step index over all routes)
 (SI_GROUP, SI_PRODUCT, SI_LAST, SI_TIME_KIND, SI_PER, SI_BMIN, SI_BMAX, SI_SETUP, SI_REWORK_TO,
- SI_QT_FROM, SI_QT_ANCHOR, SI_DEDICATE, SI_DED_ANCHOR, SI_PRIORITY, SI_CASCADE_PER_WAFER, N_SI) = range(16)
+ SI_QT_FROM, SI_QT_ANCHOR, SI_DEDICATE, SI_DED_ANCHOR, SI_PRIORITY, SI_CASCADE_PER_WAFER, SI_DED_SLOT,
+ N_SI) = range(17)
 (SF_T0, SF_T1, SF_T2, SF_BWAIT, SF_SAMPLING, SF_REWORK_P, SF_QT_LIMIT, SF_MEAN, SF_REMAIN, SF_DEFECT,
  SF_CASCADE, N_SF) = range(12)
 
@@ -57,7 +58,10 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
  TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3, N_TF) = range(17)
 
 # ---- per replication: lots
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_DED_TOOL, L_QT_ANCHOR, L_WAFERS, N_LI = range(9)
+# a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)
+MAX_DED = 4
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_DED_TOOL0 = range(8)
+N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 
 # ---- per replication: tool groups (queues are intrusive doubly linked lists over lots)

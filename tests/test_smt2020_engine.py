@@ -40,8 +40,6 @@ def test_line_defaults_reach_the_run():
     assert (args["horizon_days"], args["warmup_days"]) == (730.0, 90.0)
 
 
-@pytest.mark.xfail(reason="engine keeps one dedicated tool per lot: SMT2020's interleaved lot-to-lens chains "
-                          "(Litho_FE_92 13->113 around Litho_FE_111 58->79) strand lots; see docs/smt2020.md")
 def test_interleaved_dedication_chains_do_not_strand_lots():
     """Route A, B, A(dedicated to step 1), B(dedicated to step 2): every lot must finish."""
     from lines import station

@@ -133,6 +133,37 @@ def _families(line: Line) -> dict:
     return names
 
 
+def _dedication_slots(si, base, product) -> None:
+    """Give each dedication chain (steps linked by dedicate_to_step) a remembered-tool slot.
+
+    Chains that overlap on the route (SMT2020 nests lithography chains) need
+    different slots; a slot is reused once its chain has ended.
+    """
+    chain_of = {}
+    for k, st in enumerate(product.route, start=1):
+        if st.dedicate_to_step:
+            chain_of[k] = chain_of.setdefault(st.dedicate_to_step, st.dedicate_to_step)
+    spans = {}
+    for k, root in chain_of.items():
+        lo, hi = spans.get(root, (root, root))
+        spans[root] = (min(lo, k), max(hi, k))
+    slot_end = []  # last step of the chain currently holding each slot
+    slot_of = {}
+    for root, (lo, hi) in sorted(spans.items(), key=lambda kv: kv[1]):
+        free = [i for i, e in enumerate(slot_end) if e < lo]
+        if free:
+            slot_of[root] = free[0]
+            slot_end[free[0]] = hi
+        else:
+            slot_of[root] = len(slot_end)
+            slot_end.append(hi)
+        if slot_of[root] >= K.MAX_DED:
+            raise ConfigError(f"product {product.name}: route[{root - 1}]", root,
+                              f"at most {K.MAX_DED} dedication chains may overlap on a route")
+    for k, root in chain_of.items():
+        si[base + k - 1, K.SI_DED_SLOT] = slot_of[root]
+
+
 def _setup_matrix(line: Line, families: dict) -> np.ndarray:
     """[F + 1, F] change-over minutes; the last row is a tool with no setup yet."""
     F = max(1, len(families))
@@ -188,6 +219,7 @@ def _steps(line: Line, families: dict):
                 si[base + st.qtime_from - 1, K.SI_QT_ANCHOR] = 1
             if st.dedicate_to_step:
                 si[base + st.dedicate_to_step - 1, K.SI_DED_ANCHOR] = 1
+        _dedication_slots(si, base, p)
         remaining = 0.0
         for k in range(n - 1, -1, -1):
             remaining += sf[base + k, K.SF_SAMPLING] * sf[base + k, K.SF_MEAN]
