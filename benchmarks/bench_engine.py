@@ -190,7 +190,8 @@ def print_rows(rows: list[dict]) -> None:
                   f"{r['seconds_min']:8.3f}-{r['seconds_max']:<7.3f}{r['events_per_s'] / 1e6:11.3f}"
                   f"{(per_core or 0) / 1e6:11.3f}{r['replication_days_per_s']:12.1f}")
         elif r["benchmark"] == "engine_jit":
-            print(f"{r['line']:14s}{r['backend']:8s}{r['threads']:4d}  JIT first call {r['jit_first_call_seconds']:.2f} s "
+            print(f"{r['line']:14s}{r['backend']:8s}{r['threads']:4d}  "
+                  f"JIT first call {r['jit_first_call_seconds']:.2f} s "
                   f"(numba cache {r['numba_cache']})")
         elif r["benchmark"] == "engine_jit_cold":
             print(f"{r['line']:14s}cpu        cold compile (empty cache, fresh process) {r['compile_seconds']} s")

@@ -20,7 +20,8 @@ from the same :class:`twin.line.Line` object and follows the event semantics of
   time it had left; a failure during PM waits for the PM's end; PM (calendar
   or wafer count) due on a busy tool waits for the job to end;
 - sampling, rework loops, queue-time limits, transport delays and tool
-  dedication (a step that must reuse an earlier step's tool) as in the engine;
+  dedication (a step must reuse the tool of an earlier step; a lot remembers
+  one tool per chain of such steps) as in the engine;
 - statistics count only the window ``[warmup, horizon]``.
 
 Random numbers come from Python's ``random`` with the same distributions
@@ -76,18 +77,25 @@ class StepInfo:
     """One route step with references resolved to global step indices (as the engine's step table)."""
 
     __slots__ = ("index", "group", "draw", "per_wafer", "bmin", "bmax", "bwait", "family", "sampling", "rework_p",
-                 "rework_to", "qt_from", "qt_limit", "qt_anchor", "dedicate", "ded_anchor", "priority", "mean",
-                 "remaining", "last")
+                 "rework_to", "qt_from", "qt_limit", "qt_anchor", "dedicate", "ded_chain", "ded_sets", "priority",
+                 "mean", "remaining", "last")
 
 
 class Lot:
-    __slots__ = ("stream", "step", "wafers", "release", "due", "priority", "entry", "ded_tool", "qt_anchor", "qt_t",
+    __slots__ = ("stream", "step", "wafers", "release", "due", "priority", "entry", "ded", "qt_anchor", "qt_t",
                  "done")
 
     def __init__(self, stream, step, wafers, release, due, priority):
         self.stream, self.step, self.wafers = stream, step, wafers
         self.release, self.due, self.priority = release, due, priority
-        self.entry, self.ded_tool, self.qt_anchor, self.qt_t, self.done = 0.0, None, -1, 0.0, None
+        self.entry, self.ded, self.qt_anchor, self.qt_t, self.done = 0.0, {}, -1, 0.0, None
+
+    def dedicated_elsewhere(self, s, tool) -> bool:
+        """Step ``s`` must reuse the tool this lot had at its chain's anchor, and that is not ``tool``."""
+        if s.ded_chain < 0:
+            return False
+        held = self.ded.get(s.ded_chain)
+        return held is not None and held is not tool
 
 
 class Fab:
@@ -131,20 +139,31 @@ class Fab:
                 s.qt_from = base + st.qtime_from - 1 if st.qtime_from else -1
                 s.qt_limit, s.qt_anchor = st.qtime_limit, False
                 s.dedicate = base + st.dedicate_to_step - 1 if st.dedicate_to_step else -1
-                s.ded_anchor, s.priority = False, st.priority
+                s.ded_chain, s.ded_sets, s.priority = -1, -1, st.priority
                 s.mean = st.time.mean * (lot_size if s.per_wafer else 1)
                 s.last = base + len(product.route) - 1
                 steps.append(s)
             for st in product.route:
                 if st.qtime_from:
                     steps[base + st.qtime_from - 1].qt_anchor = True
-                if st.dedicate_to_step:
-                    steps[base + st.dedicate_to_step - 1].ded_anchor = True
+            self._dedication_chains(steps[base:], product)
             remaining = 0.0
             for s in reversed(steps[base:]):
                 remaining += s.sampling * s.mean
                 s.remaining = remaining
         return steps
+
+    @staticmethod
+    def _dedication_chains(steps, product):
+        """Steps linked by dedicate_to_step form a chain; a lot remembers one tool per chain."""
+        chain_of = {}
+        for k, st in enumerate(product.route, start=1):
+            if st.dedicate_to_step:
+                anchor = st.dedicate_to_step
+                chain_of.setdefault(anchor, len(set(chain_of.values())))
+                chain_of[k] = chain_of[anchor]
+                steps[k - 1].ded_chain = chain_of[k]
+                steps[anchor - 1].ded_sets = chain_of[anchor]
 
     # ------------------------------------------------------------------ lots
 
@@ -346,7 +365,7 @@ class Group:
         next_timeout = math.inf
         for lot in self.queue:
             s = steps[lot.step]
-            if s.dedicate >= 0 and lot.ded_tool is not None and lot.ded_tool is not tool:
+            if lot.dedicated_elsewhere(s, tool):
                 continue
             if s.bmax > 0 and self.step_wafers[lot.step] < s.bmin:
                 ready_at = lot.entry + s.bwait
@@ -425,8 +444,7 @@ class Tool:
         lots, wafers = [pick], pick.wafers
         if s.bmax > 0:
             for lot in list(g.queue):
-                same_tool = s.dedicate < 0 or lot.ded_tool is None or lot.ded_tool is self
-                if lot.step == s.index and same_tool and wafers + lot.wafers <= s.bmax:
+                if lot.step == s.index and not lot.dedicated_elsewhere(s, self) and wafers + lot.wafers <= s.bmax:
                     g.take(lot)
                     lots.append(lot)
                     wafers += lot.wafers
@@ -509,8 +527,8 @@ class Tool:
         yield from self.phase(PRODUCTIVE, process)
         self.job = None
         for lot in lots:
-            if s.ded_anchor:
-                lot.ded_tool = self
+            if s.ded_sets >= 0:
+                lot.ded[s.ded_sets] = self
             lot.done.succeed()
         for slot, pm in enumerate(self.pm_specs):
             if math.isfinite(pm.every_wafers):

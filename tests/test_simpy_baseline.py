@@ -45,7 +45,8 @@ def twin_rows(line, seed=3):
 
 
 def kpi_names(line) -> list[str]:
-    names = [f"product.{p.name}.{k}" for p in line.products for k in ("throughput_lots_per_day", "cycle_time_days.mean")]
+    names = [f"product.{p.name}.{k}" for p in line.products
+             for k in ("throughput_lots_per_day", "cycle_time_days.mean")]
     names += [f"tool_group.{g.name}.{k}" for g in line.tool_groups for k in ("utilisation", "availability")]
     return names
 
@@ -102,7 +103,8 @@ def test_comparison_is_tight_enough_to_matter(line, simpy_rows, twin):
 @pytest.mark.parametrize("mistake", ["no_failures", "double_transport"])
 def test_a_wrong_model_fails_the_comparison(line, simpy_rows, mistake):
     if mistake == "no_failures":
-        wrong = dataclasses.replace(line, tool_groups=tuple(dataclasses.replace(g, failure=None) for g in line.tool_groups))
+        groups = tuple(dataclasses.replace(g, failure=None) for g in line.tool_groups)
+        wrong = dataclasses.replace(line, tool_groups=groups)
     else:
         wrong = dataclasses.replace(line, transport=line.transport.scaled(2.0))
     bad = disagreements(simpy_rows, twin_rows(wrong), kpi_names(line))

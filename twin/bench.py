@@ -32,7 +32,8 @@ from pathlib import Path
 from twin.errors import ConfigError
 
 SECTIONS = ("engine", "simpy", "yield", "maintenance")
-MODULES = {"engine": "bench_engine", "simpy": "simpy_baseline", "yield": "bench_yield", "maintenance": "bench_maintenance"}
+MODULES = {"engine": "bench_engine", "simpy": "simpy_baseline", "yield": "bench_yield",
+           "maintenance": "bench_maintenance"}
 SCHEMA = "fabtwin-bench/1"
 
 
@@ -423,7 +424,8 @@ def print_report(doc: dict, folder: Path, compare) -> None:
     for section, run in doc["section_runs"].items():
         other = run["other_processes_cores"]
         warn = "  <- other processes were busy: timings are unreliable" if other is not None and other > 0.25 else ""
-        print(f"[{section}] {run['seconds']:.1f} s, other processes used {other if other is not None else '?'} cores{warn}")
+        used = "?" if other is None else f"{other:.2f}"
+        print(f"[{section}] {run['seconds']:.1f} s, other processes used {used} cores{warn}")
 
 
 def _short_row(section: str, r: dict, compare) -> str:
