@@ -55,6 +55,12 @@ def hot_lot_setup(now, entry, due, priority, process, remaining, step_priority, 
     return -priority * 4.0 * BIG + needs_setup * BIG + entry
 
 
+def hot_lot_setup_cr(now, entry, due, priority, process, remaining, step_priority, needs_setup):
+    """Hot lots first, then lots that need no setup change, then smallest critical ratio."""
+    return -priority * 4.0 * BIG + needs_setup * BIG + critical_ratio(now, entry, due, priority, process,
+                                                                        remaining, step_priority, needs_setup)
+
+
 RULES = {
     "fifo": fifo,
     "spt": spt,
@@ -63,6 +69,7 @@ RULES = {
     "least_slack": least_slack,
     "step_priority": step_priority_rule,
     "hot_lot_setup": hot_lot_setup,
+    "hot_lot_setup_cr": hot_lot_setup_cr,
 }
 RULE_NAMES = tuple(RULES)
 RULE_IDS = {name: i for i, name in enumerate(RULE_NAMES)}
@@ -70,7 +77,14 @@ RULE_IDS = {name: i for i, name in enumerate(RULE_NAMES)}
 
 def make_rule_key(jit):
     """Compile every rule with ``jit`` and return ``rule_key(rule_id, ...)``."""
-    r0, r1, r2, r3, r4, r5, r6 = (jit(RULES[name]) for name in RULE_NAMES)
+    r0, r1, r2, r3, r4, r5, r6 = (jit(RULES[name]) for name in RULE_NAMES[:7])
+    cr = r3
+
+    @jit
+    def r7(now, entry, due, priority, process, remaining, step_priority, needs_setup):
+        # hot_lot_setup_cr, composed from the compiled CR rule (a jitted body cannot call the plain one)
+        return -priority * 4.0 * BIG + needs_setup * BIG + cr(now, entry, due, priority, process, remaining,
+                                                              step_priority, needs_setup)
 
     @jit
     def rule_key(rule_id, now, entry, due, priority, process, remaining, step_priority, needs_setup):
@@ -86,6 +100,8 @@ def make_rule_key(jit):
             return r4(now, entry, due, priority, process, remaining, step_priority, needs_setup)
         if rule_id == 5:
             return r5(now, entry, due, priority, process, remaining, step_priority, needs_setup)
-        return r6(now, entry, due, priority, process, remaining, step_priority, needs_setup)
+        if rule_id == 6:
+            return r6(now, entry, due, priority, process, remaining, step_priority, needs_setup)
+        return r7(now, entry, due, priority, process, remaining, step_priority, needs_setup)
 
     return rule_key

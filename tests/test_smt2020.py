@@ -284,14 +284,14 @@ def test_transport_is_uniform_five_to_ten_minutes(line):
 
 def test_dispatch_defaults_and_native_rules(dataset):
     base = {"loader": "smt2020", "dataset": dataset}
-    default = {"HVLM": "fifo", "LVHM": "cr"}[dataset]
-    assert {g.dispatch for g in load_smt2020(base).tool_groups} == {default}
+    native = {"HVLM": "hot_lot_setup", "LVHM": "hot_lot_setup_cr"}[dataset]
+    assert {g.dispatch for g in load_smt2020(base).tool_groups} == {native}
     assert {g.dispatch for g in load_smt2020({**base, "dispatch": "edd"}).tool_groups} == {"edd"}
     # tool.txt.1l: rule_HotLotFIRST and rule_LSSU, ranked rank_HP;rank_RSETUP;rank_FIFO (HVLM) or
-    # ...;rank_CR (LVHM): hot lots first, then no setup change -- the engine's hot_lot_setup.
+    # ...;rank_CR (LVHM): hot lots first, then no setup change, then FIFO or CR.
     chains = {r["FWLRANK"] for r in raw(dataset, "tool.txt.1l")}
     assert chains == {"rank_HP;rank_RSETUP;" + {"HVLM": "rank_FIFO", "LVHM": "rank_CR"}[dataset]}
-    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native"}).tool_groups} == {"hot_lot_setup"}
+    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native"}).tool_groups} == {native}
 
 
 @pytest.mark.parametrize("data, field", [

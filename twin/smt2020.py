@@ -23,18 +23,19 @@ from twin.errors import ConfigError, DataError
 from twin.line import INF, Failure, InitialWip, Line, PreventiveMaintenance, Product, Release, Step, ToolGroup
 
 ENV_DIR = "FABTWIN_SMT2020_DIR"
-DEFAULT_DISPATCH = {"HVLM": "fifo", "LVHM": "cr"}
+DEFAULT_DISPATCH = {"HVLM": "native", "LVHM": "native"}
 DEFAULT_RUN = {"horizon_days": 730.0, "warmup_days": 90.0}
 YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults"}
 
 MINUTES = {"sec": 1.0 / 60.0, "s": 1.0 / 60.0, "min": 1.0, "hr": 60.0, "day": 1440.0}
 PRIORITY = {10: "normal", 20: "hot", 30: "super_hot"}
-# Each family's own rule and rank chain (dispatch: native) -> the nearest engine rule.  HVLM's chain
-# (hot lots, then no setup change, then FIFO) is hot_lot_setup exactly; LVHM ends its chain with CR,
-# which the engine cannot chain after the first two ranks, so FIFO breaks the last tie (docs/smt2020.md).
+# Each family's own rule and rank chain (dispatch: native) -> the engine rule with the same ranks:
+# HVLM's chain (hot lots, then no setup change, then FIFO) is hot_lot_setup; LVHM's ends with CR,
+# which is hot_lot_setup_cr (docs/smt2020.md).
 NATIVE_RULES = {
-    (rule, f"rank_HP;rank_RSETUP;{last}"): "hot_lot_setup"
-    for rule in ("rule_HotLotFIRST", "rule_LSSU") for last in ("rank_FIFO", "rank_CR")
+    (rule, f"rank_HP;rank_RSETUP;{last}"): engine_rule
+    for rule in ("rule_HotLotFIRST", "rule_LSSU")
+    for last, engine_rule in (("rank_FIFO", "hot_lot_setup"), ("rank_CR", "hot_lot_setup_cr"))
 }
 DATE_FORMAT = "%m/%d/%y %H:%M:%S"
 
