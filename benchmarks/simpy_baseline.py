@@ -18,7 +18,8 @@ from the same :class:`twin.line.Line` object and follows the event semantics of
 - failures (calendar or busy time; Weibull or exponential, own first-failure
   law) interrupt setup or processing, which resumes after the repair with the
   time it had left; a failure during PM waits for the PM's end; PM (calendar
-  or wafer count) due on a busy tool waits for the job to end;
+  or wafer count) due on a busy tool waits for the job to end; the first PMs
+  of a group are staggered (tool k of n first due at (k + 1) / n of the period);
 - sampling, rework loops, queue-time limits, transport delays and tool
   dedication (a step must reuse the tool of an earlier step; a lot remembers
   one tool per chain of such steps) as in the engine;
@@ -415,10 +416,15 @@ class Tool:
                 self.ttf_left = first()
             else:
                 fab.env.process(self.failure_clock(first()))
+        share = (k + 1) / spec.tools  # first PMs staggered: tool k of n is first due at (k + 1) / n of the period
         for slot, pm in enumerate(spec.pms):
-            if math.isfinite(pm.every_minutes):
-                due = pm.first_minutes if pm.first_minutes is not None else pm.every_minutes
-                fab.env.process(self.pm_calendar(slot, due, pm.every_minutes))
+            timed = math.isfinite(pm.every_minutes)
+            every = pm.every_minutes if timed else pm.every_wafers
+            first = (pm.first_minutes if pm.first_minutes is not None else every) * share
+            if timed:
+                fab.env.process(self.pm_calendar(slot, first, every))
+            else:
+                self.pm_wafers[slot] = every - first
         self.proc = fab.env.process(self.life())
 
     # ------------------------------------------------------------------ state and signals (synchronous)

@@ -3,7 +3,8 @@
 Both run the default line from the same ``Line`` object, with independent
 random streams.  For every KPI a Welch interval on the difference of the two
 means (Welch-Satterthwaite degrees of freedom) must contain 0; the family of
-comparisons is held to a 1% false-alarm rate by Bonferroni.  Two negative
+comparisons is held to a 1% false-alarm rate by Bonferroni.  Beside the flow
+KPIs, the fab's PM and failure counts check the two calendars.  Negative
 controls show the comparison has teeth: a model that ignores tool failures,
 or doubles transport times, fails it.
 """
@@ -41,14 +42,22 @@ def _baseline():
 
 def twin_rows(line, seed=3):
     result = run_line(compile_line(line), TWIN_REPS, HORIZON, WARMUP, seed, resolve_backend("cpu"), snapshot_minutes=0)
-    return kpis.per_replication(result)
+    return with_fab_totals(kpis.per_replication(result), line)
+
+
+def with_fab_totals(rows: dict, line) -> dict:
+    """Add PMs and failures of the whole fab per replication: the PM and failure calendars in one number each."""
+    for kind in ("pms", "failures"):
+        rows[f"fab.{kind}"] = sum(np.asarray(rows[f"tool_group.{g.name}.{kind}_per_tool"], float) * g.tools
+                                  for g in line.tool_groups)
+    return rows
 
 
 def kpi_names(line) -> list[str]:
     names = [f"product.{p.name}.{k}" for p in line.products
              for k in ("throughput_lots_per_day", "cycle_time_days.mean")]
     names += [f"tool_group.{g.name}.{k}" for g in line.tool_groups for k in ("utilisation", "availability")]
-    return names
+    return names + ["fab.pms", "fab.failures"]
 
 
 def welch(a, b, alpha: float) -> tuple[float, float]:
@@ -79,7 +88,7 @@ def line():
 
 @pytest.fixture(scope="module")
 def simpy_rows(line):
-    return _baseline().run_replications(line, SIMPY_REPS, HORIZON, WARMUP, seed=7)["rows"]
+    return with_fab_totals(_baseline().run_replications(line, SIMPY_REPS, HORIZON, WARMUP, seed=7)["rows"], line)
 
 
 @pytest.fixture(scope="module")
