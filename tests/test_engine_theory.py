@@ -150,3 +150,16 @@ def test_cascading_tool_is_an_md1_server_plus_a_delay():
     assert within(s["mean"], s["ci95"], wait + process), (s, wait + process)
     q = kpis.summarize(rows["tool_group.C.queue_wait_minutes"])
     assert within(q["mean"], q["ci95"], wait), (q, wait)
+
+
+def test_conwip_holds_wip_constant_and_saturates_the_bottleneck():
+    """CONWIP with a cap of 4 lots on one exponential server: WIP is 4, throughput 1 / service time."""
+    service = 10.0
+    releases = [{"name": "p", "product": "p", "kind": "conwip", "wip_cap": 4, "lot_size": 1, "due_days": 1000}]
+    line = open_line([station("M", 1)], [exp_step("M", service)], 1.0, releases=releases)
+    _, rows = simulate(line, replicas=12, horizon_days=60, warmup_days=5)
+    assert np.allclose(rows["product.p.wip_lots"], 4.0)
+    th = kpis.summarize(rows["product.p.throughput_lots_per_day"])
+    assert within(th["mean"], th["ci95"], 1440.0 / service), th
+    ct = kpis.summarize(rows["product.p.cycle_time_days.mean"] * 1440.0)
+    assert within(ct["mean"], ct["ci95"], 4 * service), ct  # Little: W = N / X
