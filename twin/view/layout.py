@@ -90,14 +90,20 @@ def floor_layout(group_names, group_areas, tool_group, line: dict | None = None,
 
 
 def smat2022_dir(override=None) -> Path | None:
-    """The SMAT2022 folder: argument, then $FABTWIN_SMAT2022_DIR, then ../shared/data/smat2022."""
+    """The SMAT2022 folder: argument, then $FABTWIN_SMAT2022_DIR, then ../shared/data/smat2022.
+
+    ``..`` is tried beside the checkout the package came from, then beside the working folder
+    (an installed package lives in site-packages, away from the checkout).
+    """
     for candidate in (override, os.environ.get(SMAT_ENV)):
         if candidate:
             path = Path(candidate).expanduser()
             return path if (path / "equipment.csv").is_file() else None
-    repo_root = Path(__file__).resolve().parents[2]
-    path = repo_root.parent / "shared" / "data" / "smat2022"
-    return path if (path / "equipment.csv").is_file() else None
+    for root in (Path(__file__).resolve().parents[2], Path.cwd().resolve()):
+        path = root.parent / "shared" / "data" / "smat2022"
+        if (path / "equipment.csv").is_file():
+            return path
+    return None
 
 
 def matches_smat(group_names, floor_dir) -> bool:
