@@ -6,13 +6,12 @@ real GPU (marker ``cuda``) the same comparison runs on the device.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from cuda_check import run_script
 
 TESTS = Path(__file__).resolve().parent
 
@@ -45,27 +44,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(env_extra):
-    import twin
-
-    root = str(Path(twin.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root, **env_extra}
-    return subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(TESTS))], env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 def test_cuda_kernels_match_cpu_under_the_simulator():
-    pytest.importorskip("numba.cuda")
-    proc = _run({"NUMBA_ENABLE_CUDASIM": "1"})
+    proc = run_script(SCRIPT.format(tests=str(TESTS)), simulator=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK cuda numba CUDA simulator" in proc.stdout
 
 
 @pytest.mark.cuda
 def test_cuda_kernels_match_cpu_on_a_real_gpu():
-    from kernels.target import cuda_usable
-
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or not cuda_usable():
-        pytest.skip("no CUDA GPU on this machine")
-    proc = _run({})
+    proc = run_script(SCRIPT.format(tests=str(TESTS)), simulator=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -6,13 +6,11 @@ every policy kind with every failure cause, the sensor and the warnings on; on a
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+
+from cuda_check import run_script
 
 SCRIPT = textwrap.dedent("""
     import warnings
@@ -46,26 +44,15 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(env_extra):
-    import twin
-
-    root = str(Path(twin.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root, **env_extra}
-    return subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_cuda_maintenance_kernel_matches_cpu_under_the_simulator():
-    pytest.importorskip("numba.cuda")
-    proc = _run({"NUMBA_ENABLE_CUDASIM": "1"})
+    proc = run_script(SCRIPT, simulator=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
 
 
 @pytest.mark.cuda
 def test_cuda_maintenance_kernel_matches_cpu_on_the_gpu():
-    from kernels.target import cuda_usable
-
-    if not cuda_usable() or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        pytest.skip("no real CUDA GPU")
-    proc = _run({})
+    proc = run_script(SCRIPT, simulator=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

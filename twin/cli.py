@@ -56,7 +56,7 @@ def _run(rest) -> int:
     def hydra_run(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        from twin.app import print_summary, run_scenario
+        from twin.app import run_scenario
 
         out_dir = HydraConfig.get().runtime.output_dir
         config = OmegaConf.to_container(cfg, resolve=True)
