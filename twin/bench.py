@@ -373,11 +373,14 @@ def plot(doc: dict, path: Path) -> Path | None:
             axes[1].axhline(r["replication_days_per_s"], color="k", ls="--",
                             label=f"SimPy {r['line']} ({r['horizon_days']:g} d horizon)")
     titles = ("simulated events / s", "replication-days / s", "speed-up over numba CPU 1 thread")
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+    sizes = sorted({r["replicas"] for r in rows})
     for ax, title in zip(axes, titles):
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xticks(sizes)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("replications")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
