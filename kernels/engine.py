@@ -688,9 +688,11 @@ def make_engine(jit):
     # ------------------------------------------------------------------ snapshots (replication 0)
 
     @jit
-    def record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until):
+    def record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, inclusive):
+        """Record the snapshots due before ``until`` (and at it, if ``inclusive``): the state
+        a snapshot shows at time t is the one after every event at t."""
         k = rep_i[R_SNAP_I]
-        while k < snap_t.shape[0] and snap_t[k] <= until:
+        while k < snap_t.shape[0] and (snap_t[k] < until or (inclusive != 0 and snap_t[k] == until)):
             for t in range(snap_tool.shape[1]):
                 snap_tool[k, t] = ti[t, T_STATE]
             for g in range(snap_queue.shape[1]):
@@ -756,13 +758,13 @@ def make_engine(jit):
             code = hc[0]
             heap_pop(ht, hc, rep_i)
             if log_on != 0:
-                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now)
+                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)
             rep_i[R_EVENTS] += 1
             handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                          rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                          s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on)
         if log_on != 0:
-            record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until)
+            record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 
     @jit
     def finalize_rep(ti, tf, qi, qf, s_i, s_f, warmup, horizon):

@@ -37,3 +37,14 @@ def test_overloaded_line_reports_capacity_not_garbage():
     with pytest.raises(ConfigError) as err:
         runner.run_line(compile_line(line, max_lots=64), 2, 30.0, 1.0, 1, resolve_backend("cpu"))
     assert "overloaded" in str(err.value)
+
+
+def test_snapshot_at_time_zero_shows_the_initial_wip_queued():
+    """A snapshot at t shows the state after every event at t: initial WIP is already waiting."""
+    line = open_line([station("M", 1)], [exp_step("M", 20.0), exp_step("M", 20.0)], 40.0,
+                     initial_wip=[{"release": "p", "step": 2, "lots": 5}])
+    result = runner.run_line(compile_line(line), 1, 2.0, 0.0, 3, resolve_backend("cpu"), snapshot_minutes=60)
+    snaps = result.snapshots
+    assert snaps["time_days"][0] == 0.0
+    in_process = int(snaps["tool_state"][0, 0] == 0)  # E10 productive
+    assert snaps["queue_lots"][0, 0] + in_process == 6  # 5 initial lots + the first release, all at t = 0
