@@ -199,13 +199,19 @@ def test_smat_folder_from_environment(tmp_path, monkeypatch):
     assert L.floor_layout(names, areas, tool_group, line).source == "auto"
 
 
-def test_default_smat_path_is_relative_to_the_repository(monkeypatch):
+def test_default_smat_path_is_beside_the_checkout_or_the_working_folder(monkeypatch, tmp_path):
     monkeypatch.delenv(L.SMAT_ENV, raising=False)
     from pathlib import Path
 
-    expected = Path(L.__file__).resolve().parents[2].parent / "shared" / "data" / "smat2022"
-    found = L.smat2022_dir()
-    assert found == (expected if (expected / "equipment.csv").is_file() else None)
+    beside_package = Path(L.__file__).resolve().parents[2].parent / "shared" / "data" / "smat2022"
+    beside_cwd = Path.cwd().resolve().parent / "shared" / "data" / "smat2022"
+    candidates = [p for p in (beside_package, beside_cwd) if (p / "equipment.csv").is_file()]
+    assert L.smat2022_dir() == (candidates[0] if candidates else None)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if not (beside_package / "equipment.csv").is_file():
+        assert L.smat2022_dir() is None  # neither beside the package nor beside this folder
 
 
 def test_shared_slots_split_without_overlap():
