@@ -39,8 +39,8 @@ def _gl():
 
 def _run_in_display(cmd):
     """Run under the virtual display; retry once if Xvfb was not ready (a start-up race of xvfb-run -a)."""
-    for attempt in range(2):
-        done = _run_in_display(cmd)
+    for _ in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=_env())
         if done.returncode == 0 or "bad X server connection" not in done.stderr:
             return done
     return done
