@@ -405,6 +405,16 @@ def make_engine(jit):
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
 
     @jit
+    def go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, state, duration, counter, now, warmup, horizon):
+        """PM or repair: the tool is down ``duration`` minutes; stale activity ends are voided."""
+        ti[t, T_VER] += 1
+        set_tool_state(ti, tf, qi, tool_group, t, state, now, warmup, horizon)
+        tf[t, TF_PHASE_END] = now + duration
+        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
+        if now >= warmup:
+            ti[t, counter] += 1
+
+    @jit
     def start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
         pending = ti[t, T_PM_PENDING]
         slot = 0
@@ -413,24 +423,14 @@ def make_engine(jit):
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
         row = tool_group[t] * MAX_PM + slot
         tf[t, TF_PM_W0 + slot] = 0.0
-        ti[t, T_VER] += 1
-        set_tool_state(ti, tf, qi, tool_group, t, SCHED_DOWN, now, warmup, horizon)
         duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
-        tf[t, TF_PHASE_END] = now + duration
-        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
-        if now >= warmup:
-            ti[t, T_PMS] += 1
+        go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, SCHED_DOWN, duration, T_PMS, now, warmup, horizon)
 
     @jit
     def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
         g = tool_group[t]
-        ti[t, T_VER] += 1
-        set_tool_state(ti, tf, qi, tool_group, t, UNSCHED_DOWN, now, warmup, horizon)
         duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2], rng)
-        tf[t, TF_PHASE_END] = now + duration
-        schedule(ht, hc, rep_i, now + duration, EV_ACTIVITY_END, t, ti[t, T_VER])
-        if now >= warmup:
-            ti[t, T_FAILS] += 1
+        go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, UNSCHED_DOWN, duration, T_FAILS, now, warmup, horizon)
 
     @jit
     def arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, first):
