@@ -41,12 +41,18 @@ def keyed_cache_dir() -> None:
 
 
 def device_jit(target: str):
-    """Decorator that compiles a scalar device function for ``target``."""
+    """Decorator that compiles a scalar device function for ``target``.
+
+    CPU device functions are compiled without numba's reference counting
+    (``_nrt=False``): they only read and write arrays their launcher owns and
+    never allocate, and counting references to the ~30 arrays passed down at
+    every call cost more than the model itself (HVLM: 2.2 s -> 0.95 s).
+    """
     if target == CPU:
         import numba
 
         keyed_cache_dir()
-        return numba.njit(cache=True, nogil=True, fastmath=False)
+        return numba.njit(cache=True, nogil=True, fastmath=False, _nrt=False)
     if target == CUDA:
         from numba import cuda
 
