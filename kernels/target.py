@@ -52,12 +52,43 @@ def device_jit(target: str):
         import numba
 
         keyed_cache_dir()
-        return numba.njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+        compile_cpu = numba.njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+        return lambda func: _one_specialisation(compile_cpu(func))
     if target == CUDA:
         from numba import cuda
 
         return cuda.jit(device=True)
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
+def _widen(arg_type):
+    """int64 for every signed integer or integer literal, the plain type for other literals.
+
+    Unsigned integers keep their type: the random streams shift uint64 words.
+    """
+    from numba.core import types
+
+    arg_type = types.unliteral(arg_type)
+    if isinstance(arg_type, types.Integer) and arg_type.signed:
+        return types.int64
+    return arg_type
+
+
+def _one_specialisation(dispatcher):
+    """Make calls from other kernels compile ``dispatcher`` once, not once per literal.
+
+    numba specialises a jitted callee for every literal argument
+    (``set_tool_state(..., STANDBY)`` and ``(..., SETUP)`` were two compiles)
+    and for int32 against int64; widening the argument types at the call
+    (numba casts the values) more than halves the engine's compile time.
+    """
+    typed = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return typed(tuple(_widen(a) for a in args), {k: _widen(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
 
 
 @functools.cache
