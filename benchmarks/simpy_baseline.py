@@ -27,9 +27,10 @@ from the same :class:`twin.line.Line` object and follows the event semantics of
 
 Random numbers come from Python's ``random`` with the same distributions
 (``twin.distributions.Dist``); the streams differ from the twin's, so the two
-agree in distribution, not draw by draw.  Yield (defect density, tool
-condition) does not change the flow of lots and is left out; cascading tools
-are not modelled (the default line has none).
+agree in distribution, not draw by draw.  Defect density does not change the
+flow of lots and is left out; tool condition is modelled only where it does
+(wear-out failures, sensor readings and condition-based or predictive PM);
+cascading tools are not modelled (the default line has none).
 
     python benchmarks/simpy_baseline.py [replicas] [horizon_days] [warmup_days]
 """
@@ -51,6 +52,7 @@ from twin.line import PRIORITIES, Line  # noqa: E402
 MINUTES_PER_DAY = 1440.0
 PRODUCTIVE, STANDBY, SETUP, SCHED_DOWN, UNSCHED_DOWN = range(5)  # SEMI E10, as kernels/layout.py
 JOB, PM, REPAIR = "job", "pm", "repair"
+SENSOR_PM = 4  # pending-PM key of a condition-driven PM: after the (at most 4) calendar slots, as the engine
 
 
 def sampler(dist, rng: random.Random):
@@ -415,7 +417,7 @@ class Tool:
             if self.busy_basis:
                 self.ttf_left = first()
             else:
-                fab.env.process(self.failure_clock(first()))
+                self.clock = fab.env.process(self.failure_clock(first()))
         share = (k + 1) / spec.tools  # first PMs staggered: tool k of n is first due at (k + 1) / n of the period
         for slot, pm in enumerate(spec.pms):
             timed = math.isfinite(pm.every_minutes)
@@ -425,6 +427,8 @@ class Tool:
                 fab.env.process(self.pm_calendar(slot, first, every))
             else:
                 self.pm_wafers[slot] = every - first
+        self.cbm_draw = sampler(spec.maintenance.duration, fab.rng) if spec.maintenance else None
+        self.renew()
         self.proc = fab.env.process(self.life())
 
     # ------------------------------------------------------------------ state and signals (synchronous)
@@ -473,9 +477,12 @@ class Tool:
     def start_pm(self):
         slot = min(self.pm_pending)
         self.pm_pending.discard(slot)
-        self.pm_wafers[slot] = 0.0
         self.set_state(SCHED_DOWN)
-        self.pm_time = self.pm_draw[slot]()
+        if slot == SENSOR_PM:
+            self.pm_time = self.cbm_draw()
+        else:
+            self.pm_wafers[slot] = 0.0
+            self.pm_time = self.pm_draw[slot]()
         if self.fab.in_window():
             self.pms += 1
         self.signal(PM)
@@ -492,6 +499,66 @@ class Tool:
         elif self.repair_done is not None:
             self.repair_done.succeed()
             self.repair_done = None
+
+    # ------------------------------------------------------------------ condition (wear-out and sensor-driven PM)
+
+    def renew(self):
+        """PM or repair: as good as new, a fresh failure level, no readings, no sensor PM pending."""
+        spec, rng = self.group.spec, self.fab.rng
+        self.condition, self.life_wafers, self.readings = 0.0, 0.0, []
+        self.level = sampler(spec.failure_level, rng)() if spec.failure_level is not None else math.inf
+        self.life_start = self.env.now
+        self.pm_pending.discard(SENSOR_PM)
+
+    def wear(self, wafers: float) -> bool:
+        """Condition grows with the job's wafers; read the sensor; True if the tool wore out."""
+        spec, rng = self.group.spec, self.fab.rng
+        self.condition += spec.condition_drift * wafers
+        if spec.condition_noise > 0.0:
+            self.condition += spec.condition_noise * math.sqrt(wafers) * rng.gauss(0.0, 1.0)
+        self.condition = max(self.condition, 0.0)
+        if not spec.watches_condition:
+            return False
+        self.life_wafers += wafers
+        reading = self.condition + (spec.sensor_sd * rng.gauss(0.0, 1.0) if spec.sensor_sd > 0.0 else 0.0)
+        self.readings.append((self.life_wafers, reading))
+        if self.condition >= self.level:
+            return True
+        m = spec.maintenance
+        if m is not None and m.policy == "condition" and reading >= m.threshold:
+            self.pm_pending.add(SENSOR_PM)
+        elif m is not None and m.policy == "predictive" and self.minutes_to_target(m) <= m.lead_minutes:
+            self.pm_pending.add(SENSOR_PM)
+        return False
+
+    def minutes_to_target(self, m) -> float:
+        """Least-squares line through this life's readings, reaching ``target_level`` at the life's wafer rate."""
+        n = len(self.readings)
+        if n < m.min_readings:
+            return math.inf
+        mean_w = sum(w for w, _ in self.readings) / n
+        mean_y = sum(y for _, y in self.readings) / n
+        sxx = sum((w - mean_w) ** 2 for w, _ in self.readings)
+        if sxx <= 0.0:
+            return math.inf
+        slope = sum((w - mean_w) * (y - mean_y) for w, y in self.readings) / sxx
+        if slope <= 0.0:
+            return math.inf
+        fitted_now = mean_y + slope * (self.life_wafers - mean_w)
+        wafers_left = max((m.target_level - fitted_now) / slope, 0.0)
+        return wafers_left * (self.env.now - self.life_start) / self.life_wafers
+
+    def wear_out_repair(self):
+        """Repair after wearing out; the failure clock restarts at its end, as after any repair."""
+        yield self.env.timeout(self.start_repair())
+        if self.busy_basis:
+            self.ttf_left = self.ttf()
+        elif self.failure is not None:
+            if self.repair_done is not None:  # the calendar clock fired during this repair: it redraws now
+                self.end_repair()
+            else:
+                self.clock.interrupt()
+                self.clock = self.env.process(self.failure_clock(self.ttf()))
 
     def tool_free(self):
         """Available again: pending PM first, else the group serves its queue."""
@@ -514,9 +581,13 @@ class Tool:
                 self.wake = None
             action, self.action = self.action, None
             if action == JOB:
-                yield from self.do_job()
+                worn_out = yield from self.do_job()
+                if worn_out:
+                    yield from self.wear_out_repair()
+                    self.renew()
             elif action == PM:
                 yield self.env.timeout(self.pm_time)
+                self.renew()
                 if self.fail_pending:
                     self.fail_pending = False
                     yield self.env.timeout(self.start_repair())
@@ -524,6 +595,7 @@ class Tool:
             elif action == REPAIR:
                 yield self.env.timeout(self.repair_time)
                 self.end_repair()
+                self.renew()
             self.tool_free()
 
     def do_job(self):
@@ -536,11 +608,13 @@ class Tool:
             if s.ded_sets >= 0:
                 lot.ded[s.ded_sets] = self
             lot.done.succeed()
+        worn_out = self.wear(wafers)
         for slot, pm in enumerate(self.pm_specs):
             if math.isfinite(pm.every_wafers):
                 self.pm_wafers[slot] += wafers
                 if self.pm_wafers[slot] >= pm.every_wafers:
                     self.pm_pending.add(slot)
+        return worn_out
 
     def phase(self, state: int, duration: float):
         """Setup or processing for ``duration``; a failure cuts it, it resumes after the repair (preemptive-resume)."""
@@ -571,15 +645,19 @@ class Tool:
     def repair(self):
         yield self.env.timeout(self.start_repair())
         self.end_repair()
+        self.renew()
 
     def failure_clock(self, ttf: float):
         """Calendar-time failures: the next time to failure starts when the repair ends."""
-        while True:
-            yield self.env.timeout(ttf)
-            self.repair_done = self.env.event()
-            self.fail()
-            yield self.repair_done
-            ttf = self.ttf()
+        try:
+            while True:
+                yield self.env.timeout(ttf)
+                self.repair_done = self.env.event()
+                self.fail()
+                yield self.repair_done
+                ttf = self.ttf()
+        except self.fab.simpy.Interrupt:  # a wear-out repair restarted the clock
+            return
 
     def fail(self):
         if self.state == SCHED_DOWN:

@@ -415,15 +415,20 @@ def make_engine(jit):
             ti[t, counter] += 1
 
     @jit
-    def start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+    def start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+        """Start the lowest pending PM: a calendar slot, else the condition-based one (CBM_SLOT)."""
         pending = ti[t, T_PM_PENDING]
         slot = 0
-        while slot < MAX_PM - 1 and (pending >> slot) & 1 == 0:
+        while slot < CBM_SLOT and (pending >> slot) & 1 == 0:
             slot += 1
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
-        row = tool_group[t] * MAX_PM + slot
-        tf[t, TF_PM_W0 + slot] = 0.0
-        duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
+        g = tool_group[t]
+        if slot == CBM_SLOT:
+            duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], rng)
+        else:
+            row = g * MAX_PM + slot
+            tf[t, TF_PM_W0 + slot] = 0.0
+            duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, SCHED_DOWN, duration, T_PMS, now, warmup, horizon)
 
     @jit
@@ -448,6 +453,71 @@ def make_engine(jit):
             schedule(ht, hc, rep_i, now + ttf, EV_FAIL, t, ti[t, T_FAIL_VER])
         else:
             tf[t, TF_TTF_LEFT] = ttf
+
+    # ------------------------------------------------------------------ tool condition and its maintenance
+
+    @jit
+    def renew_tool(gi, gf, rng, ti, tf, t, g, now):
+        """PM or repair leaves the tool as good as new: condition 0, a fresh failure level, no readings."""
+        tf[t, TF_COND] = 0.0
+        if gi[g, GI_HEALTH] == 0:
+            return
+        level = INF
+        if gi[g, GI_LEVEL_KIND] >= 0:
+            level = sample(gi[g, GI_LEVEL_KIND], gf[g, GF_LEVEL0], gf[g, GF_LEVEL1], gf[g, GF_LEVEL2], rng)
+        tf[t, TF_LEVEL] = level
+        tf[t, TF_RENEW_T] = now
+        tf[t, TF_RENEW_W] = 0.0
+        tf[t, TF_FIT_N] = 0.0
+        tf[t, TF_FIT_SW] = 0.0
+        tf[t, TF_FIT_SWW] = 0.0
+        tf[t, TF_FIT_SY] = 0.0
+        tf[t, TF_FIT_SWY] = 0.0
+
+    @jit
+    def predicted_minutes_left(gi, gf, tf, t, g, now):
+        """Least-squares line through this life's readings, extrapolated to the target level,
+        turned into minutes at the tool's wafer rate since its renewal; INF without a rising fit."""
+        n = tf[t, TF_FIT_N]
+        w = tf[t, TF_RENEW_W]
+        if n < gi[g, GI_CBM_MIN_READINGS] or w <= 0.0:
+            return INF
+        sw = tf[t, TF_FIT_SW]
+        det = n * tf[t, TF_FIT_SWW] - sw * sw
+        if det <= 0.0:
+            return INF
+        slope = (n * tf[t, TF_FIT_SWY] - sw * tf[t, TF_FIT_SY]) / det
+        if slope <= 0.0:
+            return INF
+        fitted = (tf[t, TF_FIT_SY] - slope * sw) / n + slope * w
+        wafers_left = (gf[g, GF_CBM_TARGET] - fitted) / slope
+        if wafers_left <= 0.0:
+            return 0.0
+        return wafers_left * (now - tf[t, TF_RENEW_T]) / w
+
+    @jit
+    def after_wear(gi, gf, rng, ti, tf, t, g, wafers, now):
+        """After a job: read the sensor, flag a condition-based or predictive PM; True if the tool
+        failed (its condition reached this life's failure level)."""
+        c = tf[t, TF_COND]
+        w = tf[t, TF_RENEW_W] + wafers
+        tf[t, TF_RENEW_W] = w
+        reading = c
+        if gf[g, GF_SENSOR_SD] > 0.0:
+            reading += gf[g, GF_SENSOR_SD] * standard_normal(rng)
+        tf[t, TF_FIT_N] += 1.0
+        tf[t, TF_FIT_SW] += w
+        tf[t, TF_FIT_SWW] += w * w
+        tf[t, TF_FIT_SY] += reading
+        tf[t, TF_FIT_SWY] += w * reading
+        if c >= tf[t, TF_LEVEL]:
+            return True
+        policy = gi[g, GI_CBM_POLICY]
+        if policy == CBM_CONDITION and reading >= gf[g, GF_CBM_THRESHOLD]:
+            ti[t, T_PM_PENDING] |= 1 << CBM_SLOT
+        elif policy == CBM_PREDICTIVE and predicted_minutes_left(gi, gf, tf, t, g, now) <= gf[g, GF_CBM_LEAD]:
+            ti[t, T_PM_PENDING] |= 1 << CBM_SLOT
+        return False
 
     # ------------------------------------------------------------------ the big handlers
 
@@ -484,7 +554,7 @@ def make_engine(jit):
         """A tool became available: pending PM first, else serve its queue."""
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
         if ti[t, T_PM_PENDING] != 0:
-            start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
             return
         dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -569,12 +639,19 @@ def make_engine(jit):
                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                      s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
         tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
+        worn_out = False
+        if gi[g, GI_HEALTH] != 0:
+            worn_out = after_wear(gi, gf, rng, ti, tf, t, g, wafers, now)
         for slot in range(MAX_PM):
             row = g * MAX_PM + slot
             if pmi[row, PI_KIND] == PM_WAFERS:
                 tf[t, TF_PM_W0 + slot] += wafers
                 if tf[t, TF_PM_W0 + slot] >= pmf[row, PF_EVERY]:
                     ti[t, T_PM_PENDING] |= 1 << slot
+        if worn_out:
+            ti[t, T_INTERRUPTED] = -1
+            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            return
         tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                   s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
@@ -593,7 +670,7 @@ def make_engine(jit):
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                        s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == SCHED_DOWN:
-            tf[t, TF_COND] = 0.0
+            renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             if ti[t, T_FAIL_PENDING] != 0:
                 ti[t, T_FAIL_PENDING] = 0
                 ti[t, T_INTERRUPTED] = -1
@@ -603,7 +680,7 @@ def make_engine(jit):
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == UNSCHED_DOWN:
-            tf[t, TF_COND] = 0.0
+            renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
             resumed = ti[t, T_INTERRUPTED]
             if resumed >= 0:
@@ -640,7 +717,7 @@ def make_engine(jit):
         schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
-            start_pm(gi, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
 
     @jit
     def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -724,6 +801,7 @@ def make_engine(jit):
             ti[t, T_INTERRUPTED] = -1
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, 0.0, True)
             g = tool_group[t]
+            renew_tool(gi, gf, rng, ti, tf, t, g, 0.0)
             share = (t - gi[g, GI_FIRST_TOOL] + 1.0) / gi[g, GI_NTOOLS]  # tool k of n: first PM at (k+1)/n
             for slot in range(MAX_PM):
                 row = g * MAX_PM + slot

@@ -27,9 +27,14 @@ MAX_PM = 4  # PM calendars per tool group
 
 # ---- static: tool group table (int / float)
 (GI_RULE, GI_FIRST_TOOL, GI_NTOOLS, GI_MIN_RUN, GI_FAIL_BASIS, GI_TTF_KIND, GI_REP_KIND, GI_FIRST_KIND,
- GI_DEDICATED, N_GI) = range(10)
+ GI_DEDICATED, GI_HEALTH, GI_LEVEL_KIND, GI_CBM_POLICY, GI_CBM_DUR_KIND, GI_CBM_MIN_READINGS, N_GI) = range(15)
 (GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
- GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, N_GF) = range(15)
+ GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, GF_LEVEL0, GF_LEVEL1, GF_LEVEL2, GF_SENSOR_SD,
+ GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2, N_GF) = range(25)
+
+# ---- condition-driven maintenance of a tool group (GI_HEALTH != 0 when condition matters to it)
+CBM_NONE, CBM_CONDITION, CBM_PREDICTIVE = range(3)
+CBM_SLOT = MAX_PM  # pending-PM bit of a condition-based or predictive PM
 
 # ---- static: PM table [group * MAX_PM + slot]
 PI_KIND, PI_DUR_KIND, N_PI = range(3)
@@ -55,7 +60,8 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
 (T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_FAIL_VER, T_PM_PENDING, T_FAIL_PENDING,
  T_INTERRUPTED, T_FAILS, T_PMS, T_JOB_WAFERS, N_TI) = range(14)
 (TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
- TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3, N_TF) = range(17)
+ TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
+ TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, N_TF) = range(25)
 
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)

@@ -26,8 +26,14 @@ SCRIPT = textwrap.dedent("""
 
     failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
     pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}}]
+    wear = {{"drift_per_wafer": 0.01, "noise_per_wafer": 0.02, "sensor_sd": 0.05,
+             "failure_level": {{"dist": "uniform", "low": 0.4, "high": 0.8}}}}
+    watched_a = dict(station("A", 2, failures=failures, pm=pm), condition=wear,
+                     maintenance={{"policy": "condition", "threshold": 0.3, "duration": 12}})
+    watched_b = dict(station("B", 1, setup={{"minutes": 5}}), condition=wear,
+                     maintenance={{"policy": "predictive", "target_level": 0.5, "lead_minutes": 90, "duration": 10}})
     line = open_line(
-        [station("A", 2, failures=failures, pm=pm), station("B", 1, setup={{"minutes": 5}})],
+        [watched_a, watched_b],
         [exp_step("A", 20.0), exp_step("B", 15.0, setup="x"), exp_step("A", 10.0),
          {{"group": "B", "time": 12.0, "per": "batch", "batch": {{"min": 2, "max": 3, "max_wait": 30}}, "setup": "y"}}],
         30.0, lot_size=1)

@@ -57,6 +57,8 @@ def kpi_names(line) -> list[str]:
     names = [f"product.{p.name}.{k}" for p in line.products
              for k in ("throughput_lots_per_day", "cycle_time_days.mean")]
     names += [f"tool_group.{g.name}.{k}" for g in line.tool_groups for k in ("utilisation", "availability")]
+    names += [f"tool_group.{g.name}.{k}_per_tool" for g in line.tool_groups if g.watches_condition
+              for k in ("pms", "failures")]  # condition-driven PM and wear-out, group by group
     return names + ["fab.pms", "fab.failures"]
 
 

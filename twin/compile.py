@@ -103,6 +103,7 @@ def _groups(line: Line, dispatch):
         gf[g, K.GF_SETUP] = grp.setup_minutes
         gf[g, K.GF_DRIFT] = grp.condition_drift
         gf[g, K.GF_NOISE] = grp.condition_noise
+        _condition_columns(gi[g], gf[g], grp)
         if grp.failure is not None:
             f = grp.failure
             gi[g, K.GI_FAIL_BASIS] = K.FAIL_CALENDAR if f.basis == "calendar" else K.FAIL_BUSY
@@ -122,6 +123,23 @@ def _groups(line: Line, dispatch):
             tool_group.append(g)
             tool_names.append(f"{grp.name}#{k + 1}")
     return gi, gf, pmi, pmf, np.array(tool_group, np.int32), tool_names
+
+
+def _condition_columns(gi_row, gf_row, grp) -> None:
+    """Failure level, sensor and condition-driven PM of one group (GI_HEALTH off when none)."""
+    gi_row[K.GI_HEALTH] = 1 if grp.watches_condition else 0
+    gi_row[K.GI_LEVEL_KIND] = -1
+    gf_row[K.GF_SENSOR_SD] = grp.sensor_sd
+    if grp.failure_level is not None:
+        gi_row[K.GI_LEVEL_KIND], gf_row[K.GF_LEVEL0], gf_row[K.GF_LEVEL1], gf_row[K.GF_LEVEL2] = grp.failure_level.encode()
+    m = grp.maintenance
+    if m is not None:
+        gi_row[K.GI_CBM_POLICY] = K.CBM_CONDITION if m.policy == "condition" else K.CBM_PREDICTIVE
+        gi_row[K.GI_CBM_MIN_READINGS] = m.min_readings
+        gi_row[K.GI_CBM_DUR_KIND], gf_row[K.GF_CBM_DUR0], gf_row[K.GF_CBM_DUR1], gf_row[K.GF_CBM_DUR2] = m.duration.encode()
+        gf_row[K.GF_CBM_THRESHOLD] = m.threshold
+        gf_row[K.GF_CBM_TARGET] = m.target_level
+        gf_row[K.GF_CBM_LEAD] = m.lead_minutes
 
 
 def _families(line: Line) -> dict:

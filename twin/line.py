@@ -22,6 +22,7 @@ STEP_BASES = ("wafer", "lot", "batch")
 RELEASE_KINDS = ("interval", "poisson", "conwip")
 PRIORITIES = {"normal": 0, "hot": 1, "super_hot": 2}
 FAILURE_BASES = ("calendar", "busy")
+CONDITION_POLICIES = ("condition", "predictive")
 INF = math.inf
 
 
@@ -47,6 +48,20 @@ class PreventiveMaintenance:
 
 
 @dataclass(frozen=True)
+class ConditionMaintenance:
+    """PM driven by the tool's sensor: when a reading reaches ``threshold`` (``condition``), or when
+    the trend fitted to this life's readings reaches ``target_level`` within ``lead_minutes``
+    (``predictive``)."""
+
+    policy: str
+    duration: Dist
+    threshold: float = INF
+    target_level: float = INF
+    lead_minutes: float = 0.0
+    min_readings: int = 3
+
+
+@dataclass(frozen=True)
 class ToolGroup:
     name: str
     area: str
@@ -62,6 +77,14 @@ class ToolGroup:
     pms: tuple[PreventiveMaintenance, ...] = ()
     condition_drift: float = 0.0  # tool condition growth per wafer (yield and maintenance)
     condition_noise: float = 0.0  # sd of condition growth per sqrt(wafer)
+    failure_level: Dist | None = None  # a tool fails when its condition reaches this (drawn per life)
+    sensor_sd: float = 0.0  # sd of the noise on each condition reading (one reading per job)
+    maintenance: ConditionMaintenance | None = None
+
+    @property
+    def watches_condition(self) -> bool:
+        """Whether the engine must track this group's condition life (readings, levels, policies)."""
+        return self.failure_level is not None or self.maintenance is not None
 
 
 @dataclass(frozen=True)
@@ -233,7 +256,8 @@ def _parse_group(d, f) -> ToolGroup:
     from kernels.dispatch import RULE_NAMES
 
     _mapping(d, f)
-    _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm", "condition"}, f)
+    _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm", "condition",
+               "maintenance"}, f)
     dispatch = d.get("dispatch", "fifo")
     if dispatch not in RULE_NAMES:
         raise ConfigError(f"{f}.dispatch", dispatch, f"allowed: {', '.join(RULE_NAMES)}")
@@ -249,7 +273,13 @@ def _parse_group(d, f) -> ToolGroup:
             raise ConfigError(f"{f}.position", position, "must be [x, y] in metres")
         position = (_number(position[0], f"{f}.position[0]", low=-INF), _number(position[1], f"{f}.position[1]", low=-INF))
     cond = d.get("condition") or {}
-    _only(cond, {"drift_per_wafer", "noise_per_wafer"}, f"{f}.condition")
+    _only(cond, {"drift_per_wafer", "noise_per_wafer", "failure_level", "sensor_sd"}, f"{f}.condition")
+    drift = _number(cond.get("drift_per_wafer", 0.0), f"{f}.condition.drift_per_wafer")
+    level = Dist.parse(cond["failure_level"], f"{f}.condition.failure_level") if "failure_level" in cond else None
+    maintenance = _parse_condition_maintenance(d["maintenance"], f"{f}.maintenance") if d.get("maintenance") else None
+    if (level is not None or maintenance is not None) and drift <= 0.0:
+        field_name = f"{f}.condition.drift_per_wafer"
+        raise ConfigError(field_name, drift, "must be > 0 when a failure_level or maintenance policy watches the condition")
     return ToolGroup(
         name=_name(d, f),
         area=str(d.get("area", "fab")),
@@ -263,8 +293,31 @@ def _parse_group(d, f) -> ToolGroup:
         min_run=_integer(setup.get("min_run", 0), f"{f}.setup.min_run", low=0),
         failure=_parse_failure(d["failures"], f"{f}.failures") if d.get("failures") else None,
         pms=tuple(_parse_pm(p, f"{f}.pm[{j}]") for j, p in enumerate(d.get("pm") or [])),
-        condition_drift=_number(cond.get("drift_per_wafer", 0.0), f"{f}.condition.drift_per_wafer"),
+        condition_drift=drift,
         condition_noise=_number(cond.get("noise_per_wafer", 0.0), f"{f}.condition.noise_per_wafer"),
+        failure_level=level,
+        sensor_sd=_number(cond.get("sensor_sd", 0.0), f"{f}.condition.sensor_sd"),
+        maintenance=maintenance,
+    )
+
+
+def _parse_condition_maintenance(d, f) -> ConditionMaintenance:
+    _only(d, {"policy", "duration", "threshold", "target_level", "lead_minutes", "min_readings"}, f)
+    policy = d.get("policy")
+    if policy not in CONDITION_POLICIES:
+        raise ConfigError(f"{f}.policy", policy, f"allowed: {', '.join(CONDITION_POLICIES)} "
+                          "(time and wafer-count PMs go under pm:, run-to-failure is no PM at all)")
+    needed = ("threshold",) if policy == "condition" else ("target_level", "lead_minutes")
+    for key in needed:
+        if key not in d:
+            raise ConfigError(f"{f}.{key}", None, f"required by policy {policy}")
+    return ConditionMaintenance(
+        policy=policy,
+        duration=Dist.parse(d.get("duration"), f"{f}.duration"),
+        threshold=_number(d.get("threshold", INF), f"{f}.threshold", positive=True),
+        target_level=_number(d.get("target_level", INF), f"{f}.target_level", positive=True),
+        lead_minutes=_number(d.get("lead_minutes", 0.0), f"{f}.lead_minutes"),
+        min_readings=_integer(d.get("min_readings", 3), f"{f}.min_readings", low=2),
     )
 
 
