@@ -99,6 +99,18 @@ class Lot:
         return held is not None and held is not tool
 
 
+def _check_supported(line: Line) -> None:
+    """Engine features the baseline does not reproduce: refuse rather than compare different models."""
+    if line.transport_table:
+        raise ConfigError("line.transport.table", len(line.transport_table), "the SimPy baseline models one transport law")
+    for g, grp in enumerate(line.tool_groups):
+        if grp.tool_choice != "first_idle":
+            raise ConfigError(f"line.tool_groups[{g}].tool_choice", grp.tool_choice, "the SimPy baseline models first_idle only")
+    for i, w in enumerate(line.initial_wip):
+        if w.due_minutes is not None:
+            raise ConfigError(f"line.initial_wip[{i}].due_minutes", "set", "the SimPy baseline derives initial due dates")
+
+
 class Fab:
     """One replication of ``line`` in SimPy; ``run()`` returns its statistics."""
 
@@ -109,6 +121,7 @@ class Fab:
         self.env = simpy.Environment()
         self.rng = random.Random(f"{seed}/{rep}")
         self.line, self.horizon, self.warmup = line, horizon, warmup
+        _check_supported(line)
         self.transport = sampler(line.transport, self.rng)
         self.steps = self._steps(line)
         self.groups = [Group(self, g, grp) for g, grp in enumerate(line.tool_groups)]

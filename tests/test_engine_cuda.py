@@ -26,11 +26,15 @@ SCRIPT = textwrap.dedent("""
 
     failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
     pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}}]
+    a = {{**station("A", 2, failures=failures, pm=pm), "location": "X"}}
+    b = {{**station("B", 2, setup={{"minutes": 5}}), "location": "Y", "tool_choice": "least_setup"}}
+    transport = {{"default": 2.0, "table": [{{"from": "X", "to": "Y", "time": {{"dist": "uniform", "low": 1, "high": 3}}}}]}}
     line = open_line(
-        [station("A", 2, failures=failures, pm=pm), station("B", 1, setup={{"minutes": 5}})],
+        [a, b],
         [exp_step("A", 20.0), exp_step("B", 15.0, setup="x"), exp_step("A", 10.0),
          {{"group": "B", "time": 12.0, "per": "batch", "batch": {{"min": 2, "max": 3, "max_wait": 30}}, "setup": "y"}}],
-        30.0, lot_size=1)
+        30.0, lot_size=1, transport=transport,
+        initial_wip=[{{"release": "p", "step": 2, "lots": 2, "due_minutes": [60.0, 5.0]}}, {{"release": "p", "step": 3, "lots": 1}}])
     compiled = compile_line(line)
     args = dict(replicas=3, horizon_days=2.0, warmup_days=0.5, seed=5, snapshot_minutes=60)
     gpu = run_line(compiled, backend=resolve_backend("cuda"), **args)
