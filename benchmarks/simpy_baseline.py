@@ -106,6 +106,9 @@ def _check_supported(line: Line) -> None:
     for g, grp in enumerate(line.tool_groups):
         if grp.tool_choice != "first_idle":
             raise ConfigError(f"line.tool_groups[{g}].tool_choice", grp.tool_choice, "the SimPy baseline models first_idle only")
+    for p in line.products:
+        if any(st.rework_once for st in p.route):
+            raise ConfigError(f"product {p.name}: rework.once", True, "the SimPy baseline draws rework on every pass")
     for i, w in enumerate(line.initial_wip):
         if w.due_minutes is not None:
             raise ConfigError(f"line.initial_wip[{i}].due_minutes", "set", "the SimPy baseline derives initial due dates")

@@ -262,6 +262,7 @@ def make_engine(jit):
         for k in range(MAX_DED):
             li[lot, L_DED_TOOL0 + k] = -1
         li[lot, L_QT_ANCHOR] = -1
+        li[lot, L_REWORKED] = 0
         li[lot, L_STATUS] = IN_TRANSIT
         lf[lot, LF_RELEASE] = release
         lf[lot, LF_DUE] = due
@@ -568,12 +569,26 @@ def make_engine(jit):
                s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
 
     @jit
+    def reworks(si, sf, li, rng, lot, s):
+        """Draw the rework after step ``s``; a rework-once step the lot was reworked at draws no more."""
+        p = sf[s, SF_REWORK_P]
+        if p <= 0.0:
+            return False
+        bit = si[s, SI_REWORK_BIT]
+        if bit >= 0 and (li[lot, L_REWORKED] >> bit) & 1 != 0:
+            return False
+        if uniform(rng) >= p:
+            return False
+        if bit >= 0:
+            li[lot, L_REWORKED] |= 1 << bit
+        return True
+
+    @jit
     def move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                 s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
         """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
-        p = sf[s, SF_REWORK_P]
-        if p > 0.0 and uniform(rng) < p:
+        if reworks(si, sf, li, rng, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
             nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])

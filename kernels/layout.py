@@ -39,7 +39,7 @@ PF_EVERY, PF_FIRST, PF_DUR0, PF_DUR1, PF_DUR2, N_PF = range(6)
 # ---- static: step table (global step index over all routes)
 (SI_GROUP, SI_PRODUCT, SI_LAST, SI_TIME_KIND, SI_PER, SI_BMIN, SI_BMAX, SI_SETUP, SI_REWORK_TO,
  SI_QT_FROM, SI_QT_ANCHOR, SI_DEDICATE, SI_DED_ANCHOR, SI_PRIORITY, SI_CASCADE_PER_WAFER, SI_DED_SLOT,
- SI_MOVE_FROM, SI_MOVE_TO, N_SI) = range(19)
+ SI_MOVE_FROM, SI_MOVE_TO, SI_REWORK_BIT, N_SI) = range(20)
 # a move from step a to step b draws the transport law in row si[a, SI_MOVE_FROM] + si[b, SI_MOVE_TO]
 (SF_T0, SF_T1, SF_T2, SF_BWAIT, SF_SAMPLING, SF_REWORK_P, SF_QT_LIMIT, SF_MEAN, SF_REMAIN, SF_DEFECT,
  SF_CASCADE, N_SF) = range(12)
@@ -65,7 +65,9 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)
 MAX_DED = 4
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_DED_TOOL0 = range(8)
+# L_REWORKED: bit SI_REWORK_BIT of a rework-once step is set once the lot was reworked there
+MAX_REWORK_ONCE = 31
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_DED_TOOL0 = range(9)
 N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 

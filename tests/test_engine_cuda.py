@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent("""
     transport = {{"default": 2.0, "table": [{{"from": "X", "to": "Y", "time": {{"dist": "uniform", "low": 1, "high": 3}}}}]}}
     line = open_line(
         [a, b],
-        [exp_step("A", 20.0), exp_step("B", 15.0, setup="x"), exp_step("A", 10.0),
+        [exp_step("A", 20.0), exp_step("B", 15.0, setup="x"),
+         exp_step("A", 10.0, rework={{"prob": 0.3, "to_step": 2, "once": True}}),
          {{"group": "B", "time": 12.0, "per": "batch", "batch": {{"min": 2, "max": 3, "max_wait": 30}}, "setup": "y"}}],
         30.0, lot_size=1, transport=transport,
         initial_wip=[{{"release": "p", "step": 2, "lots": 2, "due_minutes": [60.0, 5.0]}}, {{"release": "p", "step": 3, "lots": 1}}])

@@ -173,3 +173,26 @@ def test_due_dates_must_be_one_number_per_lot(dues):
     with pytest.raises(ConfigError) as err:
         wip_line([{"release": "p", "step": 1, "lots": 2, "due_minutes": dues}])
     assert err.value.field.startswith("line.initial_wip[0].due_minutes")
+
+
+# ----------------------------------------------------------------------------- rework at most once
+
+
+def rework_line(once):
+    step = const_step("M", 10.0, rework={"prob": 0.5, "to_step": 1, "once": once})
+    releases = [{"name": "p", "product": "p", "interval_minutes": 100.0, "lot_size": 1, "due_days": 100}]
+    return parse_line({"name": "rework", "tool_groups": [station("M", 1)], "products": [{"name": "p", "route": [step]}],
+                       "releases": releases})
+
+
+def test_rework_once_makes_passes_one_plus_a_bernoulli():
+    """One 10-min step reworked to itself with p = 1/2, lots never meet: with ``once`` a lot takes 10 or
+    20 min, each half the time (binomial CI); without it the passes are geometric, so 30 min and more occur."""
+    once = run(rework_line(True), horizon_days=30.0).lot_log
+    ct = once["done_min"] - once["release_min"]
+    assert set(np.round(ct, 9)) == {10.0, 20.0}
+    share, n = np.mean(ct == 20.0), len(ct)
+    assert abs(share - 0.5) < 3.3 * np.sqrt(0.25 / n), (share, n)  # 99.9% binomial interval
+    again = run(rework_line(False), horizon_days=30.0).lot_log
+    ct_again = again["done_min"] - again["release_min"]
+    assert np.mean(ct_again >= 30.0) > 0.15  # theory: P(at least 2 reworks) = 1/4

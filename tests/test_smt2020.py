@@ -234,7 +234,7 @@ def test_sampling_rework_queue_time_and_dedication(dataset, line):
             assert s.sampling == pytest.approx(float(r["StepPercent"] or 100) / 100)
             if r["RWKSTEP"]:
                 assert (s.rework_to, s.rework_prob) == (int(r["RWKSTEP"]), pytest.approx(float(r["REWORK"]) / 100))
-                assert s.rework_to <= k
+                assert s.rework_to <= k and s.rework_once  # PySCFabSim's reading (docs/smt2020.md)
             else:
                 assert s.rework_prob == 0.0
         windows = {int(r["STEP_CQT"]): (int(r["STEP"]), float(r["CQT"]) * UNIT[r["CQTUNITS"]]) for r in rows if r["STEP_CQT"]}
@@ -246,6 +246,16 @@ def test_sampling_rework_queue_time_and_dedication(dataset, line):
         for k, s in enumerate(p.route, 1):
             if s.dedicate_to_step:
                 assert p.route[s.dedicate_to_step - 1].group == s.group
+
+
+def test_no_rework_loop_holds_another_rework_step(dataset, line):
+    """So a lot passes a rework step again only after being reworked there: "draw on the first pass only"
+    (PySCFabSim) and "rework at most once" are the same model for these tables."""
+    for p in line.products:
+        loops = [(int(r["RWKSTEP"]), int(r["STEP"])) for r in route_rows(dataset, p.name) if r["RWKSTEP"]]
+        assert loops
+        for lo, hi in loops:  # the lot redoes steps lo..hi: none of them but hi may be a rework step
+            assert not [k for _, k in loops if lo <= k < hi], (p.name, lo, hi)
 
 
 # ----------------------------------------------------------------------------- lots

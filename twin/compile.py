@@ -165,6 +165,16 @@ def _dedication_slots(si, base, product) -> None:
         si[base + k - 1, K.SI_DED_SLOT] = slot_of[root]
 
 
+def _rework_bits(si, base, product) -> None:
+    """Each rework-once step of a route gets its own bit of the lot's L_REWORKED mask (-1: none)."""
+    once = [k for k, st in enumerate(product.route) if st.rework_once and st.rework_prob > 0]
+    if len(once) > K.MAX_REWORK_ONCE:
+        raise ConfigError(f"product {product.name}: route[{once[K.MAX_REWORK_ONCE]}].rework.once", True,
+                          f"at most {K.MAX_REWORK_ONCE} rework-once steps per route")
+    for bit, k in enumerate(once):
+        si[base + k, K.SI_REWORK_BIT] = bit
+
+
 def _setup_matrix(line: Line, families: dict) -> np.ndarray:
     """[F + 1, F] change-over minutes; the last row is a tool with no setup yet."""
     F = max(1, len(families))
@@ -221,6 +231,7 @@ def _steps(line: Line, families: dict):
             if st.dedicate_to_step:
                 si[base + st.dedicate_to_step - 1, K.SI_DED_ANCHOR] = 1
         _dedication_slots(si, base, p)
+        _rework_bits(si, base, p)
         remaining = 0.0
         for k in range(n - 1, -1, -1):
             remaining += sf[base + k, K.SF_SAMPLING] * sf[base + k, K.SF_MEAN]

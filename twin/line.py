@@ -80,6 +80,7 @@ class Step:
     sampling: float = 1.0
     rework_prob: float = 0.0
     rework_to: int = 0  # 1-based step the lot loops back to
+    rework_once: bool = False  # at most one rework per lot at this step
     qtime_from: int = 0  # 1-based step whose completion starts the clock; 0 = none
     qtime_limit: float = INF
     dedicate_to_step: int = 0  # 1-based earlier step whose tool this step must reuse
@@ -380,7 +381,9 @@ def _parse_step(d, f, group_names) -> Step:
     if per == "batch" and not batch:
         raise ConfigError(f"{f}.batch", None, "a per-batch step needs batch: {min, max}")
     rework = d.get("rework") or {}
-    _only(rework, {"prob", "to_step"}, f"{f}.rework")
+    _only(rework, {"prob", "to_step", "once"}, f"{f}.rework")
+    if not isinstance(rework.get("once", False), bool):
+        raise ConfigError(f"{f}.rework.once", rework["once"], "must be true or false")
     qtime = d.get("qtime") or {}
     _only(qtime, {"from_step", "limit"}, f"{f}.qtime")
     cascade = d.get("cascade") or {}
@@ -400,6 +403,7 @@ def _parse_step(d, f, group_names) -> Step:
         sampling=_probability(d.get("sampling", 1.0), f"{f}.sampling"),
         rework_prob=_probability(rework.get("prob", 0.0), f"{f}.rework.prob"),
         rework_to=_integer(rework.get("to_step", 0), f"{f}.rework.to_step", low=0),
+        rework_once=rework.get("once", False),
         qtime_from=_integer(qtime.get("from_step", 0), f"{f}.qtime.from_step", low=0),
         qtime_limit=_number(qtime.get("limit", INF), f"{f}.qtime.limit"),
         dedicate_to_step=_integer(d.get("dedicate_to_step", 0), f"{f}.dedicate_to_step", low=0),

@@ -470,6 +470,7 @@ def _step_spec(row: Row, lot_size: int) -> dict:
             raise row.error("RWKTYPE", f"unknown rework type {row.get('RWKTYPE')!r}; allowed: lot")
         spec["rework_prob"] = _percent(row, "REWORK", None)
         spec["rework_to"] = row.integer("RWKSTEP", low=1)
+        spec["rework_once"] = True  # PySCFabSim's reading; the tables are silent (docs/smt2020.md)
         if spec["rework_to"] > row.integer("STEP"):
             raise row.error("RWKSTEP", f"rework loops back to step {spec['rework_to']}, after this step {row.get('STEP')}")
     return spec
