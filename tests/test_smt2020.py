@@ -86,6 +86,8 @@ def test_run_defaults_are_two_years_and_warm_up_outlasts_every_due_offset(line):
     # An initial lot released at t=0 is due within its due offset; by the end of the warm-up
     # the fab holds only lots released into the loaded fab.
     assert line.run_defaults["warmup_days"] > max(r.due_days for r in line.releases)
+    # and every initial lot (WIP.txt DUE) is due before the warm-up ends
+    assert line.run_defaults["warmup_days"] * 1440 > max(d for w in line.initial_wip for d in w.due_minutes)
 
 
 # ----------------------------------------------------------------------------- tool groups
