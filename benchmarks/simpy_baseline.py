@@ -101,6 +101,21 @@ class Lot:
         return held is not None and held is not tool
 
 
+def _check_supported(line: Line) -> None:
+    """Engine features the baseline does not reproduce: refuse rather than compare different models."""
+    if line.transport_table:
+        raise ConfigError("line.transport.table", len(line.transport_table), "the SimPy baseline models one transport law")
+    for g, grp in enumerate(line.tool_groups):
+        if grp.tool_choice != "first_idle":
+            raise ConfigError(f"line.tool_groups[{g}].tool_choice", grp.tool_choice, "the SimPy baseline models first_idle only")
+    for p in line.products:
+        if any(st.rework_once for st in p.route):
+            raise ConfigError(f"product {p.name}: rework.once", True, "the SimPy baseline draws rework on every pass")
+    for i, w in enumerate(line.initial_wip):
+        if w.due_minutes is not None:
+            raise ConfigError(f"line.initial_wip[{i}].due_minutes", "set", "the SimPy baseline derives initial due dates")
+
+
 class Fab:
     """One replication of ``line`` in SimPy; ``run()`` returns its statistics."""
 
@@ -111,6 +126,7 @@ class Fab:
         self.env = simpy.Environment()
         self.rng = random.Random(f"{seed}/{rep}")
         self.line, self.horizon, self.warmup = line, horizon, warmup
+        _check_supported(line)
         self.transport = sampler(line.transport, self.rng)
         self.steps = self._steps(line)
         self.groups = [Group(self, g, grp) for g, grp in enumerate(line.tool_groups)]

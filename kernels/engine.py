@@ -9,7 +9,9 @@ launchers in :mod:`kernels.launch` call them once per replication, in a
 Event semantics (docs/ARCHITECTURE.md has the full list):
 
 - a lot joins its tool group's queue (an intrusive FIFO list) on arrival; each
-  standby tool takes the lot with the smallest dispatch key;
+  standby tool takes the lot with the smallest dispatch key, tools in index
+  order, or (``tool_choice: least_setup``) in order of the setup time that
+  lot needs on them;
 - a batch step serves lots of the same step together, in queue order, up to
   ``batch_max`` wafers; it starts once ``batch_min`` wafers wait or the oldest
   lot has waited ``batch_max_wait``;
@@ -18,6 +20,8 @@ Event semantics (docs/ARCHITECTURE.md has the full list):
 - a failure interrupts setup or processing, which resumes after the repair
   with the time it had left (preemptive-resume); a failure due during PM
   happens when the PM ends; PM due on a busy tool waits for the job to end;
+- a move between steps takes the transport law of the (from, to) locations of
+  the two steps' groups;
 - statistics count only the window ``[warmup, horizon]``.
 """
 from __future__ import annotations
@@ -258,6 +262,7 @@ def make_engine(jit):
         for k in range(MAX_DED):
             li[lot, L_DED_TOOL0 + k] = -1
         li[lot, L_QT_ANCHOR] = -1
+        li[lot, L_REWORKED] = 0
         li[lot, L_STATUS] = IN_TRANSIT
         lf[lot, LF_RELEASE] = release
         lf[lot, LF_DUE] = due
@@ -522,9 +527,58 @@ def make_engine(jit):
     # ------------------------------------------------------------------ the big handlers
 
     @jit
+    def change_minutes(si, setup_mat, ti, t, s):
+        """Setup time tool ``t`` needs before step ``s``: 0 when it holds the step's family."""
+        family = si[s, SI_SETUP]
+        current = ti[t, T_SETUP]
+        if family < 0 or family == current:
+            return 0.0
+        return setup_mat[current if current >= 0 else setup_mat.shape[0] - 1, family]
+
+    @jit
+    def dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                             qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
+        """Idle tools start in order of the setup their choice needs: a tool needing none starts at
+        once; otherwise the one with the shortest setup starts and the others choose again."""
+        first = gi[g, GI_FIRST_TOOL]
+        while True:
+            best_t = -1
+            best_pick = -1
+            best_time = INF
+            started = False
+            for t in range(first, first + gi[g, GI_NTOOLS]):
+                if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
+                    return
+                if ti[t, T_STATE] != STANDBY:
+                    continue
+                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                if pick < 0:
+                    if gi[g, GI_DEDICATED] == 0:
+                        return  # eligibility depends on the tool only through dedication
+                    continue
+                minutes = change_minutes(si, setup_mat, ti, t, li[pick, L_STEP])
+                if minutes <= 0.0:
+                    start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                              qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
+                    started = True
+                elif not started and minutes < best_time:
+                    best_t = t
+                    best_pick = pick
+                    best_time = minutes
+            if not started:
+                if best_t < 0:
+                    return
+                start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                          qi, qf, step_wafers, step_defects, s_f, g, best_t, best_pick, now, warmup, horizon)
+
+    @jit
     def dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                        s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on):
+        if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
+            dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                 qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
+            return
         first = gi[g, GI_FIRST_TOOL]
         for t in range(first, first + gi[g, GI_NTOOLS]):
             if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
@@ -585,12 +639,26 @@ def make_engine(jit):
                s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
 
     @jit
+    def reworks(si, sf, li, rng, lot, s):
+        """Draw the rework after step ``s``; a rework-once step the lot was reworked at draws no more."""
+        p = sf[s, SF_REWORK_P]
+        if p <= 0.0:
+            return False
+        bit = si[s, SI_REWORK_BIT]
+        if bit >= 0 and (li[lot, L_REWORKED] >> bit) & 1 != 0:
+            return False
+        if uniform(rng) >= p:
+            return False
+        if bit >= 0:
+            li[lot, L_REWORKED] |= 1 << bit
+        return True
+
+    @jit
     def move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                 s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
         """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
-        p = sf[s, SF_REWORK_P]
-        if p > 0.0 and uniform(rng) < p:
+        if reworks(si, sf, li, rng, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
             nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])
@@ -606,7 +674,8 @@ def make_engine(jit):
             return
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
-        delay = sample(int(transport[0]), transport[1], transport[2], transport[3], rng)
+        row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
+        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], rng)
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
 
     @jit
@@ -814,10 +883,12 @@ def make_engine(jit):
             for _ in range(copies):
                 schedule(ht, hc, rep_i, rf[s, RF_START], EV_RELEASE, s, 0)
         for w in range(wip.shape[0]):
-            s = wip[w, 0]
-            step = wip[w, 1]
-            first = ri[s, RI_FIRST_STEP]
-            due = rf[s, RF_DUE] * sf[step, SF_REMAIN] / max(sf[first, SF_REMAIN], 1e-9)
+            s = int(wip[w, W_STREAM])
+            step = int(wip[w, W_STEP])
+            due = wip[w, W_DUE]
+            if math.isnan(due):  # no own due date: the share of the route still to run
+                first = ri[s, RI_FIRST_STEP]
+                due = rf[s, RF_DUE] * sf[step, SF_REMAIN] / max(sf[first, SF_REMAIN], 1e-9)
             lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, step, -1.0, due, 0.0, warmup, horizon)
             if lot < 0:
                 return

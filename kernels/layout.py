@@ -22,12 +22,14 @@ EV_RELEASE, EV_ARRIVE, EV_ACTIVITY_END, EV_FAIL, EV_PM_DUE, EV_BATCH_TIMEOUT, EV
 FAIL_NONE, FAIL_CALENDAR, FAIL_BUSY = range(3)
 PM_NONE, PM_TIME, PM_WAFERS = range(3)
 PER_WAFER, PER_LOT, PER_BATCH = range(3)
+CHOICE_FIRST_IDLE, CHOICE_LEAST_SETUP = range(2)  # which idle tool a waiting lot goes to
 REL_INTERVAL, REL_POISSON, REL_CONWIP = range(3)
 MAX_PM = 4  # PM calendars per tool group
 
 # ---- static: tool group table (int / float)
 (GI_RULE, GI_FIRST_TOOL, GI_NTOOLS, GI_MIN_RUN, GI_FAIL_BASIS, GI_TTF_KIND, GI_REP_KIND, GI_FIRST_KIND,
- GI_DEDICATED, GI_HEALTH, GI_LEVEL_KIND, GI_CBM_POLICY, GI_CBM_DUR_KIND, GI_CBM_MIN_READINGS, N_GI) = range(15)
+ GI_DEDICATED, GI_HEALTH, GI_LEVEL_KIND, GI_CBM_POLICY, GI_CBM_DUR_KIND, GI_CBM_MIN_READINGS,
+ GI_TOOL_CHOICE, N_GI) = range(16)
 (GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
  GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, GF_LEVEL0, GF_LEVEL1, GF_LEVEL2, GF_SENSOR_SD,
  GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2, N_GF) = range(25)
@@ -43,9 +45,13 @@ PF_EVERY, PF_FIRST, PF_DUR0, PF_DUR1, PF_DUR2, N_PF = range(6)
 # ---- static: step table (global step index over all routes)
 (SI_GROUP, SI_PRODUCT, SI_LAST, SI_TIME_KIND, SI_PER, SI_BMIN, SI_BMAX, SI_SETUP, SI_REWORK_TO,
  SI_QT_FROM, SI_QT_ANCHOR, SI_DEDICATE, SI_DED_ANCHOR, SI_PRIORITY, SI_CASCADE_PER_WAFER, SI_DED_SLOT,
- N_SI) = range(17)
+ SI_MOVE_FROM, SI_MOVE_TO, SI_REWORK_BIT, N_SI) = range(20)
+# a move from step a to step b draws the transport law in row si[a, SI_MOVE_FROM] + si[b, SI_MOVE_TO]
 (SF_T0, SF_T1, SF_T2, SF_BWAIT, SF_SAMPLING, SF_REWORK_P, SF_QT_LIMIT, SF_MEAN, SF_REMAIN, SF_DEFECT,
  SF_CASCADE, N_SF) = range(12)
+
+# ---- static: initial WIP, one row per lot (float: the due date; NaN = share of the route's due offset)
+W_STREAM, W_STEP, W_DUE, N_W = range(4)
 
 # ---- static: release stream table
 RI_PRODUCT, RI_KIND, RI_LOT_SIZE, RI_PRIORITY, RI_WIP_CAP, RI_MAX_LOTS, RI_FIRST_STEP, N_RI = range(8)
@@ -66,7 +72,9 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)
 MAX_DED = 4
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_DED_TOOL0 = range(8)
+# L_REWORKED: bit SI_REWORK_BIT of a rework-once step is set once the lot was reworked there
+MAX_REWORK_ONCE = 31
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_DED_TOOL0 = range(9)
 N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 

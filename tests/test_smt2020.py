@@ -12,8 +12,11 @@ import math
 from collections import Counter
 from datetime import datetime
 
+import numpy as np
 import pytest
 
+from kernels import layout as K
+from twin.distributions import Dist
 from twin.errors import ConfigError
 from twin.line import load_line
 from twin.smt2020 import load_smt2020, resolve_data_dir
@@ -83,6 +86,8 @@ def test_run_defaults_are_two_years_and_warm_up_outlasts_every_due_offset(line):
     # An initial lot released at t=0 is due within its due offset; by the end of the warm-up
     # the fab holds only lots released into the loaded fab.
     assert line.run_defaults["warmup_days"] > max(r.due_days for r in line.releases)
+    # and every initial lot (WIP.txt DUE) is due before the warm-up ends
+    assert line.run_defaults["warmup_days"] * 1440 > max(d for w in line.initial_wip for d in w.due_minutes)
 
 
 # ----------------------------------------------------------------------------- tool groups
@@ -231,7 +236,7 @@ def test_sampling_rework_queue_time_and_dedication(dataset, line):
             assert s.sampling == pytest.approx(float(r["StepPercent"] or 100) / 100)
             if r["RWKSTEP"]:
                 assert (s.rework_to, s.rework_prob) == (int(r["RWKSTEP"]), pytest.approx(float(r["REWORK"]) / 100))
-                assert s.rework_to <= k
+                assert s.rework_to <= k and s.rework_once  # PySCFabSim's reading (docs/smt2020.md)
             else:
                 assert s.rework_prob == 0.0
         windows = {int(r["STEP_CQT"]): (int(r["STEP"]), float(r["CQT"]) * UNIT[r["CQTUNITS"]]) for r in rows if r["STEP_CQT"]}
@@ -243,6 +248,16 @@ def test_sampling_rework_queue_time_and_dedication(dataset, line):
         for k, s in enumerate(p.route, 1):
             if s.dedicate_to_step:
                 assert p.route[s.dedicate_to_step - 1].group == s.group
+
+
+def test_no_rework_loop_holds_another_rework_step(dataset, line):
+    """So a lot passes a rework step again only after being reworked there: "draw on the first pass only"
+    (PySCFabSim) and "rework at most once" are the same model for these tables."""
+    for p in line.products:
+        loops = [(int(r["RWKSTEP"]), int(r["STEP"])) for r in route_rows(dataset, p.name) if r["RWKSTEP"]]
+        assert loops
+        for lo, hi in loops:  # the lot redoes steps lo..hi: none of them but hi may be a rework step
+            assert not [k for _, k in loops if lo <= k < hi], (p.name, lo, hi)
 
 
 # ----------------------------------------------------------------------------- lots
@@ -275,8 +290,42 @@ def test_initial_wip_by_lot_type_and_step(dataset, line):
     assert all(1 <= w.step <= lengths[product[w.release]] for w in line.initial_wip)
 
 
-def test_transport_is_uniform_five_to_ten_minutes(line):
-    assert (line.transport.kind, line.transport.params) == ("uniform", (5.0, 10.0))
+def test_initial_lots_keep_their_own_due_dates(dataset, line):
+    """WIP.txt DUE - the earliest START of order.txt and WIP.txt, in minutes, lot by lot."""
+    def date(text):
+        return datetime.strptime(text, "%m/%d/%y %H:%M:%S")
+
+    rows = raw(dataset, "WIP.txt")
+    epoch = min(date(r["START"]) for r in [*rows, *raw(dataset, "order.txt")])
+    expected = {}
+    for r in rows:
+        key = (r["LOT"][len("Init_"):].rsplit("_", 1)[0], int(r["CURSTEP"]))
+        expected.setdefault(key, []).append((date(r["DUE"]) - epoch).total_seconds() / 60.0)
+    got = {(w.release, w.step): list(w.due_minutes) for w in line.initial_wip}
+    assert got.keys() == expected.keys()
+    for key, dues in expected.items():
+        assert got[key] == pytest.approx(dues), key
+
+
+def test_transport_follows_fromto_and_station_locations(dataset, line):
+    """Each family sits at its STNFAMLOC; fromto.txt gives the law per pair; a pair with no row takes no time."""
+    for g, r in zip(line.tool_groups, raw(dataset, "tool.txt.1l")):
+        assert g.name == r["STNFAM"] and g.location == (r["STNFAMLOC"] or None)
+    expected = {}
+    for r in raw(dataset, "fromto.txt"):
+        mean, half = float(r["DTIME"]) * UNIT[r["DUNITS"]], float(r["DTIME2"]) * UNIT[r["DUNITS"]]
+        assert r["DDIST"] == "uniform"
+        expected[(r["FROMLOC"], r["TOLOC"])] = ("uniform", (mean - half, mean + half))
+    assert {k: (d.kind, d.params) for k, d in line.transport_table.items()} == expected
+    assert ("Delay", "Fab") not in expected and line.transport.mean == 0.0
+    assert {g.location for g in line.tool_groups if g.name == "Delay_32"} == {"Delay"}
+
+
+def test_least_setup_tool_choice_where_wakeresrank_says_so(dataset, line):
+    wake = {r["STNFAM"]: r["WAKERESRANK"] for r in raw(dataset, "tool.txt.1l")}
+    assert {g.name for g in line.tool_groups if g.tool_choice == "least_setup"} == \
+        {f for f, w in wake.items() if w == "wake_LeastSetupTime"}
+    assert set(wake.values()) == {"", "wake_LeastSetupTime"}
 
 
 # ----------------------------------------------------------------------------- options
@@ -327,3 +376,22 @@ def test_line_compiles_for_the_engine(line):
     compiled = compile_line(line)
     assert compiled.n_tools == sum(g.tools for g in line.tool_groups)
     assert len(compiled.wip) == sum(w.lots for w in line.initial_wip)
+    dues = sorted(d for w in line.initial_wip for d in w.due_minutes)
+    assert sorted(compiled.wip[:, K.W_DUE]) == pytest.approx(dues)
+
+
+def test_moves_into_and_out_of_the_delay_take_no_time(dataset, line):
+    """The compiled law of each step-to-step move: Fab to Fab is fromto.txt's, any move touching Delay_32 is 0."""
+    from twin.compile import compile_line
+
+    (fab,) = [r for r in raw(dataset, "fromto.txt") if r["FROMLOC"] == r["TOLOC"] == "Fab"]
+    mean, half = float(fab["DTIME"]) * UNIT[fab["DUNITS"]], float(fab["DTIME2"]) * UNIT[fab["DUNITS"]]
+    c = compile_line(line)
+    delay = line.group_index("Delay_32")
+    groups = c.si[:, K.SI_GROUP]
+    laws = c.transport[c.si[:-1, K.SI_MOVE_FROM] + c.si[1:, K.SI_MOVE_TO]]
+    same_product = c.si[:-1, K.SI_PRODUCT] == c.si[1:, K.SI_PRODUCT]
+    touches_delay = (groups[:-1] == delay) | (groups[1:] == delay)
+    assert (same_product & touches_delay).sum() > 0
+    assert np.all(laws[same_product & touches_delay] == Dist.constant(0.0).encode())
+    assert np.all(laws[same_product & ~touches_delay] == Dist("uniform", (mean - half, mean + half)).encode())

@@ -62,3 +62,27 @@ def test_interleaved_dedication_chains_do_not_strand_lots():
     check = conservation(result)
     # Load 2/3 per group: all but the last few released lots are done.
     assert check["completed"] >= check["released"] - 10, check
+
+
+def test_initial_lots_finish_against_their_own_wip_due_dates():
+    """Every initial lot done in a short HVLM run carries a DUE of WIP.txt (minutes after the start)."""
+    import csv
+    from datetime import datetime
+
+    from twin.runner import run_line
+
+    compiled, backend, args = prepared("smt2020_hvlm", horizon_days=3, warmup_days=0)
+    def table(name):
+        with open(resolve_data_dir(None, "HVLM") / name, newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t"))
+
+    def date(text):
+        return datetime.strptime(text, "%m/%d/%y %H:%M:%S")
+
+    rows = table("WIP.txt")
+    epoch = min(date(r["START"]) for r in [*rows, *table("order.txt")])
+    dues = {round((date(r["DUE"]) - epoch).total_seconds() / 60.0, 6) for r in rows}
+    log = run_line(compiled, backend=backend, **args).lot_log
+    initial = log[log["release_min"] < 0]
+    assert len(initial) > 100
+    assert {round(float(d), 6) for d in initial["due_min"]} <= dues

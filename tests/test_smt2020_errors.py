@@ -150,6 +150,10 @@ CASES = {
     "missing table": (remove("pmcal.txt"), "pmcal.txt", None, None, "file not found"),
     "extra field": (append_field("setup.txt", 3, "99"), "setup.txt", 3, None, "fields but the header has"),
     "duplicate column": (duplicate_header("fromto.txt", "DTIME", "DTIME2"), "fromto.txt", 1, "DTIME", "appears twice"),
+    "transport from an unknown location": (set_cell("fromto.txt", 2, "TOLOC", "Moon"), "fromto.txt", 2, "TOLOC", "unknown location 'Moon'"),
+    "transport pair given twice": (lambda f: (f / "fromto.txt").write_text((f / "fromto.txt").read_text().rstrip("\n") + "\nFab\tFab\tconstant\t3\t\tmin\n"),
+                                   "fromto.txt", 3, "FROMLOC", "second row for Fab -> Fab"),
+    "bad due date of an initial lot": (set_cell("WIP.txt", 5, "DUE", "tomorrow"), "WIP.txt", 5, "DUE", "not a date"),
 }
 
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from kernels import layout as K
 from kernels.target import CPU, CUDA, cuda_device_name, cuda_usable
 from twin.errors import ConfigError
 
@@ -129,7 +130,7 @@ class CudaBackend(Backend):
     def wip(self, c):
         from numba import cuda
 
-        return cuda.to_device(c.wip if c.wip.size else np.zeros((0, 2), np.int32))
+        return cuda.to_device(c.wip if c.wip.size else np.zeros((0, K.N_W), np.float64))
 
     def rep_zero(self, buffers, has_rep0):
         from numba import cuda

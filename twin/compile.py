@@ -32,8 +32,8 @@ class CompiledLine:
     ri: np.ndarray
     rf: np.ndarray
     tool_group: np.ndarray
-    transport: np.ndarray
-    wip: np.ndarray
+    transport: np.ndarray  # [(from location) * n + (to location), law]; see _transport
+    wip: np.ndarray  # [lot, W_*]
     group_names: list
     tool_names: list
     step_names: list
@@ -69,7 +69,7 @@ def compile_line(line: Line, dispatch: str | None = None, max_lots: int = 0) -> 
     setup_mat = _setup_matrix(line, families)
     ri, rf, raw = _streams(line, si, sf, step_of)
     wip = _initial_wip(line, step_of)
-    transport = np.array(line.transport.encode(), dtype=np.float64)
+    transport = _transport(line, si)
     lot_sizes = [r.lot_size for r in line.releases]
     bmax = [s.batch_max for p in line.products for s in p.route if s.is_batch]
     max_batch_lots = max([1] + [max(1, b // min(lot_sizes)) for b in bmax])
@@ -98,6 +98,7 @@ def _groups(line: Line, dispatch):
         gi[g, K.GI_FIRST_TOOL] = len(tool_names)
         gi[g, K.GI_NTOOLS] = grp.tools
         gi[g, K.GI_MIN_RUN] = grp.min_run
+        gi[g, K.GI_TOOL_CHOICE] = K.CHOICE_LEAST_SETUP if grp.tool_choice == "least_setup" else K.CHOICE_FIRST_IDLE
         gf[g, K.GF_LOAD] = grp.load_minutes
         gf[g, K.GF_UNLOAD] = grp.unload_minutes
         gf[g, K.GF_SETUP] = grp.setup_minutes
@@ -182,6 +183,16 @@ def _dedication_slots(si, base, product) -> None:
         si[base + k - 1, K.SI_DED_SLOT] = slot_of[root]
 
 
+def _rework_bits(si, base, product) -> None:
+    """Each rework-once step of a route gets its own bit of the lot's L_REWORKED mask (-1: none)."""
+    once = [k for k, st in enumerate(product.route) if st.rework_once and st.rework_prob > 0]
+    if len(once) > K.MAX_REWORK_ONCE:
+        raise ConfigError(f"product {product.name}: route[{once[K.MAX_REWORK_ONCE]}].rework.once", True,
+                          f"at most {K.MAX_REWORK_ONCE} rework-once steps per route")
+    for bit, k in enumerate(once):
+        si[base + k, K.SI_REWORK_BIT] = bit
+
+
 def _setup_matrix(line: Line, families: dict) -> np.ndarray:
     """[F + 1, F] change-over minutes; the last row is a tool with no setup yet."""
     F = max(1, len(families))
@@ -238,6 +249,7 @@ def _steps(line: Line, families: dict):
             if st.dedicate_to_step:
                 si[base + st.dedicate_to_step - 1, K.SI_DED_ANCHOR] = 1
         _dedication_slots(si, base, p)
+        _rework_bits(si, base, p)
         remaining = 0.0
         for k in range(n - 1, -1, -1):
             remaining += sf[base + k, K.SF_SAMPLING] * sf[base + k, K.SF_MEAN]
@@ -287,13 +299,33 @@ def _raw_minutes(product, lot_size) -> float:
 
 
 def _initial_wip(line: Line, step_of) -> np.ndarray:
+    """One row per initial lot: stream, global step, due date (NaN: the engine derives it)."""
     rows = []
     names = [r.name for r in line.releases]
     for w in line.initial_wip:
         s = names.index(w.release)
         pi = line.product_index(line.releases[s].product)
-        rows += [(s, step_of[(pi, w.step)])] * w.lots
-    return np.array(rows, np.int32).reshape(-1, 2)
+        dues = w.due_minutes if w.due_minutes is not None else [math.nan] * w.lots
+        rows += [(s, step_of[(pi, w.step)], due) for due in dues]
+    return np.array(rows, np.float64).reshape(-1, K.N_W)
+
+
+def _transport(line: Line, si) -> np.ndarray:
+    """Transport laws by (from, to) location, and each step's row offsets into them.
+
+    Locations are numbered by name; groups without one share the last index,
+    whose moves use the default law, as do pairs with no row.
+    """
+    locations = sorted({g.location for g in line.tool_groups if g.location is not None})
+    n = len(locations) + 1
+    table = np.tile(np.array(line.transport.encode(), np.float64), (n * n, 1))
+    for (a, b), dist in line.transport_table.items():
+        table[locations.index(a) * n + locations.index(b)] = dist.encode()
+    loc = np.array([locations.index(g.location) if g.location is not None else n - 1 for g in line.tool_groups], np.int32)
+    step_loc = loc[si[:, K.SI_GROUP]]
+    si[:, K.SI_MOVE_FROM] = step_loc * n
+    si[:, K.SI_MOVE_TO] = step_loc
+    return table
 
 
 def _lot_capacity(line: Line, raw, n_wip) -> int:

@@ -23,6 +23,7 @@ RELEASE_KINDS = ("interval", "poisson", "conwip")
 PRIORITIES = {"normal": 0, "hot": 1, "super_hot": 2}
 FAILURE_BASES = ("calendar", "busy")
 CONDITION_POLICIES = ("condition", "predictive")
+TOOL_CHOICES = ("first_idle", "least_setup")
 INF = math.inf
 
 
@@ -80,6 +81,8 @@ class ToolGroup:
     failure_level: Dist | None = None  # a tool fails when its condition reaches this (drawn per life)
     sensor_sd: float = 0.0  # sd of the noise on each condition reading (one reading per job)
     maintenance: ConditionMaintenance | None = None
+    location: str | None = None  # transport location (line.transport.table); None: the default law
+    tool_choice: str = "first_idle"  # which idle tool takes a lot: lowest index, or least setup time
 
     @property
     def watches_condition(self) -> bool:
@@ -100,6 +103,7 @@ class Step:
     sampling: float = 1.0
     rework_prob: float = 0.0
     rework_to: int = 0  # 1-based step the lot loops back to
+    rework_once: bool = False  # at most one rework per lot at this step
     qtime_from: int = 0  # 1-based step whose completion starts the clock; 0 = none
     qtime_limit: float = INF
     dedicate_to_step: int = 0  # 1-based earlier step whose tool this step must reuse
@@ -141,6 +145,7 @@ class InitialWip:
     release: str
     step: int  # 1-based
     lots: int = 1
+    due_minutes: tuple[float, ...] | None = None  # each lot's due date; None: share of the route's due offset
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class Line:
     areas: tuple[str, ...] = ()
     layout: dict | None = None  # floor layout hints for views (free form)
     run_defaults: dict = field(default_factory=dict)  # horizon_days, warmup_days, dispatch
+    transport_table: dict = field(default_factory=dict)  # {(from location, to location): Dist}; else `transport`
 
     def group_index(self, name: str) -> int:
         return [g.name for g in self.tool_groups].index(name)
@@ -245,22 +251,50 @@ def parse_line(data: dict) -> Line:
     wip = tuple(
         _parse_wip(w, f"line.initial_wip[{i}]", by_release, route_len) for i, w in enumerate(data.get("initial_wip") or [])
     )
-    transport = Dist.parse(data.get("transport", 0.0), "line.transport")
+    transport, table = _parse_transport(data.get("transport", 0.0), groups)
     areas = tuple(dict.fromkeys([*(data.get("areas") or []), *(g.area for g in groups)]))
     run_defaults = data.get("run_defaults") or {}
     _only(run_defaults, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
-    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"), dict(run_defaults))
+    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"),
+                dict(run_defaults), table)
+
+
+def _parse_transport(d, groups):
+    """One law for every move, or ``{default, table}``: a law per (from, to) location of the groups."""
+    if not (isinstance(d, dict) and ("default" in d or "table" in d)):
+        return Dist.parse(d, "line.transport"), {}
+    _only(d, {"default", "table"}, "line.transport")
+    default = Dist.parse(d.get("default", 0.0), "line.transport.default")
+    locations = sorted({g.location for g in groups if g.location is not None})
+    table = {}
+    for j, row in enumerate(d.get("table") or []):
+        f = f"line.transport.table[{j}]"
+        _only(row, {"from", "to", "time"}, f)
+        key = (row.get("from"), row.get("to"))
+        for end, name in zip(("from", "to"), key):
+            if name not in locations:
+                raise ConfigError(f"{f}.{end}", name, f"must be a location of a tool group ({', '.join(locations) or 'none set'})")
+        if key in table:
+            raise ConfigError(f, list(key), "a (from, to) pair appears twice")
+        table[key] = Dist.parse(row.get("time"), f"{f}.time")
+    return default, table
 
 
 def _parse_group(d, f) -> ToolGroup:
     from kernels.dispatch import RULE_NAMES
 
     _mapping(d, f)
-    _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm", "condition",
-               "maintenance"}, f)
+    _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm",
+              "condition", "maintenance", "location", "tool_choice"}, f)
     dispatch = d.get("dispatch", "fifo")
     if dispatch not in RULE_NAMES:
         raise ConfigError(f"{f}.dispatch", dispatch, f"allowed: {', '.join(RULE_NAMES)}")
+    tool_choice = d.get("tool_choice", "first_idle")
+    if tool_choice not in TOOL_CHOICES:
+        raise ConfigError(f"{f}.tool_choice", tool_choice, f"allowed: {', '.join(TOOL_CHOICES)}")
+    location = d.get("location")
+    if location is not None and (not isinstance(location, str) or not location):
+        raise ConfigError(f"{f}.location", location, "must be a non-empty string (a transport location)")
     setup = d.get("setup") or {}
     _only(setup, {"minutes", "matrix", "min_run"}, f"{f}.setup")
     matrix = {}
@@ -298,6 +332,8 @@ def _parse_group(d, f) -> ToolGroup:
         failure_level=level,
         sensor_sd=_number(cond.get("sensor_sd", 0.0), f"{f}.condition.sensor_sd"),
         maintenance=maintenance,
+        location=location,
+        tool_choice=tool_choice,
     )
 
 
@@ -397,7 +433,9 @@ def _parse_step(d, f, group_names) -> Step:
     if per == "batch" and not batch:
         raise ConfigError(f"{f}.batch", None, "a per-batch step needs batch: {min, max}")
     rework = d.get("rework") or {}
-    _only(rework, {"prob", "to_step"}, f"{f}.rework")
+    _only(rework, {"prob", "to_step", "once"}, f"{f}.rework")
+    if not isinstance(rework.get("once", False), bool):
+        raise ConfigError(f"{f}.rework.once", rework["once"], "must be true or false")
     qtime = d.get("qtime") or {}
     _only(qtime, {"from_step", "limit"}, f"{f}.qtime")
     cascade = d.get("cascade") or {}
@@ -417,6 +455,7 @@ def _parse_step(d, f, group_names) -> Step:
         sampling=_probability(d.get("sampling", 1.0), f"{f}.sampling"),
         rework_prob=_probability(rework.get("prob", 0.0), f"{f}.rework.prob"),
         rework_to=_integer(rework.get("to_step", 0), f"{f}.rework.to_step", low=0),
+        rework_once=rework.get("once", False),
         qtime_from=_integer(qtime.get("from_step", 0), f"{f}.qtime.from_step", low=0),
         qtime_limit=_number(qtime.get("limit", INF), f"{f}.qtime.limit"),
         dedicate_to_step=_integer(d.get("dedicate_to_step", 0), f"{f}.dedicate_to_step", low=0),
@@ -458,7 +497,7 @@ def _parse_release(d, f, product_names) -> Release:
 
 def _parse_wip(d, f, by_release, route_len) -> InitialWip:
     _mapping(d, f)
-    _only(d, {"release", "step", "lots"}, f)
+    _only(d, {"release", "step", "lots", "due_minutes"}, f)
     rel = d.get("release")
     if rel not in by_release:
         raise ConfigError(f"{f}.release", rel, "must name a release stream of the line")
@@ -466,7 +505,17 @@ def _parse_wip(d, f, by_release, route_len) -> InitialWip:
     step = _integer(d.get("step", 1), f"{f}.step", low=1)
     if step > n:
         raise ConfigError(f"{f}.step", step, f"must be a step number in 1..{n}")
-    return InitialWip(rel, step, _integer(d.get("lots", 1), f"{f}.lots", low=0))
+    lots = _integer(d.get("lots", 1), f"{f}.lots", low=0)
+    return InitialWip(rel, step, lots, _parse_wip_dues(d.get("due_minutes"), lots, f"{f}.due_minutes"))
+
+
+def _parse_wip_dues(value, lots, f):
+    """One due date per lot, in minutes from t = 0 (negative: already late)."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != lots:
+        raise ConfigError(f, value, f"must be a list of {lots} due dates in minutes (one per lot)")
+    return tuple(_number(v, f"{f}[{k}]", low=-INF) for k, v in enumerate(value))
 
 
 # ----------------------------------------------------------------------------- field checks

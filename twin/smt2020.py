@@ -241,12 +241,14 @@ def load_smt2020(data: dict) -> Line:
     groups, family_rows = _tool_groups(tables, opts["dispatch"])
     lot_size = _lot_size(tables)
     products = _products(tables, family_rows, lot_size)
-    releases = _releases(tables, {p.name for p in products})
-    wip = _initial_wip(tables, releases, {p.name: len(p.route) for p in products})
+    epoch = _epoch(tables)
+    releases = _releases(tables, {p.name for p in products}, epoch)
+    wip = _initial_wip(tables, releases, {p.name: len(p.route) for p in products}, epoch)
     groups = _with_setups(groups, products, tables, family_rows)
-    transport = _transport(tables["fromto.txt"])
+    table = _transport_table(tables["fromto.txt"], {g.location for g in groups if g.location is not None})
     areas = tuple(dict.fromkeys(g.area for g in groups))
-    return Line(opts["name"], groups, products, releases, wip, transport, areas, None, opts["run_defaults"])
+    # No fromto.txt row for a pair of locations means no transport time (docs/smt2020.md, Transport).
+    return Line(opts["name"], groups, products, releases, wip, Dist.constant(0.0), areas, None, opts["run_defaults"], table)
 
 
 def _options(data: dict) -> dict:
@@ -303,6 +305,8 @@ def _tool_groups(tables, dispatch):
             min_run=0,
             failure=failures.get(name),
             pms=tuple(pms.get(name, ())),
+            location=row.get("STNFAMLOC") or None,
+            tool_choice="least_setup" if row.get("WAKERESRANK") == "wake_LeastSetupTime" else "first_idle",
         ))
     return tuple(groups), families
 
@@ -466,6 +470,7 @@ def _step_spec(row: Row, lot_size: int) -> dict:
             raise row.error("RWKTYPE", f"unknown rework type {row.get('RWKTYPE')!r}; allowed: lot")
         spec["rework_prob"] = _percent(row, "REWORK", None)
         spec["rework_to"] = row.integer("RWKSTEP", low=1)
+        spec["rework_once"] = True  # PySCFabSim's reading; the tables are silent (docs/smt2020.md)
         if spec["rework_to"] > row.integer("STEP"):
             raise row.error("RWKSTEP", f"rework loops back to step {spec['rework_to']}, after this step {row.get('STEP')}")
     return spec
@@ -636,10 +641,14 @@ def _replace(group: ToolGroup, **changes) -> ToolGroup:
 # ----------------------------------------------------------------------------- lots
 
 
-def _releases(tables, products):
+def _epoch(tables) -> datetime:
+    """Simulation time 0: the earliest START of order.txt and WIP.txt."""
+    return min(_date(r, "START") for r in [*tables["order.txt"], *tables["WIP.txt"]])
+
+
+def _releases(tables, products, epoch):
     """order.txt: one release stream (lot type) per row; due date = DUE - START."""
     rows = tables["order.txt"]
-    epoch = min(_date(r, "START") for r in [*rows, *tables["WIP.txt"]])
     _by_name(rows, "LOT")
     releases = []
     for row in rows:
@@ -667,18 +676,18 @@ def _releases(tables, products):
     return tuple(releases)
 
 
-def _initial_wip(tables, releases, route_len) -> tuple:
-    """WIP.txt: one lot per row, grouped by (lot type, CURSTEP)."""
-    counts = Counter()
+def _initial_wip(tables, releases, route_len, epoch) -> tuple:
+    """WIP.txt: one lot per row, grouped by (lot type, CURSTEP); each keeps its DUE (minutes after ``epoch``)."""
+    dues = defaultdict(list)
     for row in tables["WIP.txt"]:
         rel = _wip_release(row, releases)
         step = row.integer("CURSTEP", low=1)
         if step > route_len[rel.product]:
             raise row.error("CURSTEP", f"step {step} is beyond the {route_len[rel.product]} steps of {rel.product}'s route")
-        counts[(rel.name, step)] += 1
+        dues[(rel.name, step)].append((_date(row, "DUE") - epoch).total_seconds() / 60.0)
     order = {r.name: i for i, r in enumerate(releases)}
-    keys = sorted(counts, key=lambda k: (order[k[0]], k[1]))
-    return tuple(InitialWip(name, step, counts[(name, step)]) for name, step in keys)
+    keys = sorted(dues, key=lambda k: (order[k[0]], k[1]))
+    return tuple(InitialWip(name, step, len(dues[(name, step)]), tuple(dues[(name, step)])) for name, step in keys)
 
 
 def _wip_release(row: Row, releases) -> Release:
@@ -701,7 +710,15 @@ def _wip_release(row: Row, releases) -> Release:
 # ----------------------------------------------------------------------------- transport
 
 
-def _transport(rows) -> Dist:
-    """fromto.txt: the Fab-to-Fab law for every move (the line model has one transport law)."""
-    fab = [r for r in rows if r.get("FROMLOC") == r.get("TOLOC") == "Fab"] or rows
-    return _dist(fab[0], "DDIST", "DTIME", "DTIME2", "DUNITS")
+def _transport_table(rows, locations) -> dict:
+    """fromto.txt: the law of each (FROMLOC, TOLOC) pair of the families' STNFAMLOC locations."""
+    table, where = {}, {}
+    for row in rows:
+        key = (row.need("FROMLOC"), row.need("TOLOC"))
+        for column, name in zip(("FROMLOC", "TOLOC"), key):
+            if name not in locations:
+                raise row.error(column, f"unknown location {name!r} (STNFAMLOC of tool.txt.1l has: {', '.join(sorted(locations))})")
+        if key in table:
+            raise row.error("FROMLOC", f"second row for {key[0]} -> {key[1]} (first at line {where[key]})")
+        table[key], where[key] = _dist(row, "DDIST", "DTIME", "DTIME2", "DUNITS"), row.line
+    return table
