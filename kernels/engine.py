@@ -39,6 +39,7 @@ from kernels.rng import make_rng
 INF = math.inf
 VER_MASK = 0x7FFFFFF
 RULE_FIFO = RULE_IDS["fifo"]
+RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
 def make_engine(jit):
@@ -135,6 +136,13 @@ def make_engine(jit):
     # ------------------------------------------------------------------ queues (intrusive FIFO lists)
 
     @jit
+    def count_priority(qi, g, priority, delta):
+        if priority >= 1:
+            qi[g, Q_HOT] += delta
+        if priority >= 2:
+            qi[g, Q_SUPER_HOT] += delta
+
+    @jit
     def enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
         queue_area(qi, qf, g, now, warmup, horizon)
         tail = qi[g, Q_TAIL]
@@ -146,6 +154,7 @@ def make_engine(jit):
             qi[g, Q_HEAD] = lot
         qi[g, Q_TAIL] = lot
         qi[g, Q_LEN] += 1
+        count_priority(qi, g, li[lot, L_PRIORITY], 1)
         li[lot, L_STATUS] = QUEUED
         lf[lot, LF_ENTRY] = now
         step_wafers[li[lot, L_STEP]] += li[lot, L_WAFERS]
@@ -164,6 +173,7 @@ def make_engine(jit):
         else:
             qi[g, Q_TAIL] = prev
         qi[g, Q_LEN] -= 1
+        count_priority(qi, g, li[lot, L_PRIORITY], -1)
         li[lot, L_STATUS] = IN_PROCESS
         step_wafers[li[lot, L_STEP]] -= li[lot, L_WAFERS]
         if now >= warmup:
@@ -259,6 +269,7 @@ def make_engine(jit):
         li[lot, L_STREAM] = s
         li[lot, L_STEP] = step
         li[lot, L_WAFERS] = ri[s, RI_LOT_SIZE]
+        li[lot, L_PRIORITY] = ri[s, RI_PRIORITY]
         for k in range(MAX_DED):
             li[lot, L_DED_TOOL0 + k] = -1
         li[lot, L_QT_ANCHOR] = -1
@@ -292,6 +303,9 @@ def make_engine(jit):
         best_same = -1
         best_same_key = INF
         next_timeout = INF
+        # hot_lot_setup ranks (priority, setup change, arrival): in this arrival-ordered list, the first
+        # eligible lot of the queue's top priority that needs no change beats every later lot
+        top_priority = 2 if qi[g, Q_SUPER_HOT] > 0 else (1 if qi[g, Q_HOT] > 0 else 0)
         lot = qi[g, Q_HEAD]
         while lot >= 0:
             s = li[lot, L_STEP]
@@ -307,7 +321,8 @@ def make_engine(jit):
             if eligible:
                 family = si[s, SI_SETUP]
                 needs_setup = 1 if (family >= 0 and family != current) else 0
-                key = rule_key(rule, now, lf[lot, LF_ENTRY], lf[lot, LF_DUE], ri[li[lot, L_STREAM], RI_PRIORITY],
+                priority = li[lot, L_PRIORITY]
+                key = rule_key(rule, now, lf[lot, LF_ENTRY], lf[lot, LF_DUE], priority,
                                sf[s, SF_MEAN], sf[s, SF_REMAIN], si[s, SI_PRIORITY], needs_setup)
                 if key < best_key:
                     best_key = key
@@ -317,6 +332,9 @@ def make_engine(jit):
                     best_same = lot
                 if rule == RULE_FIFO and not hold_setup:
                     break  # the list is in arrival order: the first eligible lot is the FIFO choice
+                if (rule == RULE_HOT_LOT_SETUP and needs_setup == 0 and priority == top_priority
+                        and (family >= 0 or not hold_setup)):
+                    break
             lot = li[lot, L_NEXT]
         if next_timeout < qf[g, QF_TIMEOUT_AT]:
             qf[g, QF_TIMEOUT_AT] = next_timeout

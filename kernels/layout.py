@@ -74,12 +74,13 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
 MAX_DED = 4
 # L_REWORKED: bit SI_REWORK_BIT of a rework-once step is set once the lot was reworked there
 MAX_REWORK_ONCE = 31
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_DED_TOOL0 = range(9)
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_PRIORITY, L_DED_TOOL0 = range(10)
 N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 
 # ---- per replication: tool groups (queues are intrusive doubly linked lists over lots)
-Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, N_QI = range(6)
+# Q_HOT, Q_SUPER_HOT: queued lots of priority >= 1 and == 2 (lets a priority-then-FIFO rule stop early)
+Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, Q_HOT, Q_SUPER_HOT, N_QI = range(8)
 QF_AREA, QF_SINCE, QF_WAIT_SUM, QF_DEFECT_WAFERS, QF_TIMEOUT_AT, N_QF = range(6)
 
 # ---- per replication: release streams (statistics)
