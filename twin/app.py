@@ -53,10 +53,19 @@ def prepare(cfg: dict):
 def run_scenario(cfg: dict, out_dir) -> dict:
     """Run the scenario ``cfg`` and write its run folder; returns kpis.json's content."""
     compiled, backend, args = prepare(cfg)
-    result = run_line(compiled, backend=backend, **args)
-    extra = {}
     ycfg = cfg.get("yield") or {}
-    if ycfg.get("enabled", True) and any(p.yield_spec is not None for p in compiled.line.products):
+    with_yield = ycfg.get("enabled", True) and any(p.yield_spec is not None for p in compiled.line.products)
+    yield_compile = _start_yield_compile(backend) if with_yield else None
+    try:
+        result = run_line(compiled, backend=backend, **args)
+    except BaseException:
+        if yield_compile is not None:
+            yield_compile.terminate()
+        raise
+    extra = {}
+    if with_yield:
+        if yield_compile is not None:
+            yield_compile.wait()
         extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
     doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
     if result.interrupted:
@@ -70,6 +79,15 @@ def _meta_config(cfg: dict, line) -> dict:
 
     line_cfg = cfg.get("line")
     return {**cfg, "line": line.name, "line_hash": config_hash(line_cfg if isinstance(line_cfg, dict) else {"line": line_cfg})}
+
+
+def _start_yield_compile(backend):
+    """On the CPU, compile the wafer kernel in a second process while the engine compiles here."""
+    if backend.name != "cpu":
+        return None
+    from twin.yield_model import compile_cpu_kernel_in_background
+
+    return compile_cpu_kernel_in_background()
 
 
 def _yield_section(result, out_dir, backend_name, seed, ycfg) -> dict:

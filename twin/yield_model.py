@@ -480,3 +480,41 @@ def _cuda_chunks(Y, gi, gf, die_id, density, seed, key0, slot_all, good, maps, d
     d_maps.copy_to_host(maps)
     d_defects.copy_to_host(defects)
     d_ndef.copy_to_host(n_def)
+
+
+def compile_cpu_kernel() -> None:
+    """Compile (or load from the cache) the CPU wafer kernel: a one-wafer run."""
+    simulate_wafers(YieldSpec(), np.zeros(1), 0)
+
+
+def cpu_kernel_cached() -> bool:
+    """Whether numba's disk cache already holds the CPU wafer kernel."""
+    from pathlib import Path
+
+    import numba
+
+    from kernels.target import keyed_cache_dir
+
+    keyed_cache_dir()
+    root = Path(numba.config.CACHE_DIR or ".")
+    return any(root.rglob("yield_kernels.simulate_wafers_cpu-*.nbi"))
+
+
+def compile_cpu_kernel_in_background():
+    """Start compiling the CPU wafer kernel in a second process, or None when it is cached.
+
+    numba compiles on one core; a first run would compile the engine and then
+    this kernel one after the other.  In a second process the two overlap.
+    Callers ``wait()`` on the process before they simulate wafers.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if os.environ.get("NUMBA_DISABLE_CACHING") == "1" or cpu_kernel_cached():
+        return None
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    code = "from twin.yield_model import compile_cpu_kernel; compile_cpu_kernel()"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
