@@ -156,6 +156,23 @@ def sweep(name: str, compiled, backend_name: str, threads: int, quick: bool, siz
     return rows
 
 
+PYSCFABSIM_SECONDS = 100.0  # PySCFabSim, HVLM, 30 days, 1 replication: as the SMT2020 issue states it (not run here)
+
+
+def hvlm_target(compiled, quick: bool) -> dict:
+    """The SMT2020 target: HVLM, 30 days, one replication, one CPU core, warm JIT; against PySCFabSim's ~100 s."""
+    backend = make_backend("cpu", 1)
+    started = time.perf_counter()
+    backend.warm_up(compiled)
+    jit = time.perf_counter() - started
+    timing = time_point(compiled, backend, 1, 30.0, 0.0, 3 if quick else 7)
+    out = row("smt2020_hvlm", backend, 1, 1, 30.0, 0.0, timing)
+    out.update(benchmark="engine_hvlm_target", key="engine_hvlm_target/cpu/t1/r1/h30",
+               jit_first_call_seconds=jit, pyscfabsim_seconds_stated=PYSCFABSIM_SECONDS,
+               speedup_vs_pyscfabsim_stated=PYSCFABSIM_SECONDS / out["seconds_median"])
+    return out
+
+
 def run(quick: bool, sizes=None, repeats=None) -> list[dict]:
     """Benchmark rows for every line and backend; CUDA only on a real GPU (else a 'not measured' row)."""
     import numba
@@ -169,6 +186,8 @@ def run(quick: bool, sizes=None, repeats=None) -> list[dict]:
                              "backend": "cpu", "compile_seconds": cold_compile_seconds(name)})
             for backend_name, threads in targets():
                 rows += sweep(name, compiled, backend_name, threads, quick, sizes, repeats)
+            if name == "smt2020_hvlm":
+                rows.append(hvlm_target(compiled, quick))
             if not any(b == "cuda" for b, _ in targets()):
                 rows.append({"benchmark": "engine", "line": name, "backend": "cuda", "note": NO_GPU})
             rows.append({"benchmark": "engine", "line": name, "backend": "cupy",
@@ -193,6 +212,10 @@ def print_rows(rows: list[dict]) -> None:
             print(f"{r['line']:14s}{r['backend']:8s}{r['threads']:4d}  "
                   f"JIT first call {r['jit_first_call_seconds']:.2f} s "
                   f"(numba cache {r['numba_cache']})")
+        elif r["benchmark"] == "engine_hvlm_target":
+            print(f"{'smt2020_hvlm':14s}cpu        30 days, 1 replication, 1 thread: median {r['seconds_median']:.3f} s "
+                  f"(min {r['seconds_min']:.3f}), {r['speedup_vs_pyscfabsim_stated']:.0f}x PySCFabSim's stated "
+                  f"{r['pyscfabsim_seconds_stated']:.0f} s; JIT first call {r['jit_first_call_seconds']:.1f} s")
         elif r["benchmark"] == "engine_jit_cold":
             print(f"{r['line']:14s}cpu        cold compile (empty cache, fresh process) {r['compile_seconds']} s")
         elif "note" in r:
