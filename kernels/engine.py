@@ -20,6 +20,10 @@ Event semantics (docs/ARCHITECTURE.md has the full list):
 - a failure interrupts setup or processing, which resumes after the repair
   with the time it had left (preemptive-resume); a failure due during PM
   happens when the PM ends; PM due on a busy tool waits for the job to end;
+- on a watched group, condition grows with each job's wafers and is read by a
+  noisy sensor after the job: reaching the life's failure level fails the tool
+  there and then; a reading over the threshold, or a predicted failure within
+  the lead time, asks for a PM like any other; PM and repair renew the tool;
 - a move between steps takes the transport law of the (from, to) locations of
   the two steps' groups;
 - statistics count only the window ``[warmup, horizon]``.
