@@ -153,3 +153,15 @@ def test_twin_cli_dispatches_to_the_views(tmp_path, capsys):
 
     assert main(["render", str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("Could not create an OpenGL context"),
+                                     ImportError("libGL.so.1: cannot open shared object file")])
+def test_render_without_opengl_says_what_to_install(tmp_path, capsys, monkeypatch, failure):
+    def no_opengl(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr("twin.view.scene.render_run", no_opengl)
+    assert render_main([str(write_run(tmp_path / "run"))]) == 2
+    err = capsys.readouterr().err
+    assert "OpenGL" in err and "libosmesa6" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

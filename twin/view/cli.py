@@ -12,6 +12,8 @@ import sys
 from twin.errors import ConfigError, DataError
 
 MOVIES = ("gif", "mp4", "none")
+NO_OPENGL = ("drawing needs OpenGL: a desktop session, or on a server Mesa (apt install libgl1 libosmesa6) "
+             "and a virtual display (xvfb-run twin ...)")
 
 
 def view_main(argv: list[str]) -> int:
@@ -62,7 +64,13 @@ def _guarded(prog, action) -> int:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
     except ImportError as err:
-        print(f"{prog}: needs PyVista and imageio ({err.name or err}); install them with: pip install 'fabtwin[view]'", file=sys.stderr)
+        if "libGL" in str(err) or "libEGL" in str(err) or "libOSMesa" in str(err):
+            print(f"{prog}: {NO_OPENGL} ({err})", file=sys.stderr)
+        else:
+            print(f"{prog}: needs PyVista and imageio ({err.name or err}); install them with: pip install 'fabtwin[view]'", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # VTK could not open an OpenGL context
+        print(f"{prog}: could not draw: {err}; {NO_OPENGL}", file=sys.stderr)
         return 2
 
 
