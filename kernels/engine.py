@@ -442,7 +442,30 @@ def make_engine(jit):
             ti[t, counter] += 1
 
     @jit
-    def start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+    def score_warning(gf, tf, qf, t, g, failed, now, warmup):
+        """A life ends (failure, or PM start): match its warning, as the tool-level twin does. A failure
+        within the window after the warning is a true warning; a warning older than the window is a
+        false one; a PM inside the window pre-empts it (neither)."""
+        window = gf[g, GF_WARN_WINDOW]
+        if window <= 0.0:
+            return  # no warnings on this group
+        warned_at = tf[t, TF_WARN_T]
+        tf[t, TF_WARN_T] = -1.0
+        if warned_at < 0.0 or now < warmup:
+            return
+        lead = now - warned_at
+        if failed and lead <= window:
+            qf[g, QF_WARN_TRUE] += 1.0
+            qf[g, QF_WARN_LEAD_SUM] += lead
+            b = int(lead / window * N_LEAD_BINS)
+            qf[g, QF_LEAD_H0 + min(max(b, 0), N_LEAD_BINS - 1)] += 1.0
+        elif lead > window:
+            qf[g, QF_WARN_FALSE] += 1.0
+        else:
+            qf[g, QF_WARN_PREEMPTED] += 1.0
+
+    @jit
+    def start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         """Start the lowest pending PM: a calendar slot, else the condition-based one (CBM_SLOT)."""
         pending = ti[t, T_PM_PENDING]
         slot = 0
@@ -450,6 +473,7 @@ def make_engine(jit):
             slot += 1
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
         g = tool_group[t]
+        score_warning(gf, tf, qf, t, g, False, now, warmup)
         if slot == CBM_SLOT:
             duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], rng)
         else:
@@ -459,8 +483,9 @@ def make_engine(jit):
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, SCHED_DOWN, duration, T_PMS, now, warmup, horizon)
 
     @jit
-    def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+    def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         g = tool_group[t]
+        score_warning(gf, tf, qf, t, g, True, now, warmup)
         duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2], rng)
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, UNSCHED_DOWN, duration, T_FAILS, now, warmup, horizon)
 
@@ -500,10 +525,11 @@ def make_engine(jit):
         tf[t, TF_FIT_SWW] = 0.0
         tf[t, TF_FIT_SY] = 0.0
         tf[t, TF_FIT_SWY] = 0.0
+        tf[t, TF_WARN_T] = -1.0
 
     @jit
-    def predicted_minutes_left(gi, gf, tf, t, g, now):
-        """Least-squares line through this life's readings, extrapolated to the target level,
+    def predicted_minutes_left(gi, gf, tf, t, g, level, now):
+        """Least-squares line through this life's readings, extrapolated to ``level``,
         turned into minutes at the tool's wafer rate since its renewal; INF without a rising fit."""
         n = tf[t, TF_FIT_N]
         w = tf[t, TF_RENEW_W]
@@ -517,15 +543,15 @@ def make_engine(jit):
         if slope <= 0.0:
             return INF
         fitted = (tf[t, TF_FIT_SY] - slope * sw) / n + slope * w
-        wafers_left = (gf[g, GF_CBM_TARGET] - fitted) / slope
+        wafers_left = (level - fitted) / slope
         if wafers_left <= 0.0:
             return 0.0
         return wafers_left * (now - tf[t, TF_RENEW_T]) / w
 
     @jit
     def after_wear(gi, gf, rng, ti, tf, t, g, wafers, now):
-        """After a job: read the sensor, flag a condition-based or predictive PM; True if the tool
-        failed (its condition reached this life's failure level)."""
+        """After a job: read the sensor, flag a condition-based or predictive PM, raise a failure
+        warning; True if the tool failed (its condition reached this life's failure level)."""
         c = tf[t, TF_COND]
         w = tf[t, TF_RENEW_W] + wafers
         tf[t, TF_RENEW_W] = w
@@ -542,8 +568,12 @@ def make_engine(jit):
         policy = gi[g, GI_CBM_POLICY]
         if policy == CBM_CONDITION and reading >= gf[g, GF_CBM_THRESHOLD]:
             ti[t, T_PM_PENDING] |= 1 << CBM_SLOT
-        elif policy == CBM_PREDICTIVE and predicted_minutes_left(gi, gf, tf, t, g, now) <= gf[g, GF_CBM_LEAD]:
-            ti[t, T_PM_PENDING] |= 1 << CBM_SLOT
+        elif policy == CBM_PREDICTIVE:
+            if predicted_minutes_left(gi, gf, tf, t, g, gf[g, GF_CBM_TARGET], now) <= gf[g, GF_CBM_LEAD]:
+                ti[t, T_PM_PENDING] |= 1 << CBM_SLOT
+        if (gf[g, GF_WARN_WINDOW] > 0.0 and tf[t, TF_WARN_T] < 0.0
+                and predicted_minutes_left(gi, gf, tf, t, g, gf[g, GF_WARN_LEVEL], now) <= gf[g, GF_WARN_HORIZON]):
+            tf[t, TF_WARN_T] = now
         return False
 
     # ------------------------------------------------------------------ the big handlers
@@ -630,7 +660,7 @@ def make_engine(jit):
         """A tool became available: pending PM first, else serve its queue."""
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
         if ti[t, T_PM_PENDING] != 0:
-            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             return
         dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -741,7 +771,7 @@ def make_engine(jit):
                     ti[t, T_PM_PENDING] |= 1 << slot
         if worn_out:
             ti[t, T_INTERRUPTED] = -1
-            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             return
         tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -765,7 +795,7 @@ def make_engine(jit):
             if ti[t, T_FAIL_PENDING] != 0:
                 ti[t, T_FAIL_PENDING] = 0
                 ti[t, T_INTERRUPTED] = -1
-                start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+                start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
                 return
             tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -783,7 +813,7 @@ def make_engine(jit):
                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
 
     @jit
-    def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon):
+    def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         state = ti[t, T_STATE]
         if state == UNSCHED_DOWN:
             return
@@ -796,7 +826,7 @@ def make_engine(jit):
             tf[t, TF_PHASE_LEFT] = tf[t, TF_PHASE_END] - now
         else:
             ti[t, T_INTERRUPTED] = -1
-        start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+        start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
 
     @jit
     def on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -808,7 +838,7 @@ def make_engine(jit):
         schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
-            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, t, now, warmup, horizon)
+            start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
 
     @jit
     def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -828,7 +858,7 @@ def make_engine(jit):
                                 s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
         elif kind == EV_FAIL:
             if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
-                on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, ident, now, warmup, horizon)
+                on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
         elif kind == EV_RELEASE:
             release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,

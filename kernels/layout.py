@@ -32,7 +32,8 @@ MAX_PM = 4  # PM calendars per tool group
  GI_TOOL_CHOICE, N_GI) = range(16)
 (GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
  GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, GF_LEVEL0, GF_LEVEL1, GF_LEVEL2, GF_SENSOR_SD,
- GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2, N_GF) = range(25)
+ GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2,
+ GF_WARN_LEVEL, GF_WARN_HORIZON, GF_WARN_WINDOW, N_GF) = range(28)
 
 # ---- condition-driven maintenance of a tool group (GI_HEALTH != 0 when condition matters to it)
 CBM_NONE, CBM_CONDITION, CBM_PREDICTIVE = range(3)
@@ -67,7 +68,7 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
  T_INTERRUPTED, T_FAILS, T_PMS, T_JOB_WAFERS, N_TI) = range(14)
 (TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
  TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
- TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, N_TF) = range(25)
+ TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, TF_WARN_T, N_TF) = range(26)
 
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)
@@ -81,7 +82,12 @@ LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 # ---- per replication: tool groups (queues are intrusive doubly linked lists over lots)
 # Q_HOT, Q_SUPER_HOT: queued lots of priority >= 1 and == 2 (lets a priority-then-FIFO rule stop early)
 Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, Q_HOT, Q_SUPER_HOT, N_QI = range(8)
-QF_AREA, QF_SINCE, QF_WAIT_SUM, QF_DEFECT_WAFERS, QF_TIMEOUT_AT, N_QF = range(6)
+# failure warnings of a watched group: true / false / pre-empted by PM, failures warned of, lead-time sum,
+# and a histogram of lead times over (0, window] in N_LEAD_BINS bins
+N_LEAD_BINS = 20
+(QF_AREA, QF_SINCE, QF_WAIT_SUM, QF_DEFECT_WAFERS, QF_TIMEOUT_AT, QF_WARN_TRUE, QF_WARN_FALSE, QF_WARN_PREEMPTED,
+ QF_WARN_LEAD_SUM, QF_LEAD_H0) = range(10)
+N_QF = QF_LEAD_H0 + N_LEAD_BINS
 
 # ---- per replication: release streams (statistics)
 S_WIP, S_RELEASED, S_DONE, S_INITIAL, N_SI_STATE = range(5)

@@ -107,3 +107,27 @@ def test_bad_condition_maintenance_names_the_field(change, field):
     with pytest.raises(ConfigError) as err:
         parse_line(data)
     assert field in str(err.value), str(err.value)
+
+
+def test_warnings_come_one_lead_time_before_every_wear_out():
+    """A fixed failure level 0.99 wears the tool out after ceil(0.99 / 0.025) = 40 jobs. The exact trend
+    predicts (39.6 - n) P minutes left after job n, so a 95-minute horizon warns after job 31: every
+    failure is warned of, 90 minutes ahead (precision = recall = 1)."""
+    warning = {"level": 0.99, "horizon_minutes": 95.0}
+    rows = simulate(busy_tool(condition={"failure_level": 0.99, "warning": warning}), replicas=2)
+    assert np.all(rows["tool_group.T.failures_per_tool"] > 100)
+    assert np.all(rows["tool_group.T.warnings.precision"] == 1.0)
+    assert np.all(rows["tool_group.T.warnings.recall"] == 1.0)
+    assert np.allclose(rows["tool_group.T.warnings.lead_minutes_mean"], 9 * P)
+    bin_width = 2 * 95.0 / 20  # default window = 2 x horizon, 20 bins
+    assert np.all(np.abs(rows["tool_group.T.warnings.lead_minutes_median"] - 9 * P) <= bin_width)
+
+
+def test_a_noisy_sensor_and_a_short_horizon_miss_failures():
+    """Negative control: with sensor noise of sd 0.2 (8 jobs of wear) and a 20-minute horizon, warnings
+    fire at random: recall and precision fall well below 1 (CIs)."""
+    condition = {"failure_level": 0.99, "sensor_sd": 0.2, "warning": {"level": 0.99, "horizon_minutes": 20.0}}
+    rows = simulate(busy_tool(condition=condition))
+    for kpi in ("recall", "precision"):
+        s = kpis.summarize(rows[f"tool_group.T.warnings.{kpi}"])
+        assert s["mean"] + s["ci95"] < 0.9, (kpi, s)

@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent("""
     failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
     pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}}]
     wear = {{"drift_per_wafer": 0.01, "noise_per_wafer": 0.02, "sensor_sd": 0.05,
-             "failure_level": {{"dist": "uniform", "low": 0.4, "high": 0.8}}}}
+             "failure_level": {{"dist": "uniform", "low": 0.4, "high": 0.8}},
+             "warning": {{"level": 0.4, "horizon_minutes": 120}}}}
     a = {{**station("A", 2, failures=failures, pm=pm), "location": "X", "condition": wear,
           "maintenance": {{"policy": "condition", "threshold": 0.3, "duration": 12}}}}
     b = {{**station("B", 2, setup={{"minutes": 5}}), "location": "Y", "tool_choice": "least_setup", "condition": wear,

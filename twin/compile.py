@@ -133,6 +133,10 @@ def _condition_columns(gi_row, gf_row, grp) -> None:
     gf_row[K.GF_SENSOR_SD] = grp.sensor_sd
     if grp.failure_level is not None:
         gi_row[K.GI_LEVEL_KIND], gf_row[K.GF_LEVEL0], gf_row[K.GF_LEVEL1], gf_row[K.GF_LEVEL2] = grp.failure_level.encode()
+    gi_row[K.GI_CBM_MIN_READINGS] = 3
+    w = grp.warning
+    if w is not None:
+        gf_row[K.GF_WARN_LEVEL], gf_row[K.GF_WARN_HORIZON], gf_row[K.GF_WARN_WINDOW] = w.level, w.horizon_minutes, w.window_minutes
     m = grp.maintenance
     if m is not None:
         gi_row[K.GI_CBM_POLICY] = K.CBM_CONDITION if m.policy == "condition" else K.CBM_PREDICTIVE

@@ -131,7 +131,23 @@ def _tool_group_kpis(result):
         rows[f"{prefix}.queue_lots"] = qf[:, g, K.QF_AREA] / window_min
         rows[f"{prefix}.failures_per_tool"] = ti[:, tools, K.T_FAILS].sum(axis=1) / tools.size
         rows[f"{prefix}.pms_per_tool"] = ti[:, tools, K.T_PMS].sum(axis=1) / tools.size
+        warning = c.line.tool_groups[g].warning
+        if warning is not None:
+            rows.update(_warning_kpis(prefix, qf[:, g], ti[:, tools, K.T_FAILS].sum(axis=1), warning.window_minutes))
     return rows
+
+
+def _warning_kpis(prefix, qf_g, failures, window):
+    """Failure warnings of one group: precision, recall against every failure, lead times."""
+    true, false = qf_g[:, K.QF_WARN_TRUE], qf_g[:, K.QF_WARN_FALSE]
+    hist = qf_g[:, K.QF_LEAD_H0:K.QF_LEAD_H0 + K.N_LEAD_BINS]
+    return {
+        f"{prefix}.warnings.precision": _ratio(true, true + false),
+        f"{prefix}.warnings.recall": _ratio(true, failures),
+        f"{prefix}.warnings.lead_minutes_median": _percentile_from_hist(hist, window / K.N_LEAD_BINS, 0.5),
+        f"{prefix}.warnings.lead_minutes_mean": _ratio(qf_g[:, K.QF_WARN_LEAD_SUM], true),
+        f"{prefix}.warnings.pre_empted_by_pm": qf_g[:, K.QF_WARN_PREEMPTED],
+    }
 
 
 def conservation(result) -> dict:

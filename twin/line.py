@@ -63,6 +63,16 @@ class ConditionMaintenance:
 
 
 @dataclass(frozen=True)
+class FailureWarning:
+    """Warn when the trend of this life's readings predicts ``level`` within ``horizon_minutes``; a
+    failure within ``window_minutes`` after the warning makes it a true one."""
+
+    level: float
+    horizon_minutes: float
+    window_minutes: float
+
+
+@dataclass(frozen=True)
 class ToolGroup:
     name: str
     area: str
@@ -81,13 +91,14 @@ class ToolGroup:
     failure_level: Dist | None = None  # a tool fails when its condition reaches this (drawn per life)
     sensor_sd: float = 0.0  # sd of the noise on each condition reading (one reading per job)
     maintenance: ConditionMaintenance | None = None
+    warning: FailureWarning | None = None
     location: str | None = None  # transport location (line.transport.table); None: the default law
     tool_choice: str = "first_idle"  # which idle tool takes a lot: lowest index, or least setup time
 
     @property
     def watches_condition(self) -> bool:
         """Whether the engine must track this group's condition life (readings, levels, policies)."""
-        return self.failure_level is not None or self.maintenance is not None
+        return self.failure_level is not None or self.maintenance is not None or self.warning is not None
 
 
 @dataclass(frozen=True)
@@ -307,11 +318,12 @@ def _parse_group(d, f) -> ToolGroup:
             raise ConfigError(f"{f}.position", position, "must be [x, y] in metres")
         position = (_number(position[0], f"{f}.position[0]", low=-INF), _number(position[1], f"{f}.position[1]", low=-INF))
     cond = d.get("condition") or {}
-    _only(cond, {"drift_per_wafer", "noise_per_wafer", "failure_level", "sensor_sd"}, f"{f}.condition")
+    _only(cond, {"drift_per_wafer", "noise_per_wafer", "failure_level", "sensor_sd", "warning"}, f"{f}.condition")
     drift = _number(cond.get("drift_per_wafer", 0.0), f"{f}.condition.drift_per_wafer")
     level = Dist.parse(cond["failure_level"], f"{f}.condition.failure_level") if "failure_level" in cond else None
     maintenance = _parse_condition_maintenance(d["maintenance"], f"{f}.maintenance") if d.get("maintenance") else None
-    if (level is not None or maintenance is not None) and drift <= 0.0:
+    warning = _parse_warning(cond["warning"], f"{f}.condition.warning") if cond.get("warning") else None
+    if (level is not None or maintenance is not None or warning is not None) and drift <= 0.0:
         field_name = f"{f}.condition.drift_per_wafer"
         raise ConfigError(field_name, drift, "must be > 0 when a failure_level or maintenance policy watches the condition")
     return ToolGroup(
@@ -332,8 +344,22 @@ def _parse_group(d, f) -> ToolGroup:
         failure_level=level,
         sensor_sd=_number(cond.get("sensor_sd", 0.0), f"{f}.condition.sensor_sd"),
         maintenance=maintenance,
+        warning=warning,
         location=location,
         tool_choice=tool_choice,
+    )
+
+
+def _parse_warning(d, f) -> FailureWarning:
+    _only(d, {"level", "horizon_minutes", "window_minutes"}, f)
+    for key in ("level", "horizon_minutes"):
+        if key not in d:
+            raise ConfigError(f"{f}.{key}", None, "required: warn when the fitted trend reaches level within horizon_minutes")
+    horizon = _number(d["horizon_minutes"], f"{f}.horizon_minutes", positive=True)
+    return FailureWarning(
+        level=_number(d["level"], f"{f}.level", positive=True),
+        horizon_minutes=horizon,
+        window_minutes=_number(d.get("window_minutes", 2.0 * horizon), f"{f}.window_minutes", positive=True),
     )
 
 
