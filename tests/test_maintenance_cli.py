@@ -21,7 +21,8 @@ TINY = ["replicas=2", "horizon_years=0.02", "backend=cpu", "samples=8"]
 def test_every_tool_and_policy_composes_and_validates(tool, policy):
     cfg = compose_config([f"tool={tool}", f"policy={policy}", *TINY])
     needs_signal = policy in ("condition_based", "predictive")
-    degrades = bool(cfg["tool"]["condition"]["drift"] or cfg["tool"]["condition"]["noise"])
+    condition = cfg["tool"].get("condition") or {"drift": 1.0}  # tool=line: a degrading line group
+    degrades = bool(condition["drift"] or condition.get("noise"))
     if needs_signal and not degrades:
         with pytest.raises(ConfigError, match="does not degrade"):
             load_study(cfg)

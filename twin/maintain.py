@@ -115,6 +115,8 @@ class ToolModel:
 def parse_tool(cfg: dict, warnings: dict | None = None) -> ToolModel:
     """Validate a ``tool`` mapping (configs/maintain/tool/*.yaml) and the ``warnings`` settings."""
     cfg = _mapping(cfg, "tool")
+    if "group" in cfg:
+        cfg = tool_config_from_line(cfg)
     _only(cfg, "tool", {"name", "wafers_per_hour", "utilisation", "condition", "failure", "repair", "pm_duration",
                         "sensor", "yield", "prices"})
     cond = _mapping(cfg.get("condition"), "tool.condition")
@@ -160,6 +162,75 @@ def parse_tool(cfg: dict, warnings: dict | None = None) -> ToolModel:
         raise ConfigError("tool.failure.threshold", fail.get("threshold"),
                           "a condition threshold needs condition.drift or condition.noise > 0")
     return _with_warnings(tool, warnings or {})
+
+
+LINE_TOOL_KEYS = {"name", "line", "group", "wafers_per_hour", "utilisation", "sensor", "yield", "prices"}
+
+
+def tool_config_from_line(cfg: dict) -> dict:
+    """A line's tool group as a tool mapping in hours: its wear, wear-out level, random life, repair,
+    PM duration and sensor, so a study and ``twin run`` model the same tool.
+
+    The line counts a calendar-basis life in all time and the study in processing time; for the
+    exponential and Weibull lives the line allows, calendar time T at utilisation u is processing
+    time u T, so the life's scale is multiplied by u.
+    """
+    from twin.line import load_line
+
+    _only(cfg, "tool", LINE_TOOL_KEYS)
+    line = load_line(cfg.get("line") or "default")
+    names = [g.name for g in line.tool_groups]
+    if cfg.get("group") not in names:
+        raise ConfigError("tool.group", cfg.get("group"), f"a tool group of line {line.name}: {', '.join(names)}")
+    grp = line.tool_groups[names.index(cfg["group"])]
+    if grp.condition_drift <= 0.0:
+        raise ConfigError("tool.group", grp.name, "a group whose condition degrades (condition.drift_per_wafer > 0)")
+    for key in ("wafers_per_hour", "utilisation"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"tool.{key}", None, "required for a line's tool group: one tool's wafers per processing "
+                              "hour and busy share of up time (tool_groups.<group>.utilisation / availability of a run)")
+    util = _num(cfg["utilisation"], "tool.utilisation", low=0.0, high=1.0, open_low=True)
+    m, f = grp.maintenance, grp.failure
+    failure = {"threshold": _dist_spec(grp.failure_level) if grp.failure_level else None}
+    if f is not None:
+        failure["life"] = _dist_spec(f.ttf.scaled((util if f.basis == "calendar" else 1.0) / 60.0))
+    pm_minutes = m.duration if m else (grp.pms[0].duration if grp.pms else Dist.constant(240.0))
+    sensor = {"noise": grp.sensor_sd, "min_readings": m.min_readings if m else 3, **_mapping(cfg.get("sensor"), "tool.sensor")}
+    return {
+        "name": cfg.get("name") or f"{line.name}/{grp.name}",
+        "wafers_per_hour": cfg["wafers_per_hour"], "utilisation": util,
+        "condition": {"drift": grp.condition_drift, "noise": grp.condition_noise,
+                      "step_wafers": float(line.releases[0].lot_size)},
+        "failure": {k: v for k, v in failure.items() if v is not None},
+        "repair": _dist_spec(f.repair.scaled(1 / 60.0)) if f else 8.0,
+        "pm_duration": _dist_spec(pm_minutes.scaled(1 / 60.0)),
+        "sensor": sensor, "yield": cfg.get("yield") or {}, "prices": cfg.get("prices") or {},
+    }
+
+
+def _dist_spec(dist: Dist) -> dict:
+    from twin.distributions import PARAMS
+
+    return {"dist": dist.kind, **dict(zip(PARAMS[dist.kind], dist.params))}
+
+
+def line_maintenance(policy: str, params: dict, tool: ToolModel) -> dict:
+    """The best candidate in the line's terms (minutes), ready for the group in the line YAML."""
+    duration = _dist_spec(tool.pm_duration.scaled(60.0))
+    if policy == "condition_based":
+        doc = {"maintenance": {"policy": "condition", "threshold": params["threshold"], "duration": duration}}
+        if params.get("smoothing", 1.0) != 1.0:
+            doc["note"] = f"smoothing {params['smoothing']:g} has no line equivalent: the line acts on raw readings"
+        return doc
+    if policy == "predictive":
+        return {"maintenance": {"policy": "predictive", "target_level": params.get("level", tool.warn_level),
+                                "lead_minutes": params["lead"] * 60.0, "duration": duration}}
+    if policy == "wafer_count":
+        return {"pm": [{"name": "study", "every_wafers": params["N"], "duration": duration}]}
+    if policy == "time_based":
+        return {"pm": [{"name": "study", "every_minutes": params["T"] * 60.0, "duration": duration}],
+                "note": "the line's PM calendar runs in calendar time; an operating-age T is T / utilisation there"}
+    return {"pm": [], "maintenance": None}
 
 
 def _with_warnings(tool: ToolModel, cfg: dict) -> ToolModel:
@@ -597,6 +668,10 @@ def best_policy_doc(study: Study, s: Summary, raw: Raw, compile_s: float, cfg: d
             "config": cfg,
         },
     }
+    tool_cfg = cfg.get("tool") or {}
+    if isinstance(tool_cfg, dict) and "group" in tool_cfg:
+        doc["line_maintenance"] = {"line": tool_cfg.get("line") or "default", "group": tool_cfg["group"],
+                                   **line_maintenance(cands.labels[b], doc["parameters"], study.tool)}
     if cands.labels[0] == "run_to_failure":  # warnings scored without PM censoring them
         doc["warnings_under_run_to_failure"] = {k: _num_or_none(v[0]) for k, v in s.warnings.items()}
         if b != 0:
@@ -727,6 +802,9 @@ def print_summary(doc: dict, out_dir) -> None:
     w = doc["warnings"]
     print(f"  warnings: precision {_g(w['warning_precision'])}, recall {_g(w['warning_recall'])}, "
           f"median lead {_g(w['median_lead_hours'])} h")
+    if "line_maintenance" in doc:
+        lm = {k: v for k, v in doc["line_maintenance"].items() if k not in ("line", "group")}
+        print(f"  for line {doc['line_maintenance']['line']}, group {doc['line_maintenance']['group']}: {json.dumps(lm)}")
     print(f"results: {out_dir}")
 
 
