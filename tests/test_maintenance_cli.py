@@ -19,7 +19,8 @@ TINY = ["replicas=2", "horizon_years=0.02", "backend=cpu", "samples=8"]
 @pytest.mark.parametrize("tool", group_options("tool"))
 @pytest.mark.parametrize("policy", group_options("policy"))
 def test_every_tool_and_policy_composes_and_validates(tool, policy):
-    cfg = compose_config([f"tool={tool}", f"policy={policy}", *TINY])
+    throughput = ["tool.wafers_per_hour=25", "tool.utilisation=0.5"] if tool == "line" else []  # else from a run
+    cfg = compose_config([f"tool={tool}", f"policy={policy}", *throughput, *TINY])
     needs_signal = policy in ("condition_based", "predictive")
     condition = cfg["tool"].get("condition") or {"drift": 1.0}  # tool=line: a degrading line group
     degrades = bool(condition["drift"] or condition.get("noise"))

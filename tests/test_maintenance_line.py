@@ -65,7 +65,7 @@ def test_best_policy_goes_back_into_the_line_and_the_line_agrees(tmp_path):
 @pytest.mark.parametrize("override, field", [
     ("tool.group=NOPE", "tool.group"),
     ("tool.group=CLEAN_WB", "tool.group"),  # its condition does not degrade
-    ("tool.utilisation=null", "tool.utilisation"),
+    ("tool.wafers_per_hour=25", "tool.utilisation"),  # no run folder to take it from
 ])
 def test_bad_line_tool_exits_2_with_one_line(override, field):
     proc = subprocess.run([sys.executable, "-m", "twin.cli", "maintain", "tool=line", override],
