@@ -51,7 +51,8 @@ def _line_with(tmp_path, mutate):
 
 def _set_first_step(key, value):
     def mutate(d):
-        d["products"][0]["route"][0][key] = value
+        first = next(iter(d["products"].values()))  # products are keyed by name
+        first["route"][0][key] = value
     return mutate
 
 

@@ -189,17 +189,19 @@ def load_line(source) -> Line:
     data loader (SMT2020); any other mapping is the line itself.
     """
     if isinstance(source, dict):
-        if set(source) == {"path"}:
-            return load_line_file(str(source["path"]))
+        if "path" in source:  # a file, with any line.* overrides given on top of it
+            return load_line_file(str(source["path"]), {k: v for k, v in source.items() if k != "path"})
         if "loader" in source:
             return _load_by_loader(source, None)
         return parse_line(source)
     return load_line_file(str(source))
 
 
-def load_line_file(source: str) -> Line:
+def load_line_file(source: str, overrides: dict | None = None) -> Line:
     """Load a line by embedded name (``default``) or by path to a YAML file."""
     import yaml
+
+    from twin.variants import compose_line
 
     path = resolve_line_path(source)
     try:
@@ -210,6 +212,7 @@ def load_line_file(source: str) -> Line:
         raise ConfigError("line", str(path), f"is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
     if data is None or not isinstance(data, dict):
         raise ConfigError("line", str(path), "must hold a YAML mapping with tool_groups, products and releases")
+    data = compose_line(data, path, overrides)
     if "loader" in data:
         return _load_by_loader(data, path)
     return parse_line(data)
@@ -241,21 +244,22 @@ def _load_by_loader(data: dict, path: Path | None) -> Line:
     loader = data["loader"]
     if loader == "smt2020":
         from twin.smt2020 import load_smt2020
+        from twin.variants import load_loader_line
 
-        return load_smt2020(data)
+        return load_loader_line(data, load_smt2020)
     raise ConfigError("line.loader", loader, "allowed: smt2020")
 
 
 def parse_line(data: dict) -> Line:
     """Validate a line mapping into a :class:`Line`; raises ConfigError."""
     _only(data, {"name", "areas", "tool_groups", "products", "releases", "initial_wip", "transport", "layout", "run_defaults"}, "line")
-    groups = tuple(_parse_group(g, f"line.tool_groups[{i}]") for i, g in enumerate(_list(data, "tool_groups", "line")))
+    groups = tuple(_parse_group(g, f) for f, g in _named_items(data, "tool_groups", "line"))
     _unique([g.name for g in groups], "line.tool_groups", "name")
     group_names = {g.name for g in groups}
-    products = tuple(_parse_product(p, f"line.products[{i}]", group_names) for i, p in enumerate(_list(data, "products", "line")))
+    products = tuple(_parse_product(p, f, group_names) for f, p in _named_items(data, "products", "line"))
     _unique([p.name for p in products], "line.products", "name")
     product_names = {p.name for p in products}
-    releases = tuple(_parse_release(r, f"line.releases[{i}]", product_names) for i, r in enumerate(_list(data, "releases", "line")))
+    releases = tuple(_parse_release(r, f, product_names) for f, r in _named_items(data, "releases", "line"))
     _unique([r.name for r in releases], "line.releases", "name")
     route_len = {p.name: len(p.route) for p in products}
     by_release = {r.name: r for r in releases}
@@ -338,7 +342,7 @@ def _parse_group(d, f) -> ToolGroup:
         setup_matrix=matrix,
         min_run=_integer(setup.get("min_run", 0), f"{f}.setup.min_run", low=0),
         failure=_parse_failure(d["failures"], f"{f}.failures") if d.get("failures") else None,
-        pms=tuple(_parse_pm(p, f"{f}.pm[{j}]") for j, p in enumerate(d.get("pm") or [])),
+        pms=tuple(_parse_pm(p, pf) for pf, p in _named_items(d, "pm", f, required=False)),
         condition_drift=drift,
         condition_noise=_number(cond.get("noise_per_wafer", 0.0), f"{f}.condition.noise_per_wafer"),
         failure_level=level,
@@ -557,6 +561,28 @@ def _only(d, allowed, f):
     for key in d:
         if key not in allowed:
             raise ConfigError(f"{f}.{key}", d[key], f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+
+def _named_items(d, key, f, required=True):
+    """``(field, item)`` pairs of a list of named items, or of a mapping keyed by name (the form Hydra
+    overrides address: ``line.tool_groups.LITHO.tools=6``); a mapping's null entry is dropped (a variant
+    removes an item that way)."""
+    value = d.get(key)
+    if isinstance(value, dict):
+        items = []
+        for name, item in value.items():
+            if item is None:
+                continue
+            _mapping(item, f"{f}.{key}.{name}")
+            if item.get("name", name) != name:
+                raise ConfigError(f"{f}.{key}.{name}.name", item["name"], f"must equal its key {name!r} (or be left out)")
+            items.append((f"{f}.{key}.{name}", {"name": str(name), **item}))
+        if items or not required:
+            return items
+        value = None
+    if not required and not value:
+        return []
+    return [(f"{f}.{key}[{i}]", item) for i, item in enumerate(_list(d, key, f))]
 
 
 def _list(d, key, f):
