@@ -12,6 +12,9 @@ USAGE = """usage: twin COMMAND [ARGS]
 commands:
   run [key=value ...]     simulate a line (Hydra overrides; -m for sweeps), e.g.
                           twin run line=default replicas=16 horizon_days=90 backend=cpu
+                          twin run -m line.tool_groups.LITHO_SCAN.tools=3,4
+  compare FOLDER...       KPI differences against the first run (or --baseline), paired by
+                          replication, with 95% CIs, a CSV and a plot (see docs/studies.md)
   maintain [key=value]    optimise maintenance policies (see docs/maintenance.md)
   view RUN_FOLDER         open the 3D fab view of a finished run
   render RUN_FOLDER       draw the same scene without a display (PNG + GIF)
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"run": _run, "maintain": _maintain, "view": _view, "render": _render, "bench": _bench}
+    handlers = {"run": _run, "compare": _compare, "maintain": _maintain, "view": _view, "render": _render, "bench": _bench}
     if command not in handlers:
         print(f"error: unknown command {command!r}; allowed: {', '.join(handlers)}", file=sys.stderr)
         return 2
@@ -47,10 +50,21 @@ def guarded(handler, rest) -> int:
 
 
 def _run(rest) -> int:
+    import warnings
+
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
     from twin.configs_path import config_dir
+    from twin.sweeps import check_run_overrides, folder_name_override, split_args
+
+    flags, overrides = split_args(line_file_overrides(rest))
+    multirun = "-m" in flags or "--multirun" in flags
+    warnings.filterwarnings("ignore", message=".*version_base.*")  # Hydra 1.4's notice, not the user's error
+    if not any(f in flags for f in INFO_FLAGS):
+        check_run_overrides(overrides, multirun)
+    naming = folder_name_override(overrides) if multirun else []
+    started = []
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def hydra_run(cfg: DictConfig) -> None:
@@ -58,6 +72,7 @@ def _run(rest) -> int:
 
         from twin.app import run_scenario
 
+        started.append(True)
         out_dir = HydraConfig.get().runtime.output_dir
         config = OmegaConf.to_container(cfg, resolve=True)
         code = guarded(lambda _: _print(run_scenario(config, out_dir), out_dir), None)
@@ -70,23 +85,42 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
-    sys.argv = ["twin run", *line_file_overrides(rest)]
-    hydra_run()
+    saved, sys.argv = sys.argv, ["twin run", *flags, *overrides, *naming]
+    try:
+        hydra_run()
+    except SystemExit as stop:  # Hydra exits 1 on its own errors; before a job started that is bad input
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        return 2 if code == 1 and not started else code
+    finally:
+        sys.argv = saved
     return 0
 
 
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
+
+
 def line_file_overrides(args: list[str]) -> list[str]:
-    """``line=some/file.yaml`` becomes ``line=file line.path=...`` (Hydra groups take names only)."""
-    out = []
+    """``line=some/file.yaml`` becomes ``line=file line.path=...`` (Hydra groups take names only);
+    then ``line.*`` overrides add to that file's content (``+line.*``), which twin.line merges in."""
+    out, is_file = [], False
     for arg in args:
         key, _, value = arg.partition("=")
         if key == "line" and ("/" in value or value.endswith((".yaml", ".yml"))):
             from pathlib import Path
 
             out += ["line=file", f"line.path={Path(value).expanduser().resolve()}"]
+            is_file = True
         else:
             out.append(arg)
+    if is_file:
+        out = [f"+{a}" if a.startswith("line.") and not a.startswith("line.path=") else a for a in out]
     return out
+
+
+def _compare(rest) -> int:
+    from twin.compare import main as compare_main
+
+    return compare_main(rest)
 
 
 def _maintain(rest) -> int:

@@ -1,0 +1,196 @@
+"""``twin run`` before Hydra runs it: every job of a sweep composed and validated, no compute.
+
+Hydra's own errors (an unknown key, an unknown group option, a parse error, a type the schema refuses)
+become one :class:`ConfigError` line naming the override; then each job's config goes through
+:func:`twin.app.prepare` (the line, the rule, the backend), so ``twin run -m dispatch=fifo,foo``
+refuses ``foo`` before job 0 computes.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+
+from twin.errors import ConfigError
+
+GROUPS = {"line": "line", "backend": "backend"}
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-name", "-cn", "--config-dir",
+                    "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+TYPE_HINTS = {"Integer": "must be an integer", "Float": "must be a number", "valid bool": "must be true or false"}
+
+
+def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra flags first (argparse wants them before the overrides), overrides after."""
+    flags, overrides = [], []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in FLAGS_WITH_VALUE and (nxt := next(it, None)) is not None:
+                flags.append(nxt)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def folder_name_override(overrides: list[str]) -> list[str]:
+    """Name each sweep job's folder by the values of the swept keys only (``dispatch=cr``): every
+    override that is not a sweep goes into Hydra's override_dirname exclude_keys."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    fixed = []
+    for text in overrides:
+        (parsed,) = parser.parse_overrides([text])
+        key = parsed.get_key_element()
+        if key.startswith("hydra.job.config.override_dirname"):
+            return []  # the user chose
+        if not key.lstrip("+~").startswith("hydra") and not parsed.is_sweep_override():
+            fixed.append(key)
+    keys = ",".join(f"'{k}'" for k in ["progress", *fixed])
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
+
+
+def check_run_overrides(overrides: list[str], multirun: bool) -> list[dict]:
+    """Compose and prepare every job's config; returns the configs (in job order)."""
+    jobs = sweep_jobs(overrides, multirun)
+    configs, seen = [], {}
+    for num, job in enumerate(jobs):
+        config = compose_run(job)
+        key = repr(config)
+        if key not in seen:
+            seen[key] = _prepared(config, num, job, multirun and len(jobs) > 1)
+        configs.append(config)
+    return configs
+
+
+def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of each job, as Hydra's basic sweeper orders them (hydra.* left out)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    choices = []
+    for text in overrides:
+        key, _, value = text.partition("=")
+        try:
+            (parsed,) = parser.parse_overrides([text])
+        except Exception as err:  # Hydra's OverrideParseException
+            raise ConfigError(key, value, f"cannot parse this override: {_hydra_reason(err)}") from None
+        bare = parsed.get_key_element().lstrip("+~")
+        if bare.startswith("hydra"):
+            continue
+        if not parsed.is_sweep_override():
+            _check_group_option(bare, parsed.get_value_element_as_str())
+            choices.append([text])
+            continue
+        if not multirun:
+            raise ConfigError(key, value, "a sweep (several values) needs -m: twin run -m ...")
+        try:
+            values = list(parsed.sweep_string_iterator())
+        except Exception:  # interval(...) and the like: a sweeper plugin draws them; Hydra checks types
+            continue
+        for v in values:
+            _check_group_option(bare, v)
+        choices.append([f"{parsed.get_key_element()}={v}" for v in values])
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def group_options(group: str) -> list[str]:
+    from twin.configs_path import config_dir
+
+    return sorted(p.stem for p in (config_dir() / GROUPS[group]).glob("*.yaml"))
+
+
+def _check_group_option(key: str, value: str) -> None:
+    if key in GROUPS and value not in group_options(key):
+        extra = " or a path to a line YAML file" if key == "line" else ""
+        raise ConfigError(key, value, f"allowed: {', '.join(group_options(key))}{extra}")
+
+
+def compose_run(overrides: list[str]) -> dict:
+    """config.yaml with ``overrides`` as ``twin run`` composes it, Hydra's errors as one ConfigError."""
+    try:
+        return _compose(overrides)
+    except ConfigError:
+        raise
+    except Exception:
+        pass
+    for i in range(len(overrides)):  # name the first override that breaks composition
+        try:
+            _compose(overrides[: i + 1])
+        except Exception as err:
+            key, _, value = overrides[i].partition("=")
+            raise ConfigError(key.lstrip("+~"), value, _hydra_reason(err, overrides[:i], key.lstrip("+~"))) from None
+    raise ConfigError("overrides", " ".join(overrides), "Hydra could not compose this config")
+
+
+def _compose(overrides: list[str]) -> dict:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from twin.configs_path import config_dir
+
+    with warnings.catch_warnings():  # Hydra 1.4 warns about version_base on every compose
+        warnings.simplefilter("ignore")
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _hydra_reason(err, before=None, key=None) -> str:
+    """The first line that explains a Hydra/OmegaConf error, in the words the rest of the CLI uses."""
+    cause = err.__cause__ or err
+    text = _first_line(cause)
+    for marker, hint in TYPE_HINTS.items():
+        if marker in text:
+            return f"{hint} ({_schema_name(cause)})"
+    if "not in" in text or "Could not override" in _first_line(err) or "Could not append" in _first_line(err):
+        return _unknown_key(before, key) or text
+    if "no viable alternative" in str(err) or "mismatched input" in str(err) or "extraneous input" in str(err):
+        lines = [t.strip() for t in str(err).splitlines() if t.strip()]
+        return lines[1] if len(lines) > 1 else text
+    return text
+
+
+def _unknown_key(before, key) -> str | None:
+    """Name the first part of ``key`` that the composed config lacks, and what is there instead."""
+    if before is None or key is None:
+        return None
+    try:
+        node = _compose(before)
+    except Exception:
+        return None
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict):
+            return None
+        if part not in node:
+            where = ".".join(parts[:depth]) or "the config"
+            has = ", ".join(map(str, node)) or "nothing"
+            if parts[0] != "line":
+                return f"unknown setting {part!r}; {where} takes: {has}"
+            if "loader" in node and part == "tool_groups":
+                return f"{node['loader']} lines have no tool_groups to override: +{key}=... changes a loaded group"
+            return f"unknown key {part!r}; {where} has: {has} (+{key}=... adds one)"
+        node = node[part]
+    return None
+
+
+def _schema_name(cause) -> str:
+    obj = getattr(cause, "object_type", None)
+    return f"schema {obj.__name__}" if isinstance(obj, type) else "typed schema"
+
+
+def _first_line(err) -> str:
+    text = [t.strip() for t in str(err).strip().splitlines() if t.strip()]
+    return text[0] if text else type(err).__name__
+
+
+def _prepared(config: dict, num: int, job: list[str], name_job: bool):
+    from twin.app import prepare
+
+    try:
+        return prepare(config)
+    except ConfigError as err:
+        if not name_job:
+            raise
+        raise ConfigError(f"job {num} ({' '.join(job)}): {err.field}", err.value, err.allowed) from None
