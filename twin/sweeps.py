@@ -123,17 +123,30 @@ def compose_run(overrides: list[str]) -> dict:
     raise ConfigError("overrides", " ".join(overrides), "Hydra could not compose this config")
 
 
+def compose_config(overrides: list[str]):
+    """config.yaml composed with ``overrides`` (a DictConfig typed by twin.schema.RunConfig)."""
+    try:
+        return _compose_raw(overrides)
+    except Exception:
+        compose_run(overrides)  # raises the one-line ConfigError
+        raise
+
+
 def _compose(overrides: list[str]) -> dict:
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(_compose_raw(overrides), resolve=True)
+
+
+def _compose_raw(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
 
     from twin.configs_path import config_dir
 
     with warnings.catch_warnings():  # Hydra 1.4 warns about version_base on every compose
         warnings.simplefilter("ignore")
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+            return compose(config_name="config", overrides=list(overrides))
 
 
 def _hydra_reason(err, before=None, key=None) -> str:
