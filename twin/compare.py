@@ -30,7 +30,8 @@ import numpy as np
 from twin.errors import ConfigError, DataError
 from twin.kpis import t975
 
-DEFAULT_SHOWN = ("product.*",)
+DEFAULT_SHOWN = ("product.*.throughput_lots_per_day", "product.*.cycle_time_days.mean", "product.*.x_factor",
+                 "product.*.on_time_pct", "product.*.wip_lots", "product.*.good_dies_per_day")
 CSV_COLUMNS = ("scenario", "baseline", "kpi", "n_pairs", "baseline_mean", "scenario_mean", "difference",
                "paired_ci95", "paired_low", "paired_high", "independent_ci95", "independent_low", "independent_high",
                "variance_reduction")
