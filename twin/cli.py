@@ -6,6 +6,7 @@ own arguments.  Every bad value ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import sys
+import warnings
 
 USAGE = """usage: twin COMMAND [ARGS]
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
+    # Hydra 1.4 warns on every compose that version_base is deprecated: a maintainer notice, not a user error
+    warnings.filterwarnings("ignore", message=".*version_base.*")
     handlers = {"run": _run, "compare": _compare, "maintain": _maintain, "view": _view, "render": _render, "bench": _bench}
     if command not in handlers:
         print(f"error: unknown command {command!r}; allowed: {', '.join(handlers)}", file=sys.stderr)
@@ -50,8 +53,6 @@ def guarded(handler, rest) -> int:
 
 
 def _run(rest) -> int:
-    import warnings
-
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
@@ -60,7 +61,6 @@ def _run(rest) -> int:
 
     flags, overrides = split_args(line_file_overrides(rest))
     multirun = "-m" in flags or "--multirun" in flags
-    warnings.filterwarnings("ignore", message=".*version_base.*")  # Hydra 1.4's notice, not the user's error
     if not any(f in flags for f in INFO_FLAGS):
         check_run_overrides(overrides, multirun)
     naming = folder_name_override(overrides) if multirun else []
