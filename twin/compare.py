@@ -138,11 +138,17 @@ def run_folders(paths) -> list[Path]:
     for p in map(Path, paths):
         if (p / "replications.csv").is_file():
             out.append(p)
-        elif p.is_dir() and (inner := sorted(q.parent for q in p.glob("*/replications.csv"))):
-            out += inner
+        elif p.is_dir() and (inner := [q.parent for q in p.glob("*/replications.csv")]):
+            out += sorted(inner, key=_job_order)
         else:
             raise ConfigError("compare", str(p), "is neither a run folder (with replications.csv) nor a sweep folder holding run folders")
     return out
+
+
+def _job_order(folder: Path):
+    """Sweep jobs by number where the folder starts with one (``12_dispatch=cr``), else by name."""
+    head, sep, _ = folder.name.partition("_")
+    return (0, int(head), folder.name) if sep and head.isdigit() else (1, 0, folder.name)
 
 
 def load_run(folder: Path, label: str | None = None) -> Run:

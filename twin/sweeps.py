@@ -34,20 +34,51 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def folder_name_override(overrides: list[str]) -> list[str]:
     """Name each sweep job's folder by the values of the swept keys only (``dispatch=cr``): every
-    override that is not a sweep goes into Hydra's override_dirname exclude_keys."""
+    override that is not a sweep goes into Hydra's override_dirname exclude_keys.  A sweeper other
+    than the basic one (Optuna) may try the same values twice, so there the job number leads
+    (``3_line.tool_groups.M.tools=4``) and no job overwrites another's folder."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    fixed = []
+    fixed, user_named = [], False
     for text in overrides:
         (parsed,) = parser.parse_overrides([text])
         key = parsed.get_key_element()
-        if key.startswith("hydra.job.config.override_dirname"):
-            return []  # the user chose
+        user_named |= key.startswith(("hydra.job.config.override_dirname", "hydra.sweep.subdir"))
         if not key.lstrip("+~").startswith("hydra") and not parsed.is_sweep_override():
             fixed.append(key)
+    if user_named:
+        return []
     keys = ",".join(f"'{k}'" for k in ["progress", *fixed])
-    return [f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
+    out = [f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
+    if not _basic_sweeper(overrides):
+        out.append("hydra.sweep.subdir='${hydra.job.num}_${hydra.job.override_dirname}'")
+    return out
+
+
+def _basic_sweeper(overrides: list[str]) -> bool:
+    """Whether the composed config sweeps with Hydra's BasicSweeper (every combination once)."""
+    from hydra import compose, initialize_config_dir
+
+    from twin.configs_path import config_dir
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    first = []
+    try:
+        for text in overrides:  # each sweep at its first value
+            (parsed,) = parser.parse_overrides([text])
+            if parsed.is_sweep_override():
+                text = f"{parsed.get_key_element()}={next(iter(parsed.sweep_string_iterator()))}"
+            first.append(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
+        return str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
+    except Exception:
+        return False  # unknown: number the folders, which is always safe
 
 
 def check_run_overrides(overrides: list[str], multirun: bool) -> list[dict]:
