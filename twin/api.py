@@ -59,8 +59,9 @@ def simulate(line="default", replicas: int = 64, horizon_days: float | None = 90
     """Run one scenario and return its results.
 
     ``line``: an embedded name, a YAML path, or a line mapping.  ``settings``: any top-level setting of
-    configs/config.yaml (``seed=3``, ``backend="cpu"``, ``dispatch="cr"``, ``yield={"defect_scale": 2}``).
-    ``overrides``: Hydra override strings, for nested line items (``"line.tool_groups.LITHO_SCAN.tools=4"``).
+    configs/config.yaml (``seed=3``, ``backend="cpu"``, ``dispatch="cr"``).  ``overrides``: Hydra override
+    strings, for nested items (``"line.tool_groups.LITHO_SCAN.tools=4"``, and ``"yield.defect_scale=2"``:
+    ``yield`` is a Python keyword).
     ``out_dir``: keep the run folder there (``twin view``/``twin compare`` read it); else a temporary one.
     """
     from twin.app import run_scenario
