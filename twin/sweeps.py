@@ -84,14 +84,52 @@ def _basic_sweeper(overrides: list[str]) -> bool:
 def check_run_overrides(overrides: list[str], multirun: bool) -> list[dict]:
     """Compose and prepare every job's config; returns the configs (in job order)."""
     jobs = sweep_jobs(overrides, multirun)
-    configs, seen = [], {}
+    configs, seen, bases = [], {}, {}
     for num, job in enumerate(jobs):
-        config = compose_run(job)
+        config = _job_config(job, bases) if len(jobs) > 1 else compose_run(job)
         key = repr(config)
         if key not in seen:
             seen[key] = _prepared(config, num, job, multirun and len(jobs) > 1)
         configs.append(config)
     return configs
+
+
+def _job_config(job: list[str], bases: dict) -> dict:
+    """A sweep job's config without a full compose per job (composing the default line takes seconds):
+    the group choices (``line=``, ``backend=``) are composed once, then the value overrides are applied
+    as Hydra applies them (OmegaConf.update with merge).  Anything unusual, or any error, takes the
+    full compose, which also words the error."""
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    from twin.configs_path import config_dir
+
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    parser = OverridesParser.create()
+    parsed = [parser.parse_overrides([text])[0] for text in job]
+    choice = tuple(t for t, o in zip(job, parsed) if o.get_key_element().lstrip("+~") in groups)
+    try:
+        if choice not in bases:
+            bases[choice] = _compose_raw(list(choice))
+        cfg = copy.deepcopy(bases[choice])
+        for text, o in zip(job, parsed):
+            if text in choice:
+                continue
+            key = o.get_key_element().lstrip("+~")
+            if o.is_delete() or o.is_list_extend() or "(" in text:
+                raise LookupError(text)  # rare forms: let Hydra compose them
+            if o.is_add() or o.is_force_add():
+                if o.is_add() and OmegaConf.select(cfg, key, default=None) is not None:
+                    raise LookupError(text)
+                with open_dict(cfg):
+                    OmegaConf.update(cfg, key, o.value(), merge=True, force_add=True)
+            else:
+                OmegaConf.update(cfg, key, o.value(), merge=True)
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        return compose_run(job)
 
 
 def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
