@@ -424,6 +424,9 @@ def _parse_product(d, f, group_names) -> Product:
         sf = f"{f}.route[{k - 1}]"
         if s.rework_prob > 0 and not 1 <= s.rework_to <= k:
             raise ConfigError(f"{sf}.rework.to_step", s.rework_to, f"must be a step number in 1..{k} (this step or an earlier one)")
+        if s.rework_prob >= 1.0 and s.sampling >= 1.0 and not s.rework_once:
+            raise ConfigError(f"{sf}.rework.prob", s.rework_prob, f"a lot reworked with probability 1 back to step {s.rework_to} "
+                              "never leaves the loop; must be < 1 (or set rework.once: true)")
         if s.qtime_from and not 1 <= s.qtime_from < k:
             raise ConfigError(f"{sf}.qtime.from_step", s.qtime_from, f"must be an earlier step number in 1..{k - 1}")
         if s.dedicate_to_step and not 1 <= s.dedicate_to_step < k:
