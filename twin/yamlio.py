@@ -5,7 +5,7 @@ Hand-edited files reach the twin, so a YAML file is refused in one line
 one) before anything is built from it when it is
 
 - larger than :data:`MAX_BYTES` (checked before reading: a valid 50 MB line
-  took minutes in pure-Python YAML and is no hand-written line);
+  took minutes to parse and is no hand-written line);
 - not UTF-8 text (a UTF-8 byte-order mark is accepted and dropped; UTF-16/32
   and other encodings are named);
 - a mapping with a key written twice (YAML keeps the last one silently);
@@ -25,9 +25,10 @@ import yaml
 
 from twin.errors import DataError
 
-# 16 MiB: the largest line in configs/ is a few kB, a hand-written 1,000-tool line about 1 MB; libyaml
-# parses some 5-10 MB/s, so the bound keeps a load to a few seconds.
-MAX_BYTES = 16 * 2**20
+# 8 MiB: the largest line in configs/ is a few kB, a hand-written 1,000-tool line about 1 MB.  Composing
+# YAML nodes costs most of a load even with libyaml (measured: a 0.33 MiB line in 1.35 s with the C loader,
+# 6.0 s pure-Python, on a 2-core machine under load 10), so a bigger file would take minutes.
+MAX_BYTES = 8 * 2**20
 MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 2_000_000
 
