@@ -262,10 +262,20 @@ def parse_line(data: dict) -> Line:
     )
     transport, table = _parse_transport(data.get("transport", 0.0), groups)
     areas = tuple(dict.fromkeys([*_names_list(data, "areas", "line"), *(g.area for g in groups)]))
-    run_defaults = data.get("run_defaults") or {}
-    _only(run_defaults, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
-    return Line(_text(data, "name", "line", "line"), groups, products, releases, wip, transport, areas, data.get("layout"),
+    run_defaults = _run_defaults(data.get("run_defaults") or {})
+    return Line(_text(data, "name", "line", "line"), groups, products, releases, wip, transport, areas, _optional_mapping(data, "layout", "line"),
                 dict(run_defaults), table)
+
+
+def _run_defaults(d) -> dict:
+    """The line's own horizon, warm-up and dispatch rule, checked even when the run overrides them."""
+    _only(d, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
+    for key in ("horizon_days", "warmup_days"):
+        if key in d:
+            _number(d[key], f"line.run_defaults.{key}")
+    if "dispatch" in d and d["dispatch"] is not None and not isinstance(d["dispatch"], str):
+        raise ConfigError("line.run_defaults.dispatch", d["dispatch"], "must be one rule name")
+    return d
 
 
 def _parse_transport(d, groups):
@@ -624,6 +634,13 @@ def _optional_list(d, key, f):
         return []
     if not isinstance(value, list):
         raise ConfigError(f"{f}.{key}", value, "must be a list")
+    return value
+
+
+def _optional_mapping(d, key, f):
+    value = d.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{f}.{key}", value, "must be a mapping (or absent)")
     return value
 
 

@@ -194,13 +194,19 @@ def host_memory_available() -> int:
 
 def gpu_memory_available() -> int:
     """Free bytes on the current CUDA device; 0 when unknown (no GPU, or the simulator)."""
+    free = 0
     try:
         from numba import cuda
 
         free, _ = cuda.current_context().get_memory_info()
     except Exception:
-        return 0
-    return int(free) if 0 < free < 1e15 else 0
+        try:
+            import cupy
+
+            free, _ = cupy.cuda.runtime.memGetInfo()
+        except Exception:
+            return 0
+    return int(free) if 0 < free < 1e15 else 0  # the CUDA simulator reports infinite memory
 
 
 def _gib(n) -> str:
