@@ -78,9 +78,12 @@ def test_corpus_case_is_refused_in_one_line(corpus_results, name, expect):
 
 def test_corpus_is_large_and_covers_every_class():
     cases = corpus_cases()
-    assert len(cases) >= 40
-    for text in ("appears twice", "finite", "never leaves", "events per simulated day", "top level", "UTF-", "nests", "alias"):
-        assert any(text in e for e in cases.values()) or text == "finite", text
+    assert len(cases) >= 50
+    for text in ("appears twice", "never leaves", "events per simulated day", "top level", "UTF-16", "not UTF-8", "NUL",
+                 "nests more than", "alias", "not valid YAML", "must be a list"):
+        assert sum(text in e for e in cases.values()) >= 1, text
+    assert sum(name.startswith(("inf_", "nan_")) for name in cases) >= 5  # finiteness
+    assert sum(name.endswith("_huge") for name in cases) >= 6  # storage ranges
 
 
 # ----------------------------------------------------------------------------- through the real CLI
@@ -278,3 +281,13 @@ def test_memory_check_names_the_largest_part():
     with pytest.raises(ConfigError) as info:
         check_memory(gpu, host_free=2**40, gpu_free=2**30)
     assert "GPU memory" in str(info.value) and str(info.value).startswith("max_lots:")
+
+
+def test_no_module_reads_yaml_around_the_strict_loader():
+    """Every YAML the project itself reads goes through twin.yamlio (Hydra composes only configs/)."""
+    import re
+
+    root = Path(ROOT)
+    offenders = [str(p.relative_to(root)) for folder in ("twin", "kernels") for p in (root / folder).rglob("*.py")
+                 if p.name != "yamlio.py" and re.search(r"yaml\.(safe_load|load|full_load|unsafe_load)\(", p.read_text())]
+    assert offenders == []
