@@ -83,7 +83,7 @@ def test_corpus_is_large_and_covers_every_class():
                  "nests more than", "alias", "not valid YAML", "line.areas"):
         assert sum(text in e for e in cases.values()) >= 1, text
     assert sum(name.startswith(("inf_", "nan_")) for name in cases) >= 5  # finiteness
-    assert sum(name.endswith("_huge") for name in cases) >= 6  # storage ranges
+    assert sum(name.endswith("_huge.yaml") for name in cases) >= 6  # storage ranges
 
 
 # ----------------------------------------------------------------------------- through the real CLI
