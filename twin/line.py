@@ -318,8 +318,9 @@ def _parse_group(d, f) -> ToolGroup:
     _only(setup, {"minutes", "matrix", "min_run"}, f"{f}.setup")
     matrix = {}
     for j, row in enumerate(_optional_list(setup, "matrix", f"{f}.setup")):
-        _only(row, {"from", "to", "minutes"}, f"{f}.setup.matrix[{j}]")
-        matrix[(_text(row, "from", None, f"{f}.setup.matrix[{j}]"), _text(row, "to", None, f"{f}.setup.matrix[{j}]"))] = _number(row.get("minutes"), f"{f}.setup.matrix[{j}].minutes")
+        rf = f"{f}.setup.matrix[{j}]"
+        _only(row, {"from", "to", "minutes"}, rf)
+        matrix[(_text(row, "from", None, rf), _text(row, "to", None, rf))] = _number(row.get("minutes"), f"{rf}.minutes")
     position = d.get("position")
     if position is not None:
         if not (isinstance(position, (list, tuple)) and len(position) == 2):
