@@ -291,3 +291,17 @@ def test_no_module_reads_yaml_around_the_strict_loader():
     offenders = [str(p.relative_to(root)) for folder in ("twin", "kernels") for p in (root / folder).rglob("*.py")
                  if p.name != "yamlio.py" and re.search(r"yaml\.(safe_load|load|full_load|unsafe_load)\(", p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize("name,field", [
+    ("pm_storm.yaml", "line.tool_groups[0].pm[0].every_minutes"),
+    ("release_storm.yaml", "line.releases[0].interval_minutes"),
+    ("failure_storm.yaml", "line.tool_groups[0].failures.ttf.mean"),
+    ("rework_storm.yaml", "line.products[0].route[2].rework.prob"),
+])
+def test_event_storm_names_the_field_that_drives_it(name, field):
+    from twin.app import prepare
+
+    with pytest.raises(ConfigError) as info:
+        prepare({"line": {"path": str(CORPUS / name)}, "backend": "cpu"})
+    assert str(info.value).startswith(field + ": got ") and "events per simulated day" in str(info.value)

@@ -248,22 +248,38 @@ def check_run(c, replicas: int, horizon_days: float, snapshot_minutes: float, ch
     total = sum(rates.values())
     if not total <= MAX_EVENTS_PER_DAY:
         source = max(rates, key=rates.get)
-        raise ConfigError("line", c.line.name, f"would need about {total:.3g} events per simulated day ({source}: "
-                          f"{rates[source]:.3g}); at most {MAX_EVENTS_PER_DAY:.0e} are allowed: {_storm_advice(c, source)}")
+        field, value, change = _storm_culprit(c, source)
+        raise ConfigError(field, value, f"the line would need about {total:.3g} events per simulated day ({source}: "
+                          f"{rates[source]:.3g}); at most {MAX_EVENTS_PER_DAY:.0e} are allowed: {change}")
     if c.lot_capacity > 2**31 - 1:
         raise ConfigError("max_lots", c.lot_capacity, "the lot table holds at most 2,147,483,647 lots; lower the release rates")
     need = memory_needed(c, replicas, horizon_days, snapshot_minutes, chunk, on_gpu)
     check_memory(need, host_memory_available(), gpu_memory_available() if on_gpu else 0)
 
 
-def _storm_advice(c, source) -> str:
+def _storm_culprit(c, source) -> tuple[str, object, str]:
+    """The one field that drives an event storm: (field, value, what to change)."""
+    line = c.line
     if source == "PMs":
-        return "raise the pm every_minutes / every_wafers of the line's tool groups"
+        rows = [(g.tools * (1.0 / p.every_minutes if math.isfinite(p.every_minutes) else 1.0 / p.every_wafers), i, j, p)
+                for i, g in enumerate(line.tool_groups) for j, p in enumerate(g.pms)]
+        _, i, j, p = max(rows, key=lambda r: r[0])
+        key = "every_minutes" if math.isfinite(p.every_minutes) else "every_wafers"
+        return f"line.tool_groups[{i}].pm[{j}].{key}", getattr(p, key), f"raise {key} (a PM that often leaves no time to work)"
     if source == "failures":
-        return "raise the failures.ttf means of the line's tool groups"
-    if source == "releases":
-        return "raise the releases' interval_minutes"
-    return "raise the releases' interval_minutes, or lower rework probabilities (a lot loops many times)"
+        rows = [(g.tools / g.failure.ttf.mean, i, g) for i, g in enumerate(line.tool_groups) if g.failure is not None]
+        _, i, g = max(rows, key=lambda r: r[0])
+        return f"line.tool_groups[{i}].failures.ttf.mean", g.failure.ttf.mean, "raise the mean time to failure"
+    visits = [float(np.sum(expected_processings(line.products[line.product_index(r.product)]))) for r in line.releases]
+    s = int(np.argmax(lots_per_minute(c) * np.array(visits)))
+    p = line.product_index(line.releases[s].product)
+    route = line.products[p].route
+    if source == "lot visits" and visits[s] > 100.0 * len(route):
+        n = expected_processings(line.products[p])
+        k = max((k for k, st in enumerate(route) if st.rework_prob > 0), key=lambda k: n[k], default=int(np.argmax(n)))
+        return (f"line.products[{p}].route[{k}].rework.prob", route[k].rework_prob,
+                f"a lot runs {visits[s]:.3g} steps on average for a route of {len(route)}; lower the rework probability")
+    return f"line.releases[{s}].interval_minutes", line.releases[s].interval_minutes, "raise the gap between releases"
 
 
 def capacity_diagnosis(c, rep_i, s_i) -> str:
