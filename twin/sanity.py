@@ -210,11 +210,14 @@ def gpu_memory_available() -> int:
 
 
 def _gib(n) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
-def check_memory(need: MemoryNeed, host_free: int, gpu_free: int) -> None:
-    """Refuse a run whose buffers cannot fit, naming the largest part and the setting that sizes it."""
+def check_memory(need: MemoryNeed, host_free: int, gpu_free: int, settings: dict | None = None) -> None:
+    """Refuse a run whose buffers cannot fit, naming the largest part and the setting that sizes it
+    (``settings``: the values of replicas, snapshot_minutes, max_lots, horizon_days to quote)."""
     parts = {
         "replicas": need.replicas * need.results_per_replication,
         "snapshot_minutes": need.snapshots,
@@ -227,12 +230,12 @@ def check_memory(need: MemoryNeed, host_free: int, gpu_free: int) -> None:
         "max_lots": "lower max_lots, the release rates or the tools of the line, or set chunk_replicas smaller",
         "horizon_days": "shorten horizon_days or lower the release rates (replication 0's lot log)",
     }
-    values = {"replicas": need.replicas, "snapshot_minutes": None, "max_lots": None, "horizon_days": None}
+    values = {"replicas": need.replicas, **(settings or {})}
     for side, total, free in (("host", need.host, host_free), ("GPU", need.device if need.on_gpu else 0, gpu_free)):
         if free <= 0 or total <= HOST_MEMORY_SHARE * free:
             continue
         worst = max(parts, key=parts.get)
-        raise ConfigError(worst, values[worst] if values[worst] is not None else _gib(parts[worst]),
+        raise ConfigError(worst, values.get(worst, _gib(parts[worst])),
                           f"the run needs {_gib(total)} of {side} memory and {_gib(free)} is available "
                           f"(results {_gib(parts['replicas'])}, snapshots {_gib(parts['snapshot_minutes'])}, lot log "
                           f"{_gib(parts['horizon_days'])}, {need.chunk} replication(s) of state at "
@@ -254,7 +257,8 @@ def check_run(c, replicas: int, horizon_days: float, snapshot_minutes: float, ch
     if c.lot_capacity > 2**31 - 1:
         raise ConfigError("max_lots", c.lot_capacity, "the lot table holds at most 2,147,483,647 lots; lower the release rates")
     need = memory_needed(c, replicas, horizon_days, snapshot_minutes, chunk, on_gpu)
-    check_memory(need, host_memory_available(), gpu_memory_available() if on_gpu else 0)
+    settings = {"snapshot_minutes": snapshot_minutes, "max_lots": c.lot_capacity, "horizon_days": horizon_days}
+    check_memory(need, host_memory_available(), gpu_memory_available() if on_gpu else 0, settings)
 
 
 def _storm_culprit(c, source) -> tuple[str, object, str]:
