@@ -98,6 +98,40 @@ def make_engine(jit):
         hc[i] = code
 
     @jit
+    def cancel_failure(ht, hc, rep_i, ti, t):
+        """Take tool ``t``'s pending calendar failure out of the heap (a wear-out repair re-arms the
+        clock; left in, the stale event stayed until its time and long runs overflowed the calendar)."""
+        code = np.int64(EV_FAIL) + (np.int64(t) << 4) + ((np.int64(ti[t, T_FAIL_VER]) & VER_MASK) << 36)
+        n = rep_i[R_HEAP_N]
+        i = 0
+        while i < n and hc[i] != code:
+            i += 1
+        if i == n:
+            return
+        last_t = ht[n - 1]
+        last_code = hc[n - 1]
+        rep_i[R_HEAP_N] = n - 1
+        if i == n - 1:
+            return
+        while i > 0 and ht[(i - 1) >> 1] > last_t:  # sift the last entry up from the hole...
+            ht[i] = ht[(i - 1) >> 1]
+            hc[i] = hc[(i - 1) >> 1]
+            i = (i - 1) >> 1
+        while True:  # ...or down
+            child = 2 * i + 1
+            if child >= n - 1:
+                break
+            if child + 1 < n - 1 and ht[child + 1] < ht[child]:
+                child += 1
+            if ht[child] >= last_t:
+                break
+            ht[i] = ht[child]
+            hc[i] = hc[child]
+            i = child
+        ht[i] = last_t
+        hc[i] = last_code
+
+    @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
         # explicit int64: the CUDA simulator follows NumPy's rules, where int32 << 36 overflows
         code = np.int64(kind) + (np.int64(ident) << 4) + ((np.int64(ver) & VER_MASK) << 36)
@@ -771,6 +805,8 @@ def make_engine(jit):
                     ti[t, T_PM_PENDING] |= 1 << slot
         if worn_out:
             ti[t, T_INTERRUPTED] = -1
+            if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
+                cancel_failure(ht, hc, rep_i, ti, t)
             start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             return
         tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,

@@ -16,6 +16,8 @@ from twin.line import Line, load_line
 from twin.output import summary_table, write_run
 from twin.runner import run_line
 
+MAX_HORIZON_DAYS = 36525.0  # 100 years: longer runs are no plant's question and only fill memory
+YIELD_KEYS = {"enabled", "defect_scale", "alpha", "die_size_mm", "sample_wafers"}
 RUN_KEYS = {"line", "replicas", "horizon_days", "warmup_days", "seed", "dispatch", "snapshot_minutes",
             "chunk_replicas", "max_lots", "progress", "yield", "backend"}
 
@@ -26,28 +28,43 @@ def prepare(cfg: dict):
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(key, cfg[key], f"unknown setting; allowed: {', '.join(sorted(RUN_KEYS))}")
-    line = apply_yield_settings(load_line(cfg.get("line") or "default"), cfg.get("yield") or {})
+    ycfg = _yield_settings(cfg.get("yield"))
+    line = apply_yield_settings(load_line(cfg.get("line") or "default"), ycfg)
     defaults = line.run_defaults
     horizon = _days(cfg.get("horizon_days"), "horizon_days", defaults.get("horizon_days", 60.0))
     warmup = _days(cfg.get("warmup_days"), "warmup_days", defaults.get("warmup_days", horizon / 4.0))
     dispatch = cfg.get("dispatch") or defaults.get("dispatch")
+    if dispatch is not None and not isinstance(dispatch, str):
+        raise ConfigError("dispatch", dispatch, "must be one rule name (or null to keep each group's rule)")
     compiled = compile_line(line, dispatch=dispatch, max_lots=_count(cfg.get("max_lots", 0), "max_lots", 0))
     backend_cfg = cfg.get("backend") or {}
     if isinstance(backend_cfg, str):
         backend_cfg = {"name": backend_cfg}
+    if not isinstance(backend_cfg, dict):
+        raise ConfigError("backend", backend_cfg, "must be a backend name (auto, cpu, cuda) or a mapping {name, threads}")
     backend = resolve_backend(backend_cfg.get("name", "auto"), _count(backend_cfg.get("threads", 0), "backend.threads", 0))
     args = dict(
         replicas=_count(cfg.get("replicas", 8), "replicas", 1),
         horizon_days=horizon,
         warmup_days=warmup,
-        seed=_count(cfg.get("seed", 1), "seed", 0),
+        seed=_count(cfg.get("seed", 1), "seed", 0, high=2**64 - 1),  # the RNG key is a uint64
         chunk_replicas=_count(cfg.get("chunk_replicas", 0), "chunk_replicas", 0),
         snapshot_minutes=_number(cfg.get("snapshot_minutes", 240.0), "snapshot_minutes"),
-        progress=bool(cfg.get("progress", False)),
+        progress=_flag(cfg.get("progress", False), "progress"),
     )
     if args["horizon_days"] <= args["warmup_days"]:
         raise ConfigError("horizon_days", horizon, f"must be greater than warmup_days ({warmup})")
+    check_run_size(compiled, backend, args)
     return compiled, backend, args
+
+
+def check_run_size(compiled, backend, args) -> None:
+    """Event rate and memory of the run, from the compiled line, before anything is allocated."""
+    from twin.runner import bytes_per_replication
+    from twin.sanity import check_run
+
+    chunk = args["chunk_replicas"] or backend.chunk_size(bytes_per_replication(compiled), args["replicas"])
+    check_run(compiled, args["replicas"], args["horizon_days"], args["snapshot_minutes"], chunk, backend.name == "cuda")
 
 
 def run_scenario(cfg: dict, out_dir) -> dict:
@@ -117,7 +134,10 @@ def apply_yield_settings(line: Line, ycfg: dict) -> Line:
 def _days(value, field, default):
     if value is None:
         value = default
-    return _number(value, field)
+    days = _number(value, field)
+    if days > MAX_HORIZON_DAYS:
+        raise ConfigError(field, value, f"must be at most {MAX_HORIZON_DAYS:g} days (100 years)")
+    return days
 
 
 def _number(value, field, positive=False):
@@ -126,10 +146,32 @@ def _number(value, field, positive=False):
     return float(value)
 
 
-def _count(value, field, low):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(field, value, f"must be an integer >= {low}")
+def _count(value, field, low, high=2**31 - 1):
+    """An integer in [low, high]; ``high`` defaults to the engine's int32 indices."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(field, value, f"must be an integer in {low}..{high:,}")
     return value
+
+
+def _flag(value, field) -> bool:
+    """Strictly true or false: ``maybe``, ``1`` or ``"yes"`` are refused, not read as truthy."""
+    if not isinstance(value, bool):
+        raise ConfigError(field, value, "must be true or false")
+    return value
+
+
+def _yield_settings(ycfg) -> dict:
+    """The run's ``yield`` mapping, checked key by key (its numbers are checked where they are used)."""
+    if ycfg is None:
+        return {}
+    if not isinstance(ycfg, dict):
+        raise ConfigError("yield", ycfg, f"must be a mapping with keys {', '.join(sorted(YIELD_KEYS))}")
+    unknown = sorted(set(ycfg) - YIELD_KEYS)
+    if unknown:
+        raise ConfigError(f"yield.{unknown[0]}", ycfg[unknown[0]], f"unknown setting; allowed: {', '.join(sorted(YIELD_KEYS))}")
+    _flag(ycfg.get("enabled", True), "yield.enabled")
+    _count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0, high=100_000)
+    return ycfg
 
 
 def print_summary(doc: dict, out_dir) -> None:

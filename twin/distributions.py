@@ -41,7 +41,7 @@ class Dist:
         if not isinstance(spec, dict):
             raise ConfigError(field, spec, "expected a number or a mapping like {dist: exponential, mean: 10}")
         kind = spec.get("dist")
-        if kind not in PARAMS:
+        if not isinstance(kind, str) or kind not in PARAMS:
             raise ConfigError(f"{field}.dist", kind, f"allowed: {', '.join(PARAMS)}")
         names = PARAMS[kind]
         extra = set(spec) - set(names) - {"dist"}
@@ -54,7 +54,18 @@ class Dist:
             values.append(_non_negative(spec[name], f"{field}.{name}"))
         dist = Dist(kind, tuple(values))
         dist._check_shape(field)
+        dist._check_moments(field)
         return dist
+
+    def _check_moments(self, field: str) -> None:
+        """A law whose mean or variance is not a finite number (a Weibull shape near 0) cannot be simulated."""
+        try:
+            finite = math.isfinite(self.mean) and math.isfinite(self.variance)
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise ConfigError(field, dict(zip(("dist", *PARAMS[self.kind]), (self.kind, *self.params))),
+                              "its mean or variance is not finite; choose parameters with a finite mean and variance")
 
     def _check_shape(self, field: str) -> None:
         p = self.params

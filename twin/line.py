@@ -25,6 +25,11 @@ FAILURE_BASES = ("calendar", "busy")
 CONDITION_POLICIES = ("condition", "predictive")
 TOOL_CHOICES = ("first_idle", "least_setup")
 INF = math.inf
+INT32_MAX = 2**31 - 1  # integer columns of the engine's tables are int32 (twin/compile.py)
+# Size bounds that keep every table small: a fab has some thousands of tools, a lot some tens of wafers.
+MAX_TOOLS_PER_GROUP = 100_000
+MAX_WAFERS_PER_JOB = 100_000  # lot_size, batch.min/max: wafers per lot or per batch job (int32 wafer counters)
+MAX_LOTS_PER_ENTRY = 1_000_000  # initial_wip lots, conwip wip_cap: each lot takes a row of the lot table
 
 
 @dataclass(frozen=True)
@@ -199,19 +204,12 @@ def load_line(source) -> Line:
 
 def load_line_file(source: str, overrides: dict | None = None) -> Line:
     """Load a line by embedded name (``default``) or by path to a YAML file."""
-    import yaml
+    from twin.yamlio import load_yaml_file
 
     from twin.variants import compose_line
 
     path = resolve_line_path(source)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("line", str(path), f"is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    if data is None or not isinstance(data, dict):
-        raise ConfigError("line", str(path), "must hold a YAML mapping with tool_groups, products and releases")
+    data = load_yaml_file(path, dict, "a mapping with tool_groups, products and releases")
     data = compose_line(data, path, overrides)
     if "loader" in data:
         return _load_by_loader(data, path)
@@ -264,14 +262,24 @@ def parse_line(data: dict) -> Line:
     route_len = {p.name: len(p.route) for p in products}
     by_release = {r.name: r for r in releases}
     wip = tuple(
-        _parse_wip(w, f"line.initial_wip[{i}]", by_release, route_len) for i, w in enumerate(data.get("initial_wip") or [])
+        _parse_wip(w, f"line.initial_wip[{i}]", by_release, route_len) for i, w in enumerate(_optional_list(data, "initial_wip", "line"))
     )
     transport, table = _parse_transport(data.get("transport", 0.0), groups)
-    areas = tuple(dict.fromkeys([*(data.get("areas") or []), *(g.area for g in groups)]))
-    run_defaults = data.get("run_defaults") or {}
-    _only(run_defaults, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
-    return Line(str(data.get("name", "line")), groups, products, releases, wip, transport, areas, data.get("layout"),
+    areas = tuple(dict.fromkeys([*_names_list(data, "areas", "line"), *(g.area for g in groups)]))
+    run_defaults = _run_defaults(data.get("run_defaults") or {})
+    return Line(_text(data, "name", "line", "line"), groups, products, releases, wip, transport, areas, _optional_mapping(data, "layout", "line"),
                 dict(run_defaults), table)
+
+
+def _run_defaults(d) -> dict:
+    """The line's own horizon, warm-up and dispatch rule, checked even when the run overrides them."""
+    _only(d, {"horizon_days", "warmup_days", "dispatch"}, "line.run_defaults")
+    for key in ("horizon_days", "warmup_days"):
+        if key in d:
+            _number(d[key], f"line.run_defaults.{key}")
+    if "dispatch" in d and d["dispatch"] is not None and not isinstance(d["dispatch"], str):
+        raise ConfigError("line.run_defaults.dispatch", d["dispatch"], "must be one rule name")
+    return d
 
 
 def _parse_transport(d, groups):
@@ -282,7 +290,7 @@ def _parse_transport(d, groups):
     default = Dist.parse(d.get("default", 0.0), "line.transport.default")
     locations = sorted({g.location for g in groups if g.location is not None})
     table = {}
-    for j, row in enumerate(d.get("table") or []):
+    for j, row in enumerate(_optional_list(d, "table", "line.transport")):
         f = f"line.transport.table[{j}]"
         _only(row, {"from", "to", "time"}, f)
         key = (row.get("from"), row.get("to"))
@@ -302,10 +310,10 @@ def _parse_group(d, f) -> ToolGroup:
     _only(d, {"name", "area", "tools", "dispatch", "load_minutes", "unload_minutes", "position", "setup", "failures", "pm",
               "condition", "maintenance", "location", "tool_choice"}, f)
     dispatch = d.get("dispatch", "fifo")
-    if dispatch not in RULE_NAMES:
+    if not _one_of(dispatch, RULE_NAMES):
         raise ConfigError(f"{f}.dispatch", dispatch, f"allowed: {', '.join(RULE_NAMES)}")
     tool_choice = d.get("tool_choice", "first_idle")
-    if tool_choice not in TOOL_CHOICES:
+    if not _one_of(tool_choice, TOOL_CHOICES):
         raise ConfigError(f"{f}.tool_choice", tool_choice, f"allowed: {', '.join(TOOL_CHOICES)}")
     location = d.get("location")
     if location is not None and (not isinstance(location, str) or not location):
@@ -313,9 +321,10 @@ def _parse_group(d, f) -> ToolGroup:
     setup = d.get("setup") or {}
     _only(setup, {"minutes", "matrix", "min_run"}, f"{f}.setup")
     matrix = {}
-    for j, row in enumerate(setup.get("matrix") or []):
-        _only(row, {"from", "to", "minutes"}, f"{f}.setup.matrix[{j}]")
-        matrix[(str(row["from"]), str(row["to"]))] = _number(row.get("minutes"), f"{f}.setup.matrix[{j}].minutes")
+    for j, row in enumerate(_optional_list(setup, "matrix", f"{f}.setup")):
+        rf = f"{f}.setup.matrix[{j}]"
+        _only(row, {"from", "to", "minutes"}, rf)
+        matrix[(_text(row, "from", None, rf), _text(row, "to", None, rf))] = _number(row.get("minutes"), f"{rf}.minutes")
     position = d.get("position")
     if position is not None:
         if not (isinstance(position, (list, tuple)) and len(position) == 2):
@@ -332,8 +341,8 @@ def _parse_group(d, f) -> ToolGroup:
         raise ConfigError(field_name, drift, "must be > 0 when a failure_level or maintenance policy watches the condition")
     return ToolGroup(
         name=_name(d, f),
-        area=str(d.get("area", "fab")),
-        tools=_integer(d.get("tools"), f"{f}.tools", low=1),
+        area=_text(d, "area", "fab", f),
+        tools=_integer(d.get("tools"), f"{f}.tools", low=1, high=MAX_TOOLS_PER_GROUP),
         dispatch=dispatch,
         load_minutes=_number(d.get("load_minutes", 0.0), f"{f}.load_minutes"),
         unload_minutes=_number(d.get("unload_minutes", 0.0), f"{f}.unload_minutes"),
@@ -370,7 +379,7 @@ def _parse_warning(d, f) -> FailureWarning:
 def _parse_condition_maintenance(d, f) -> ConditionMaintenance:
     _only(d, {"policy", "duration", "threshold", "target_level", "lead_minutes", "min_readings"}, f)
     policy = d.get("policy")
-    if policy not in CONDITION_POLICIES:
+    if not _one_of(policy, CONDITION_POLICIES):
         raise ConfigError(f"{f}.policy", policy, f"allowed: {', '.join(CONDITION_POLICIES)} "
                           "(time and wafer-count PMs go under pm:, run-to-failure is no PM at all)")
     needed = ("threshold",) if policy == "condition" else ("target_level", "lead_minutes")
@@ -380,8 +389,8 @@ def _parse_condition_maintenance(d, f) -> ConditionMaintenance:
     return ConditionMaintenance(
         policy=policy,
         duration=Dist.parse(d.get("duration"), f"{f}.duration"),
-        threshold=_number(d.get("threshold", INF), f"{f}.threshold", positive=True),
-        target_level=_number(d.get("target_level", INF), f"{f}.target_level", positive=True),
+        threshold=_number(d.get("threshold", INF), f"{f}.threshold", positive=True, finite="threshold" in d),
+        target_level=_number(d.get("target_level", INF), f"{f}.target_level", positive=True, finite="target_level" in d),
         lead_minutes=_number(d.get("lead_minutes", 0.0), f"{f}.lead_minutes"),
         min_readings=_integer(d.get("min_readings", 3), f"{f}.min_readings", low=2),
     )
@@ -397,7 +406,7 @@ def _parse_failure(d, f) -> Failure:
     if repair.kind not in ("exponential", "lognormal", "uniform", "constant", "triangular"):
         raise ConfigError(f"{f}.repair.dist", repair.kind, "repair time allows: exponential, lognormal, uniform, triangular, constant")
     basis = d.get("basis", "calendar")
-    if basis not in FAILURE_BASES:
+    if not _one_of(basis, FAILURE_BASES):
         raise ConfigError(f"{f}.basis", basis, f"allowed: {', '.join(FAILURE_BASES)}")
     first = Dist.parse(d["first"], f"{f}.first") if d.get("first") is not None else None
     return Failure(ttf, repair, basis, first)
@@ -412,7 +421,7 @@ def _parse_pm(d, f) -> PreventiveMaintenance:
         raise ConfigError(f"{f}", d, "give exactly one of every_minutes or every_wafers")
     first = d.get("first_minutes")
     return PreventiveMaintenance(
-        name=str(d.get("name", "pm")),
+        name=_text(d, "name", "pm", f),
         duration=Dist.parse(d.get("duration"), f"{f}.duration"),
         every_minutes=_number(every_m, f"{f}.every_minutes", positive=True) if every_m is not None else INF,
         every_wafers=_number(every_w, f"{f}.every_wafers", positive=True) if every_w is not None else INF,
@@ -430,6 +439,9 @@ def _parse_product(d, f, group_names) -> Product:
         sf = f"{f}.route[{k - 1}]"
         if s.rework_prob > 0 and not 1 <= s.rework_to <= k:
             raise ConfigError(f"{sf}.rework.to_step", s.rework_to, f"must be a step number in 1..{k} (this step or an earlier one)")
+        if s.rework_prob >= 1.0 and s.sampling >= 1.0 and not s.rework_once:
+            raise ConfigError(f"{sf}.rework.prob", s.rework_prob, f"a lot reworked with probability 1 back to step {s.rework_to} "
+                              "never leaves the loop; must be < 1 (or set rework.once: true)")
         if s.qtime_from and not 1 <= s.qtime_from < k:
             raise ConfigError(f"{sf}.qtime.from_step", s.qtime_from, f"must be an earlier step number in 1..{k - 1}")
         if s.dedicate_to_step and not 1 <= s.dedicate_to_step < k:
@@ -449,15 +461,15 @@ def _parse_step(d, f, group_names) -> Step:
     _mapping(d, f)
     _only(d, {"name", "group", "time", "per", "batch", "setup", "sampling", "rework", "qtime", "dedicate_to_step", "priority", "defect_density", "cascade"}, f)
     group = d.get("group")
-    if group not in group_names:
+    if not _one_of(group, group_names):
         raise ConfigError(f"{f}.group", group, "must name a tool group of the line")
     per = d.get("per", "lot")
-    if per not in STEP_BASES:
+    if not _one_of(per, STEP_BASES):
         raise ConfigError(f"{f}.per", per, f"allowed: {', '.join(STEP_BASES)}")
     batch = d.get("batch") or {}
     _only(batch, {"min", "max", "max_wait"}, f"{f}.batch")
-    bmin = _integer(batch.get("min", 1), f"{f}.batch.min", low=1)
-    bmax = _integer(batch.get("max", 0), f"{f}.batch.max", low=0)
+    bmin = _integer(batch.get("min", 1), f"{f}.batch.min", low=1, high=MAX_WAFERS_PER_JOB)
+    bmax = _integer(batch.get("max", 0), f"{f}.batch.max", low=0, high=MAX_WAFERS_PER_JOB)
     if batch and bmax < bmin:
         raise ConfigError(f"{f}.batch.min", bmin, f"must be <= batch.max ({bmax})")
     if per == "batch" and not batch:
@@ -477,19 +489,19 @@ def _parse_step(d, f, group_names) -> Step:
         group=group,
         time=Dist.parse(d.get("time"), f"{f}.time"),
         per=per,
-        name=str(d.get("name", "")),
+        name=_text(d, "name", "", f),
         batch_min=bmin,
         batch_max=bmax,
-        batch_max_wait=_number(batch.get("max_wait", INF), f"{f}.batch.max_wait"),
-        setup=str(d["setup"]) if d.get("setup") is not None else None,
+        batch_max_wait=_number(batch.get("max_wait", INF), f"{f}.batch.max_wait", finite=False),
+        setup=_text(d, "setup", None, f) if d.get("setup") is not None else None,
         sampling=_probability(d.get("sampling", 1.0), f"{f}.sampling"),
         rework_prob=_probability(rework.get("prob", 0.0), f"{f}.rework.prob"),
         rework_to=_integer(rework.get("to_step", 0), f"{f}.rework.to_step", low=0),
         rework_once=rework.get("once", False),
         qtime_from=_integer(qtime.get("from_step", 0), f"{f}.qtime.from_step", low=0),
-        qtime_limit=_number(qtime.get("limit", INF), f"{f}.qtime.limit"),
+        qtime_limit=_number(qtime.get("limit", INF), f"{f}.qtime.limit", finite=False),
         dedicate_to_step=_integer(d.get("dedicate_to_step", 0), f"{f}.dedicate_to_step", low=0),
-        priority=_integer(d.get("priority", 0), f"{f}.priority", low=-(2**20)),
+        priority=_integer(d.get("priority", 0), f"{f}.priority", low=-(2**20), high=2**20),
         defect_density=_number(d.get("defect_density", 0.0), f"{f}.defect_density"),
         cascade_interval=_number(cascade.get("interval", 0.0), f"{f}.cascade.interval"),
         cascade_per=cascade_per,
@@ -500,15 +512,15 @@ def _parse_release(d, f, product_names) -> Release:
     _mapping(d, f)
     _only(d, {"name", "product", "kind", "interval_minutes", "wip_cap", "lot_size", "priority", "due_days", "start_minutes", "max_lots"}, f)
     product = d.get("product")
-    if product not in product_names:
+    if not _one_of(product, product_names):
         raise ConfigError(f"{f}.product", product, "must name a product of the line")
     kind = d.get("kind", "interval")
-    if kind not in RELEASE_KINDS:
+    if not _one_of(kind, RELEASE_KINDS):
         raise ConfigError(f"{f}.kind", kind, f"allowed: {', '.join(RELEASE_KINDS)}")
     priority = d.get("priority", "normal")
-    if priority not in PRIORITIES:
+    if not _one_of(priority, PRIORITIES):
         raise ConfigError(f"{f}.priority", priority, f"allowed: {', '.join(PRIORITIES)}")
-    wip_cap = _integer(d.get("wip_cap", 0), f"{f}.wip_cap", low=0)
+    wip_cap = _integer(d.get("wip_cap", 0), f"{f}.wip_cap", low=0, high=MAX_LOTS_PER_ENTRY)
     if kind == "conwip" and wip_cap < 1:
         raise ConfigError(f"{f}.wip_cap", wip_cap, "a conwip release needs wip_cap >= 1")
     return Release(
@@ -517,9 +529,9 @@ def _parse_release(d, f, product_names) -> Release:
         kind=kind,
         interval_minutes=_number(d.get("interval_minutes", 60.0), f"{f}.interval_minutes", positive=True),
         wip_cap=wip_cap,
-        lot_size=_integer(d.get("lot_size", 25), f"{f}.lot_size", low=1),
+        lot_size=_integer(d.get("lot_size", 25), f"{f}.lot_size", low=1, high=MAX_WAFERS_PER_JOB),
         priority=priority,
-        due_days=_number(d.get("due_days", INF), f"{f}.due_days"),
+        due_days=_number(d.get("due_days", INF), f"{f}.due_days", finite=False),
         start_minutes=_number(d.get("start_minutes", 0.0), f"{f}.start_minutes"),
         max_lots=_integer(d.get("max_lots", 2**31 - 1), f"{f}.max_lots", low=0),
     )
@@ -529,13 +541,13 @@ def _parse_wip(d, f, by_release, route_len) -> InitialWip:
     _mapping(d, f)
     _only(d, {"release", "step", "lots", "due_minutes"}, f)
     rel = d.get("release")
-    if rel not in by_release:
+    if not _one_of(rel, by_release):
         raise ConfigError(f"{f}.release", rel, "must name a release stream of the line")
     n = route_len[by_release[rel].product]
     step = _integer(d.get("step", 1), f"{f}.step", low=1)
     if step > n:
         raise ConfigError(f"{f}.step", step, f"must be a step number in 1..{n}")
-    lots = _integer(d.get("lots", 1), f"{f}.lots", low=0)
+    lots = _integer(d.get("lots", 1), f"{f}.lots", low=0, high=MAX_LOTS_PER_ENTRY)
     return InitialWip(rel, step, lots, _parse_wip_dues(d.get("due_minutes"), lots, f"{f}.due_minutes"))
 
 
@@ -554,6 +566,11 @@ def _parse_wip_dues(value, lots, f):
 def _mapping(d, f):
     if not isinstance(d, dict):
         raise ConfigError(f, d, "must be a mapping")
+
+
+def _one_of(value, options) -> bool:
+    """Membership that a list or mapping value (unhashable) fails instead of raising TypeError."""
+    return isinstance(value, str) and value in options
 
 
 def _only(d, allowed, f):
@@ -607,22 +624,59 @@ def _unique(names, f, key):
         seen.add(n)
 
 
-def _number(value, f, low=0.0, positive=False):
+def _number(value, f, low=0.0, positive=False, finite=True):
+    """A number >= ``low`` (> 0 if ``positive``); infinity only where ``finite`` is off (a limit that may be absent)."""
     if isinstance(value, str) and value.lower() in ("inf", ".inf", "infinity"):
         value = INF
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f, value, "must be a number")
+    if finite and not math.isfinite(value):
+        raise ConfigError(f, value, "must be a finite number" + (" > 0" if positive else f" >= {low:g}" if low > -INF else ""))
     if math.isnan(value) or value < low or (positive and value <= 0):
         raise ConfigError(f, value, "must be > 0" if positive else f"must be >= {low:g}")
     return float(value)
 
 
-def _integer(value, f, low=0):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+def _integer(value, f, low=0, high=INT32_MAX):
+    """An integer in [low, high]; ``high`` defaults to the engine's int32 tables."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
         raise ConfigError(f, value, "must be an integer")
-    if value < low:
-        raise ConfigError(f, value, f"must be >= {low}")
+    if not low <= value <= high:
+        raise ConfigError(f, value, f"must be an integer in {low}..{high:,}")
     return int(value)
+
+
+def _text(d, key, default, f):
+    """A string field; numbers are accepted as names (YAML reads ``name: 7`` as an integer)."""
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{f}.{key}", value, "must be a string")
+    return str(value)
+
+
+def _optional_list(d, key, f):
+    """An optional list field: absent or null is empty; a mapping or scalar is refused."""
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{f}.{key}", value, "must be a list")
+    return value
+
+
+def _optional_mapping(d, key, f):
+    value = d.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{f}.{key}", value, "must be a mapping (or absent)")
+    return value
+
+
+def _names_list(d, key, f):
+    names = _optional_list(d, key, f)
+    for i, name in enumerate(names):
+        if isinstance(name, bool) or not isinstance(name, (str, int)):
+            raise ConfigError(f"{f}.{key}[{i}]", name, "must be a name (a string)")
+    return [str(n) for n in names]
 
 
 def _probability(value, f):

@@ -31,6 +31,7 @@ from twin.distributions import Dist
 from twin.errors import ConfigError
 
 HOURS_PER_YEAR = 8760.0
+MAX_HORIZON_YEARS = 100.0  # a tool's whole service life; 1e9 years would run for days
 OBJECTIVES = {"availability": ("availability", 1.0), "good_dies": ("good_dies_per_year", 1.0),
               "cost": ("cost_per_year", -1.0)}
 # family -> grid parameters; kernel kind comes from the family (and time_based's basis)
@@ -554,7 +555,7 @@ def load_study(cfg: dict) -> Study:
     return Study(tool=tool, policy=policy, basis=basis,
                  candidates=make_candidates(policy, values, basis, bool(cfg.get("baseline", True))),
                  objective=objective, replicas=_int(cfg.get("replicas", 32), "replicas", 2),
-                 horizon_years=_num(cfg.get("horizon_years", 1.0), "horizon_years", low=0.0, open_low=True),
+                 horizon_years=_num(cfg.get("horizon_years", 1.0), "horizon_years", low=0.0, high=MAX_HORIZON_YEARS, open_low=True),
                  seed=seed, crn=bool(cfg.get("crn", True)), backend=backend,
                  chunk_items=_int(cfg.get("chunk_items", 0), "chunk_items", 0), search=search)
 

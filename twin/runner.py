@@ -129,7 +129,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     warmup = warmup_days * MINUTES_PER_DAY
     chunk = chunk_replicas or backend.chunk_size(bytes_per_replication(c), replicas)
     chunk = max(1, min(chunk, replicas))
-    n_snap = int(horizon // snapshot_minutes) + 1 if snapshot_minutes > 0 else 0
+    n_snap = rep_zero_sizes(c, horizon, snapshot_minutes)[1]
     rep0 = _RepZeroBuffers(c, horizon, n_snap, snapshot_minutes)
     parts, done, interrupted = [], 0, False
     started = time.perf_counter()
@@ -148,7 +148,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     if not parts:
         raise KeyboardInterrupt
     stats = {k: np.concatenate([p[k] for p in parts]) for k in RESULT_FIELDS}
-    _raise_on_capacity(stats["rep_i"], c)
+    _raise_on_capacity(stats["rep_i"], c, stats["s_i"])
     return RunResult(
         compiled=c, replicas=done, horizon_days=horizon_days, warmup_days=warmup_days, seed=seed,
         backend=backend.name, device_name=backend.device_name, stats=stats,
@@ -168,15 +168,21 @@ def check_run_args(replicas, horizon_days, warmup_days):
         raise ConfigError("horizon_days", horizon_days, f"must be greater than warmup_days ({warmup_days})")
 
 
+def rep_zero_sizes(c: CompiledLine, horizon: float, snapshot_minutes: float) -> tuple[int, int]:
+    """Rows of replication 0's lot log and number of snapshots (twin.sanity sizes a run with them)."""
+    expected = c.wip.shape[0] + sum(
+        horizon / c.line.releases[s].interval_minutes if c.line.releases[s].kind != "conwip" else horizon / max(c.raw_process_minutes[s], 1.0) * c.line.releases[s].wip_cap
+        for s in range(len(c.stream_names))
+    )
+    n_snap = int(horizon // snapshot_minutes) + 1 if snapshot_minutes > 0 else 0
+    return int(min(expected * 1.5 + 1024, 5_000_000)), n_snap
+
+
 class _RepZeroBuffers:
     """Lot log and snapshots of replication 0 (tiny, written in place by the kernels)."""
 
     def __init__(self, c: CompiledLine, horizon: float, n_snap: int, every: float):
-        expected = c.wip.shape[0] + sum(
-            horizon / c.line.releases[s].interval_minutes if c.line.releases[s].kind != "conwip" else horizon / max(c.raw_process_minutes[s], 1.0) * c.line.releases[s].wip_cap
-            for s in range(len(c.stream_names))
-        )
-        self.log = np.zeros((int(min(expected * 1.5 + 1024, 5_000_000)), K.N_LOG), np.float64)
+        self.log = np.zeros((rep_zero_sizes(c, horizon, every)[0], K.N_LOG), np.float64)
         self.snap_t = np.arange(max(n_snap, 1), dtype=np.float64) * every if n_snap else np.full(1, np.inf)
         self.snap_tool = np.zeros((self.snap_t.size, c.n_tools), np.int8)
         self.snap_queue = np.zeros((self.snap_t.size, len(c.group_names)), np.int32)
@@ -218,12 +224,12 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar)
     return {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
 
 
-def _raise_on_capacity(rep_i, c: CompiledLine):
+def _raise_on_capacity(rep_i, c: CompiledLine, s_i):
     errors = rep_i[:, K.R_ERROR]
     if (errors == K.ERR_LOT_CAPACITY).any():
-        raise ConfigError("max_lots", c.lot_capacity,
-                          "WIP outgrew the lot table; the line is probably overloaded (utilisation >= 1). "
-                          "Lower the release rate or raise max_lots")
+        from twin.sanity import capacity_diagnosis
+
+        raise ConfigError("max_lots", c.lot_capacity, capacity_diagnosis(c, rep_i, s_i))
     if (errors == K.ERR_HEAP_CAPACITY).any():
         raise ConfigError("max_lots", c.lot_capacity, "the event calendar overflowed; raise max_lots")
 

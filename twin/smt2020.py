@@ -127,7 +127,7 @@ def read_table(path: Path, columns) -> list[Row]:
     """Tab-separated file with a header row; blank lines skipped; required ``columns`` checked."""
     if not path.is_file():
         raise DataError(path, None, None, "file not found")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")  # a UTF-8 byte-order mark is not part of the first column
     lines = text.split("\n")
     header_fields = [h.strip() for h in lines[0].rstrip("\r").split("\t")]
     header = {}

@@ -46,9 +46,8 @@ def compose_line(data: dict, path: Path | None, overrides: dict | None = None, _
 
 
 def _base_line(entry, path: Path | None, seen) -> dict:
-    import yaml
-
     from twin.line import resolve_line_path
+    from twin.yamlio import load_yaml_file
 
     if not isinstance(entry, str):
         raise ConfigError(f"{path or 'line'}: defaults", entry, "each entry names a line (embedded name or YAML path)")
@@ -59,9 +58,7 @@ def _base_line(entry, path: Path | None, seen) -> dict:
     base = base.resolve()
     if base in seen:
         raise ConfigError(f"{path}: defaults", entry, "extends itself (a cycle of defaults)")
-    data = yaml.safe_load(base.read_text())
-    if not isinstance(data, dict):
-        raise ConfigError("line", str(base), "must hold a YAML mapping")
+    data = load_yaml_file(base, dict, "a YAML mapping (a base line)")
     return compose_line(data, base, None, (*seen, base))
 
 

@@ -6,9 +6,12 @@ so ``twin view`` can print it and exit 2 instead of failing mid-render.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,13 +96,19 @@ def load_run(folder) -> RunData:
     missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
     if missing:
         raise DataError(root, None, None, f"incomplete run folder: missing {', '.join(missing)} (a finished `twin run` writes {', '.join(REQUIRED_FILES)})")
-    snaps = _load_snapshots(root / "snapshots.npz")
-    line = _load_json(root / "line.json")
-    _check_version(root / "line.json", line.get("format_version"))
-    kpis = _load_json(root / "kpis.json")
-    _check_version(root / "kpis.json", (kpis.get("meta") or {}).get("format_version"), (kpis.get("meta") or {}).get("fabtwin_version"))
-    _check_line_groups(root / "line.json", line, snaps["group_names"])
-    stats = _load_tool_stats(root / "tools.csv", snaps["tool_names"])
+    with _reading(root / "snapshots.npz"):
+        snaps = _load_snapshots(root / "snapshots.npz")
+    with _reading(root / "line.json"):
+        line = _load_json(root / "line.json")
+        _check_version(root / "line.json", line.get("format_version"))
+    with _reading(root / "kpis.json"):
+        kpis = _load_json(root / "kpis.json")
+        meta = kpis.get("meta") if isinstance(kpis.get("meta"), dict) else {}
+        _check_version(root / "kpis.json", meta.get("format_version"), meta.get("fabtwin_version"))
+    with _reading(root / "line.json"):
+        _check_line_groups(root / "line.json", line, snaps["group_names"])
+    with _reading(root / "tools.csv"):
+        stats = _load_tool_stats(root / "tools.csv", snaps["tool_names"])
     maps_path = root / "wafer_maps.npz"
     wafer_maps = load_wafer_maps(maps_path) if maps_path.is_file() else None
     return RunData(
@@ -116,6 +125,21 @@ def load_run(folder) -> RunData:
         kpis=kpis,
         wafer_maps=wafer_maps,
     )
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Any failure while reading ``path`` becomes one DataError naming it (a corrupt or hand-edited file)."""
+    try:
+        yield
+    except DataError:
+        raise
+    except UnicodeDecodeError as err:
+        raise DataError(path, None, None, f"is not UTF-8 text (byte 0x{err.object[err.start]:02X} at offset {err.start}); re-run `twin run`") from None
+    except (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise DataError(path, None, None, f"is corrupt or truncated ({type(err).__name__}: {err}); re-run `twin run`") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as err:
+        raise DataError(path, None, None, f"holds values of the wrong kind or shape ({type(err).__name__}: {err}); re-run `twin run`") from None
 
 
 def _check_version(path, version, writer=None):
@@ -139,11 +163,15 @@ def _load_json(path: Path) -> dict:
 def _open_npz(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(path, None, None, "is a single .npy array, not an .npz archive of named arrays")
             return {k: npz[k] for k in npz.files}
+    except DataError:
+        raise
     except ValueError as err:
-        raise DataError(path, None, None, f"cannot be read without pickle (store strings as fixed-width unicode arrays): {err}") from None
-    except (OSError, EOFError) as err:
-        raise DataError(path, None, None, f"is not a readable .npz archive: {err}") from None
+        raise DataError(path, None, None, f"cannot be read without pickle, or is corrupt: {err}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+        raise DataError(path, None, None, f"is not a readable .npz archive ({type(err).__name__}: {err}); re-run `twin run`") from None
 
 
 def _load_snapshots(path: Path) -> dict:
@@ -242,7 +270,11 @@ WAFER_KEYS = ("lot_id", "die_pass", "defect_wafer", "defect_x_mm", "defect_y_mm"
 def load_wafer_maps(path) -> WaferMaps:
     """Read wafer_maps.npz (written by the yield module; docs/yield.md)."""
     path = Path(path)
-    raw = _open_npz(path)
+    with _reading(path):
+        return _wafer_maps(path, _open_npz(path))
+
+
+def _wafer_maps(path, raw) -> WaferMaps:
     if "format_version" in raw:
         _check_version(path, int(raw["format_version"]))
     missing = [k for k in WAFER_KEYS if k not in raw]
