@@ -70,8 +70,11 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
+    from twin.rundir import cli_folder_guard
+
     sys.argv = ["twin run", *line_file_overrides(rest)]
-    hydra_run()
+    with cli_folder_guard(sys.argv[1:]):
+        hydra_run()
     return 0
 
 

@@ -134,6 +134,13 @@ def remove_stale_outputs(out: Path) -> list[str]:
     return names
 
 
+def remove_temporaries(out: Path) -> None:
+    """Temporary files a killed run left behind (never part of a result)."""
+    for path in out.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(out / STAGING, ignore_errors=True)
+
+
 def staging_dir(out: Path) -> Path:
     """A scratch folder inside the run folder (same file system, so its files rename into place)."""
     path = out / STAGING
@@ -148,6 +155,31 @@ def rescue_dir() -> Path | None:
         with contextlib.suppress(OSError):
             return Path(tempfile.mkdtemp(prefix="twin-rescue-", dir=base))
     return None
+
+
+@contextlib.contextmanager
+def cli_folder_guard(overrides):
+    """Check (and lock) ``twin run``'s folder before Hydra writes its config files into it.
+
+    Hydra makes the folder and writes ``.hydra/`` before the run starts, so a
+    file in the way or a read-only folder would end in Hydra's traceback, and a
+    second run would overwrite the first one's record.  A folder given as
+    ``hydra.run.dir=`` is checked and locked; otherwise (a new dated folder)
+    the folder it will be made in is checked.
+    """
+    sweep = any(a in ("-m", "--multirun") for a in overrides)
+    key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+    given = [a[len(key):] for a in overrides if a.startswith(key)]
+    if not given:
+        check_folder(Path("multirun" if sweep else "outputs"))
+        yield
+        return
+    out = check_folder(Path(given[-1]).expanduser())
+    if sweep:
+        yield
+        return
+    with FolderLock(out):
+        yield
 
 
 # ---------------------------------------------------------------- the lock
@@ -169,22 +201,22 @@ class FolderLock:
         self.key = str(Path(out).resolve())
         self.fd = None
         self.depth = 0
+        self.owner = self
 
     def __enter__(self):
-        held = _HELD.get(self.key)
-        if held is not None:
-            held.depth += 1
-            return held
-        self._acquire()
-        self.depth = 1
-        _HELD[self.key] = self
-        return self
+        self.owner = _HELD.get(self.key) or self
+        if self.owner is self:
+            self._acquire()
+            _HELD[self.key] = self
+        self.owner.depth += 1
+        return self.owner
 
     def __exit__(self, *exc):
-        self.depth -= 1
-        if self.depth == 0:
-            _HELD.pop(self.key, None)
-            self._release()
+        owner = self.owner
+        owner.depth -= 1
+        if owner.depth == 0:
+            _HELD.pop(owner.key, None)
+            owner._release()
 
     def _acquire(self):
         import fcntl

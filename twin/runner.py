@@ -308,6 +308,7 @@ class Checkpoint:
         if not (self.resume and self.path.is_file()):
             return None
         data = self.load()
+        self._data = None
         meta = data["meta"]
         done = meta["done"]
         if done:
@@ -322,8 +323,11 @@ class Checkpoint:
         return out
 
     def load(self) -> dict:
+        """Read and check the checkpoint (kept in memory until ``restore`` takes it)."""
         from twin.errors import ConfigError
 
+        if getattr(self, "_data", None) is not None:
+            return self._data
         try:
             with np.load(self.path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -334,6 +338,7 @@ class Checkpoint:
             raise ConfigError("resume", True, f"{self.path} belongs to a different run ({self._difference(meta)}); "
                                               "resume with the same settings, or run into another folder")
         data["meta"] = meta
+        self._data = data
         return data
 
     def _difference(self, meta) -> str:
@@ -394,15 +399,20 @@ def check_run_args(replicas, horizon_days, warmup_days):
         raise ConfigError("horizon_days", horizon_days, f"must be greater than warmup_days ({warmup_days})")
 
 
+def log_rows(c: CompiledLine, horizon: float) -> int:
+    """Rows of replication 0's lot log: the lots it can complete by ``horizon`` minutes, with margin."""
+    expected = c.wip.shape[0] + sum(
+        horizon / c.line.releases[s].interval_minutes if c.line.releases[s].kind != "conwip" else horizon / max(c.raw_process_minutes[s], 1.0) * c.line.releases[s].wip_cap
+        for s in range(len(c.stream_names))
+    )
+    return int(min(expected * 1.5 + 1024, 5_000_000))
+
+
 class _RepZeroBuffers:
     """Lot log and snapshots of replication 0 (tiny, written in place by the kernels)."""
 
     def __init__(self, c: CompiledLine, horizon: float, n_snap: int, every: float):
-        expected = c.wip.shape[0] + sum(
-            horizon / c.line.releases[s].interval_minutes if c.line.releases[s].kind != "conwip" else horizon / max(c.raw_process_minutes[s], 1.0) * c.line.releases[s].wip_cap
-            for s in range(len(c.stream_names))
-        )
-        self.log = np.zeros((int(min(expected * 1.5 + 1024, 5_000_000)), K.N_LOG), np.float64)
+        self.log = np.zeros((log_rows(c, horizon), K.N_LOG), np.float64)
         self.snap_t = np.arange(max(n_snap, 1), dtype=np.float64) * every if n_snap else np.full(1, np.inf)
         self.snap_tool = np.zeros((self.snap_t.size, c.n_tools), np.int8)
         self.snap_queue = np.zeros((self.snap_t.size, len(c.group_names)), np.int32)
