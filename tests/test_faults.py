@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # A short run of the default line: 4 replications, one per chunk on one thread, 20 segments each.
 RUN = ["line=default", "replicas=4", "horizon_days=3", "warmup_days=0.5", "seed=5", "backend=cpu",
-       "backend.threads=1", "progress=false", "yield.enabled=false", "checkpoint_seconds=0"]
+       "backend.threads=1", "chunk_replicas=1", "progress=false", "yield.enabled=false", "checkpoint_seconds=0"]
 
 CHILD = r'''
 import os, sys, time, errno
@@ -332,3 +332,16 @@ def test_a_lock_whose_owner_died_is_taken_over_and_a_live_one_refused(tmp_path):
     with FolderLock(tmp_path):
         assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
     assert not (tmp_path / LOCK).exists()
+
+
+def test_a_large_cpu_run_is_split_into_quarters_and_a_small_one_is_not():
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.line import load_line
+    from twin.runner import default_chunk
+
+    c, cpu = compile_line(load_line("default")), resolve_backend("cpu", 2)
+    threads = cpu.threads
+    assert default_chunk(c, cpu, 4 * threads) == 4 * threads  # at least four replications per thread
+    assert default_chunk(c, cpu, 64 * threads) == 16 * threads  # a quarter of a large run
+    assert default_chunk(c, cpu, 10, chunk_replicas=3) == 3

@@ -182,11 +182,12 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
 
 
 def default_chunk(c: CompiledLine, backend: Backend, replicas: int, chunk_replicas: int = 0) -> int:
-    """Replications per launch: what fits memory, and on the CPU at most a quarter of the run.
+    """Replications per launch: what fits memory, and on the CPU a quarter of a large run.
 
-    A CPU chunk needs only one replication per thread to keep every core busy,
-    so splitting the run costs little and lets an interrupt keep whole, finished
-    replications.  A GPU needs width; there the checkpoints keep the work.
+    Splitting lets an interrupt keep whole, finished replications.  A CPU chunk
+    keeps at least four replications per thread, so threads rarely wait for one
+    slow replication at the segment barriers; a GPU needs width, so there (and
+    for small runs) an interrupt keeps the running chunk cut at a boundary.
     """
     if chunk_replicas:
         return max(1, min(chunk_replicas, replicas))
@@ -195,7 +196,7 @@ def default_chunk(c: CompiledLine, backend: Backend, replicas: int, chunk_replic
         return fit
     threads = max(1, int(getattr(backend, "threads", 1) or 1))
     quarter = -(-math.ceil(replicas / 4) // threads) * threads
-    return max(1, min(fit, replicas, max(threads, quarter)))
+    return max(1, min(fit, max(4 * threads, quarter)))
 
 
 class _Stopped(Exception):
