@@ -151,7 +151,8 @@ def _write(result, out: Path, config: dict, extra: dict, staged, signals) -> dic
             raise RunFolderError(out, problem + "; no writable folder was found to save them in") from None
         try:
             copies = staging_dir(place)
-            kept = [Path(shutil.copy2(p, copies / Path(p).name)) for p in staged if Path(p).is_file()]
+            moved = [Path(p) if Path(p).is_file() else out / Path(p).name for p in staged]  # some may be in place
+            kept = [Path(shutil.copy2(p, copies / p.name)) for p in moved if p.is_file()]
             write_run(result, place, config, extra, kept, interrupted=lambda: signals.requested)
             shutil.rmtree(copies, ignore_errors=True)
         except OSError as again:

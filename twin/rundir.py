@@ -327,6 +327,7 @@ class Interrupts:
         first = self.signal is None
         self.signal = signum
         if self.mode == "raise":
+            self.mode = "defer"  # a second press while this one unwinds is only recorded
             raise KeyboardInterrupt
         if first:
             os.write(2, f"\n{signal.Signals(signum).name}: stopping at the next safe point; finished replications "
