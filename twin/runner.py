@@ -145,8 +145,8 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     run = _Progress(c, backend, rep0, checkpoint, stop or (lambda: False))
     saved = checkpoint.restore(run) if checkpoint is not None else None
     chunk = saved["chunk"] if saved else chunk
-    started = time.perf_counter()
     compile_seconds = backend.warm_up(c)
+    started = run.started = time.perf_counter() - run.wall_before
     bar = _progress(replicas * segments, progress)
     if bar is not None and run.done:
         bar.update(run.done * segments)
@@ -175,7 +175,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
         compiled=c, replicas=run.done, horizon_days=horizon_days, warmup_days=warmup_days, seed=seed,
         backend=backend.name, device_name=backend.device_name, stats=stats,
         lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=rep0.snapshots(),
-        wall_seconds=time.perf_counter() - started - compile_seconds, compile_seconds=compile_seconds,
+        wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
         interrupted=interrupted, completed_replicas=run.done, planned_replicas=replicas,
         planned_horizon_days=horizon_days,
     )
@@ -214,6 +214,8 @@ class _Progress:
         self.c, self.backend, self.rep0, self.checkpoint, self.stop = c, backend, rep0, checkpoint, stop
         self.parts: list[dict] = []
         self.done = 0
+        self.wall_before = 0.0  # simulation seconds of the run this one continues
+        self.started = time.perf_counter()
 
     def stats(self) -> dict:
         return {k: np.concatenate([p[k] for p in self.parts]) for k in RESULT_FIELDS}
@@ -254,7 +256,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
         compiled=c, replicas=cut.n, horizon_days=horizon / MINUTES_PER_DAY, warmup_days=warmup_days, seed=seed,
         backend=backend.name, device_name=backend.device_name, stats=stats,
         lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=snaps,
-        wall_seconds=time.perf_counter() - started - compile_seconds, compile_seconds=compile_seconds,
+        wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
         interrupted=True, completed_replicas=0, planned_replicas=replicas, planned_horizon_days=horizon_days,
     )
 
@@ -293,7 +295,7 @@ class Checkpoint:
         if run.parts:
             arrays.update({f"done_{k}": v for k, v in run.stats().items()})
         meta = {"version": CHECKPOINT_VERSION, "key": self.key, "settings": self.settings, "done": run.done,
-                "in_flight": None}
+                "in_flight": None, "wall_seconds": time.perf_counter() - run.started}
         if in_flight is not None:
             meta["in_flight"] = {k: in_flight[k] for k in ("first", "n", "segment")}
             arrays.update({f"state_{k}": v for k, v in in_flight["state"].items()})
@@ -311,6 +313,7 @@ class Checkpoint:
         data = self.load()
         self._data = None
         meta = data["meta"]
+        run.wall_before = float(meta.get("wall_seconds", 0.0))
         done = meta["done"]
         if done:
             run.parts = [{k: data[f"done_{k}"] for k in RESULT_FIELDS}]
