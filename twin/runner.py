@@ -249,6 +249,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
     launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"],
                         warmup_days * MINUTES_PER_DAY, horizon)
     stats = {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
+    _raise_on_capacity(stats["rep_i"], c)
     snaps = rep0.snapshots()
     keep = snaps["time_days"] <= horizon / MINUTES_PER_DAY
     snaps = {k: v[keep] for k, v in snaps.items()}
