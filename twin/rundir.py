@@ -170,6 +170,9 @@ def cli_folder_guard(overrides):
     sweep = any(a in ("-m", "--multirun") for a in overrides)
     key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
     given = [a[len(key):] for a in overrides if a.startswith(key)]
+    if given and "${" in given[-1]:  # Hydra resolves it; the run checks the folder once it exists
+        yield
+        return
     if not given:
         check_folder(Path("multirun" if sweep else "outputs"))
         yield
