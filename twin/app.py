@@ -96,16 +96,19 @@ def _checkpoint(out: Path, compiled, backend, args, every: float, resume: bool) 
     key, settings = checkpoint_key(compiled, backend.name, args["replicas"], args["horizon_days"],
                                    args["warmup_days"], args["seed"], args["snapshot_minutes"])
     checkpoint = Checkpoint(out / CHECKPOINT, key, settings, every, resume)
-    remove_temporaries(out)
-    if checkpoint.path.is_file():
-        if not resume:
-            raise RunFolderError(out, f"holds {CHECKPOINT} of an unfinished run; add resume=true to continue it, "
-                                      "or choose another hydra.run.dir")
-        checkpoint.load()
-    else:
-        if resume:
-            print(f"resume: no {CHECKPOINT} in {out}; starting from the beginning", file=sys.stderr)
-        remove_stale_outputs(out)
+    if checkpoint.path.is_file() and not resume:
+        raise RunFolderError(out, f"holds {CHECKPOINT} of an unfinished run; add resume=true to continue it, "
+                                  "or choose another hydra.run.dir")
+    try:
+        remove_temporaries(out)
+        if checkpoint.path.is_file():
+            checkpoint.load()
+        else:
+            if resume:
+                print(f"resume: no {CHECKPOINT} in {out}; starting from the beginning", file=sys.stderr)
+            remove_stale_outputs(out)
+    except OSError as err:
+        raise RunFolderError(out, f"cannot clear the previous run's files ({err.strerror or err})") from None
     return checkpoint
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,6 +285,8 @@ class Checkpoint:
 
     def due(self) -> bool:
         """``every_seconds`` 0 saves at every boundary (tests, tiny runs)."""
+        if math.isinf(self.every):
+            return False
         if self.every <= 0:
             return True
         return time.monotonic() - self.last >= max(self.every, 10.0 * self.cost)
@@ -301,8 +304,14 @@ class Checkpoint:
             meta["in_flight"] = {k: in_flight[k] for k in ("first", "n", "segment")}
             arrays.update({f"state_{k}": v for k, v in in_flight["state"].items()})
         meta["chunk"] = in_flight["n"] if in_flight is not None else (len(run.parts[-1]["rep_i"]) if run.parts else 0)
-        with atomic_open(self.path, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        try:
+            with atomic_open(self.path, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        except OSError as err:  # a full disk must not end the run: its results are still written (or rescued)
+            self.every = math.inf
+            print(f"\ncheckpoint: could not write {self.path} ({err.strerror or err}); continuing without checkpoints",
+                  file=sys.stderr)
+            return
         self.saves += 1
         self.last = time.monotonic()
         self.cost = self.last - began
