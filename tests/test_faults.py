@@ -71,6 +71,10 @@ elif what == "full_disk":
     import shutil, collections
     usage = collections.namedtuple("usage", "total used free")
     shutil.disk_usage = lambda path: usage(10**9, 10**9 - 4096, 4096)
+elif what == "checkpoint_enospc":
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    runner.np.savez = no_space
 elif what == "enospc":
     snapshots = output.write_snapshots
     def no_space_but_in_the_rescue_folder(path, result):
@@ -288,6 +292,15 @@ def test_an_io_error_after_compute_saves_the_results_elsewhere_and_says_where(tm
     assert not (tmp_path / "run" / "kpis.json").exists()
     assert manifest(saved)["meta"]["replications"] == 4
     assert replication_rows(saved) == replication_rows(reference)
+
+
+def test_a_disk_that_fills_during_the_run_costs_the_checkpoints_not_the_run(tmp_path, reference):
+    folder = tmp_path / "run"
+    code, out, err = run(folder, pause="checkpoint_enospc")
+    assert code == 0, err
+    assert error_lines(err) == [f"checkpoint: could not write {folder / 'checkpoint.npz'} (No space left on device); "
+                                "continuing without checkpoints"]
+    assert replication_rows(folder) == replication_rows(reference)
 
 
 def test_a_fresh_run_removes_a_previous_runs_files_but_nothing_else(tmp_path, reference):

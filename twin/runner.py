@@ -224,10 +224,11 @@ class _Progress:
     def finish_chunk(self, part: dict):
         self.parts.append(part)
         self.done += len(part["rep_i"])
-        if self.stop():
-            raise _Stopped(self.done, 0, 0, 0.0, None)
-        if self.checkpoint is not None and self.checkpoint.due():
+        stopping = self.stop()
+        if self.checkpoint is not None and (stopping or self.checkpoint.due()):
             self.checkpoint.save(self, None)
+        if stopping:
+            raise _Stopped(self.done, 0, 0, 0.0, None)
 
     def boundary(self, first, n, segment, until, state, logs):
         """After segment ``segment`` of the chunk at ``first``: checkpoint when due, stop when asked."""
