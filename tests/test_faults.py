@@ -358,3 +358,22 @@ def test_a_large_cpu_run_is_split_into_quarters_and_a_small_one_is_not():
     assert default_chunk(c, cpu, 4 * threads) == 4 * threads  # at least four replications per thread
     assert default_chunk(c, cpu, 64 * threads) == 16 * threads  # a quarter of a large run
     assert default_chunk(c, cpu, 10, chunk_replicas=3) == 3
+
+
+def test_a_run_cut_short_at_a_boundary_equals_a_run_whose_horizon_is_that_boundary():
+    """What an interrupt keeps when no replication finished is a real run: the one with the shorter horizon."""
+    from twin import runner
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.line import load_line
+
+    c, cpu = compile_line(load_line("default")), resolve_backend("cpu", 1)
+    asks = iter(range(1000))
+    cut = runner.run_line(c, 4, 6.0, 1.0, 3, cpu, stop=lambda: next(asks) >= 8)  # stops at boundary 9 of 20
+    assert cut.interrupted and cut.horizon_days == pytest.approx(6.0 * 9 / 20) and cut.planned_horizon_days == 6.0
+    short = runner.run_line(c, 4, cut.horizon_days, 1.0, 3, cpu)
+    for key in runner.RESULT_FIELDS:  # equal but for float sums closed at another moment
+        np.testing.assert_allclose(cut.stats[key], short.stats[key], rtol=1e-12, atol=1e-9, equal_nan=True, err_msg=key)
+    np.testing.assert_array_equal(cut.lot_log, short.lot_log)
+    for key in short.snapshots:
+        np.testing.assert_array_equal(cut.snapshots[key], short.snapshots[key])
