@@ -327,6 +327,11 @@ def test_a_failed_atomic_write_leaves_the_old_file_whole(tmp_path):
             f.write("half")
             raise RuntimeError("disk gone")
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+    with atomic_open(path) as f:
+        f.write("new\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_text() == "new\n" and path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_a_lock_whose_owner_died_is_taken_over_and_a_live_one_refused(tmp_path):

@@ -30,6 +30,10 @@ OUTPUT_NAMES = ("kpis.json", "replications.csv", "lots_rep0.csv", "tools.csv", "
 OUTPUT_PATTERNS = ("wafer_maps_*.npz", ".*.tmp")
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class RunFolderError(DataError):
     """The run folder cannot be used: names the folder or file and what to do (exit 2, one line)."""
 
@@ -50,6 +54,7 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -333,5 +338,6 @@ class Interrupts:
             self.mode = "defer"  # a second press while this one unwinds is only recorded
             raise KeyboardInterrupt
         if first:
-            os.write(2, f"\n{signal.Signals(signum).name}: stopping at the next safe point; finished replications "
-                        "are kept (docs/outputs.md)\n".encode())
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                os.write(2, f"\n{signal.Signals(signum).name}: stopping at the next safe point; finished "
+                            "replications are kept (docs/outputs.md)\n".encode())
