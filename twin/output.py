@@ -20,6 +20,9 @@ from twin import kpis
 from twin.rundir import CHECKPOINT, MANIFEST, OUTPUT_NAMES, OUTPUT_PATTERNS, atomic_move, atomic_open, atomic_write_text
 
 FORMAT_VERSION = 1
+# Settings that say how a run proceeds, not what it computes: left out of config_hash, so a resumed run
+# hashes like an uninterrupted one.
+HOW_NOT_WHAT = ("resume", "checkpoint_seconds")
 
 
 def package_versions() -> dict:
@@ -120,7 +123,7 @@ def build_kpis(result, rows, config) -> dict:
             "compile_seconds": round(result.compile_seconds, 3),
             "events": result.events,
             "events_per_second": result.events / max(result.wall_seconds, 1e-9),
-            "config_hash": config_hash(config),
+            "config_hash": config_hash({k: v for k, v in config.items() if k not in HOW_NOT_WHAT}),
             "config": config,
             "interrupted": result.interrupted,
             "planned_replications": result.planned_replicas or result.replicas,
