@@ -193,14 +193,22 @@ def test_sigint_mid_run_keeps_finished_replications_and_resume_equals_an_uninter
 
 def test_kill_9_then_resume_continues_into_the_same_folder_with_identical_results(tmp_path, reference):
     folder = tmp_path / "run"
-    proc = start(folder, "chunk_replicas=4", pause="kill:10")  # one chunk holding every replication
+    one_chunk = "chunk_replicas=4"  # every replication in one chunk: nothing finishes before the end
+    proc = start(folder, one_chunk, pause="checkpoint:1")  # day 0.15: still inside the warm-up
+    wait_for_marker(proc)
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc)
+    assert code == 130 and "Traceback" not in err and "nothing to report" in err and "resume=true" in err, err
+    assert (folder / "checkpoint.npz").is_file() and not (folder / "kpis.json").exists()
+
+    proc = start(folder, one_chunk, "resume=true", pause="kill:3")
     wait_for_marker(proc)
     proc.send_signal(signal.SIGKILL)
     finish(proc)
     assert (folder / "checkpoint.npz").is_file() and not (folder / "kpis.json").exists()
     assert (folder / ".twin.lock").is_file()  # left by the killed run: stale, since its flock died with it
 
-    code, out, err = run(folder, "resume=true", "chunk_replicas=4")
+    code, out, err = run(folder, "resume=true", one_chunk)
     assert code == 0, err
     same_results(folder, reference, same_settings=False)  # chunk_replicas differs, the numbers do not
 
