@@ -95,12 +95,12 @@ def estimate_bytes(replicas: int, compiled, n_snapshots: int, lot_rows: int, waf
     groups, tools = len(compiled.group_names), compiled.n_tools
     kpi_columns = 40 * (len(compiled.line.products) + len(compiled.stream_names)) + 20 * groups
     return int(
-        replicas * kpi_columns * 14           # replications.csv
+        replicas * kpi_columns * 14                              # replications.csv
         + 4096 * (groups + len(compiled.stream_names)) + 65536  # kpis.json, line.json
-        + lot_rows * 160                                  # lots_rep0.csv and yield_lots_rep0.csv
-        + tools * 200                                     # tools.csv
-        + n_snapshots * (tools + 4 * groups) + 65536      # snapshots.npz (uncompressed bound)
-        + wafer_maps * 4096                               # wafer_maps*.npz
+        + lot_rows * 160                                         # lots_rep0.csv and yield_lots_rep0.csv
+        + tools * 200                                            # tools.csv
+        + n_snapshots * (tools + 4 * groups) + 65536             # snapshots.npz (uncompressed bound)
+        + wafer_maps * 4096                                      # wafer_maps*.npz
     )
 
 
