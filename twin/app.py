@@ -164,7 +164,7 @@ def _write(result, out: Path, config: dict, extra: dict, staged, signals) -> dic
 
 
 def _say_interrupted(out: Path, doc: dict | None, checkpoint: Checkpoint) -> None:
-    more = (f"; {CHECKPOINT} keeps the rest: continue with resume=true hydra.run.dir={out}"
+    more = (f"; {CHECKPOINT} keeps the progress: continue with resume=true hydra.run.dir={out}"
             if checkpoint.path.is_file() else "")
     if doc is None:
         print(f"interrupted before any replication passed the warm-up: nothing to report{more}", file=sys.stderr)
