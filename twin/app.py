@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sys
+from pathlib import Path
 
 from twin.backend import resolve_backend
-from twin.compile import compile_line
+from twin.compile import MINUTES_PER_DAY, compile_line
 from twin.errors import ConfigError
 from twin.line import Line, load_line
-from twin.output import summary_table, write_run
-from twin.runner import run_line
+from twin.output import estimate_bytes, summary_table, write_run
+from twin.rundir import (CHECKPOINT, FolderLock, Interrupts, RunFolderError, check_folder, remove_stale_outputs,
+                         remove_temporaries, rescue_dir, staging_dir)
+from twin.runner import Checkpoint, checkpoint_bytes, checkpoint_key, log_rows, run_line
 
 MAX_HORIZON_DAYS = 36525.0  # 100 years: longer runs are no plant's question and only fill memory
 YIELD_KEYS = {"enabled", "defect_scale", "alpha", "die_size_mm", "sample_wafers"}
 RUN_KEYS = {"line", "replicas", "horizon_days", "warmup_days", "seed", "dispatch", "snapshot_minutes",
-            "chunk_replicas", "max_lots", "progress", "yield", "backend"}
+            "chunk_replicas", "max_lots", "progress", "yield", "backend", "resume", "checkpoint_seconds"}
 
 
 def prepare(cfg: dict):
@@ -68,26 +72,126 @@ def check_run_size(compiled, backend, args) -> None:
 
 
 def run_scenario(cfg: dict, out_dir) -> dict:
-    """Run the scenario ``cfg`` and write its run folder; returns kpis.json's content."""
+    """Run the scenario ``cfg`` and write its run folder; returns kpis.json's content.
+
+    Before compute the folder is proven writable with room to spare and locked
+    against other runs.  An interrupt at any phase keeps the finished
+    replications and marks the run interrupted; a checkpoint lets
+    ``resume=true`` continue it (docs/outputs.md, "Run folder guarantees").
+    """
     compiled, backend, args = prepare(cfg)
     ycfg = cfg.get("yield") or {}
     with_yield = ycfg.get("enabled", True) and any(p.yield_spec is not None for p in compiled.line.products)
-    yield_compile = _start_yield_compile(backend) if with_yield else None
+    resume = _flag(cfg.get("resume", False), "resume")
+    every = _number(cfg.get("checkpoint_seconds", 60.0), "checkpoint_seconds")
+    out = check_folder(out_dir, _needed_bytes(compiled, backend, args, with_yield, ycfg))
+    with FolderLock(out), Interrupts() as signals:
+        checkpoint = _checkpoint(out, compiled, backend, args, every, resume)
+        yield_compile = _start_yield_compile(backend) if with_yield else None
+        try:
+            result = run_line(compiled, backend=backend, checkpoint=checkpoint, stop=lambda: signals.requested, **args)
+        except BaseException as err:
+            if yield_compile is not None:
+                yield_compile.terminate()
+            if isinstance(err, KeyboardInterrupt):
+                _say_interrupted(out, None, checkpoint)
+            raise
+        staged, extra = [], {}
+        if with_yield:
+            staged, extra["yield"] = _yield_phase(result, out, backend.name, args["seed"], ycfg, yield_compile, signals)
+        doc = _write(result, out, _meta_config(cfg, compiled.line), extra, staged, signals)
+        shutil.rmtree(out / ".staging", ignore_errors=True)
+        if doc["meta"]["interrupted"]:
+            _say_interrupted(out, doc, checkpoint)
+        else:
+            checkpoint.remove()
+    return doc
+
+
+def _checkpoint(out: Path, compiled, backend, args, every: float, resume: bool) -> Checkpoint:
+    """The run's checkpoint; a fresh run clears a previous run's files, a mismatched resume is refused."""
+    key, settings = checkpoint_key(compiled, backend.name, args["replicas"], args["horizon_days"],
+                                   args["warmup_days"], args["seed"], args["snapshot_minutes"])
+    checkpoint = Checkpoint(out / CHECKPOINT, key, settings, every, resume)
+    if checkpoint.path.is_file() and not resume:
+        raise RunFolderError(out, f"holds {CHECKPOINT} of an unfinished run; add resume=true to continue it, "
+                                  "or choose another hydra.run.dir")
     try:
-        result = run_line(compiled, backend=backend, **args)
-    except BaseException:
+        remove_temporaries(out)
+        if checkpoint.path.is_file():
+            checkpoint.load()
+        else:
+            if resume:
+                print(f"resume: no {CHECKPOINT} in {out}; starting from the beginning", file=sys.stderr)
+            remove_stale_outputs(out)
+    except OSError as err:
+        raise RunFolderError(out, f"cannot clear the previous run's files ({err.strerror or err})") from None
+    return checkpoint
+
+
+def _needed_bytes(compiled, backend, args, with_yield: bool, ycfg: dict) -> int:
+    """Room the run folder needs: its files, plus two checkpoints (the old one stays until the new one lands)."""
+    horizon = args["horizon_days"] * MINUTES_PER_DAY
+    snaps = int(horizon // args["snapshot_minutes"]) + 1 if args["snapshot_minutes"] > 0 else 1
+    maps = _count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0) * len(compiled.line.products) if with_yield else 0
+    files = estimate_bytes(args["replicas"], compiled, snaps, log_rows(compiled, horizon), maps)
+    return files + 2 * checkpoint_bytes(compiled, backend, args["replicas"], args["chunk_replicas"])
+
+
+def _yield_phase(result, out: Path, backend_name, seed, ycfg, yield_compile, signals):
+    """The yield report, into a staging folder; an interrupt or a write error drops only this section."""
+    if signals.requested or result.interrupted:
         if yield_compile is not None:
             yield_compile.terminate()
-        raise
-    extra = {}
-    if with_yield:
+        return [], {"skipped": "the run was interrupted before the yield report"}
+    try:
+        with signals.raising():
+            staging = staging_dir(out)
+            if yield_compile is not None:
+                yield_compile.wait()
+            section = _yield_section(result, staging, backend_name, seed, ycfg)
+    except KeyboardInterrupt:
         if yield_compile is not None:
-            yield_compile.wait()
-        extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
-    doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
-    if result.interrupted:
-        print(f"interrupted: wrote the {result.completed_replicas} finished replications to {out_dir}", file=sys.stderr)
-    return doc
+            yield_compile.terminate()
+        result.interrupted = True
+        return [], {"skipped": "interrupted during the yield report"}
+    except OSError as err:
+        return [], {"skipped": f"its files could not be written ({err.strerror or err})"}
+    return sorted(staging.iterdir()), section
+
+
+def _write(result, out: Path, config: dict, extra: dict, staged, signals) -> dict:
+    """Write the run folder; on an I/O error save the results in a fresh folder and say where, in one line."""
+    try:
+        return write_run(result, out, config, extra, staged, interrupted=lambda: signals.requested)
+    except OSError as err:
+        problem = f"writing the results failed ({err.strerror or err})"
+        place = rescue_dir()
+        if place is None:
+            raise RunFolderError(out, problem + "; no writable folder was found to save them in") from None
+        try:
+            copies = staging_dir(place)
+            moved = [Path(p) if Path(p).is_file() else out / Path(p).name for p in staged]  # some may be in place
+            kept = [Path(shutil.copy2(p, copies / p.name)) for p in moved if p.is_file()]
+            write_run(result, place, config, extra, kept, interrupted=lambda: signals.requested)
+            shutil.rmtree(copies, ignore_errors=True)
+        except OSError as again:
+            raise RunFolderError(out, f"{problem}; saving them in {place} failed too ({again.strerror or again})") from None
+        raise RunFolderError(out, f"{problem}; the results were saved in {place}") from None
+
+
+def _say_interrupted(out: Path, doc: dict | None, checkpoint: Checkpoint) -> None:
+    more = (f"; {CHECKPOINT} keeps the progress: continue with resume=true hydra.run.dir={out}"
+            if checkpoint.path.is_file() else "")
+    if doc is None:
+        print(f"interrupted before any replication passed the warm-up: nothing to report{more}", file=sys.stderr)
+        return
+    meta = doc["meta"]
+    if meta["horizon_days"] < meta["planned_horizon_days"]:
+        kept = f"all {meta['replications']} replications cut at day {meta['horizon_days']:g} of {meta['planned_horizon_days']:g}"
+    else:
+        kept = f"the {meta['replications']} finished replications (of {meta['planned_replications']})"
+    print(f"interrupted: wrote {kept} to {out}{more}", file=sys.stderr)
 
 
 def _meta_config(cfg: dict, line) -> dict:

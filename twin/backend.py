@@ -93,6 +93,10 @@ class CpuBackend(Backend):
     def to_host(self, a):
         return a
 
+    def from_host(self, a):
+        """The inverse of ``to_host``: a host array (replication axis first) in this backend's layout."""
+        return np.ascontiguousarray(a)
+
     def chunk_size(self, bytes_per_rep, replicas):
         return max(1, min(replicas, int(2e9 // max(bytes_per_rep, 1))))
 
@@ -149,6 +153,11 @@ class CudaBackend(Backend):
 
     def to_host(self, a):
         return np.ascontiguousarray(np.moveaxis(a.copy_to_host(), -1, 0))
+
+    def from_host(self, a):
+        from numba import cuda
+
+        return cuda.to_device(np.ascontiguousarray(np.moveaxis(a, 0, -1)))
 
     def chunk_size(self, bytes_per_rep, replicas):
         from numba import cuda

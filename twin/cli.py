@@ -85,9 +85,12 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
+    from twin.rundir import cli_folder_guard
+
     saved, sys.argv = sys.argv, ["twin run", *flags, *overrides, *naming]
     try:
-        hydra_run()
+        with cli_folder_guard(sys.argv[1:]):
+            hydra_run()
     except SystemExit as stop:  # Hydra exits 1 on its own errors; before a job started that is bad input
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
         return 2 if code == 1 and not started else code

@@ -2,7 +2,8 @@
 
 The folder is self-contained so that ``twin view`` opens it later without
 re-running.  docs/outputs.md documents every file; FORMAT_VERSION changes
-whenever a reader would break.
+whenever a reader would break.  Every file lands by an atomic rename and
+kpis.json, which lists the others, lands last (twin/rundir.py).
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ import numpy as np
 
 from kernels import layout as K
 from twin import kpis
+from twin.rundir import CHECKPOINT, MANIFEST, OUTPUT_NAMES, OUTPUT_PATTERNS, atomic_move, atomic_open, atomic_write_text
 
 FORMAT_VERSION = 1
+# Settings that say how a run proceeds, not what it computes: left out of config_hash, so a resumed run
+# hashes like an uninterrupted one.
+HOW_NOT_WHAT = ("resume", "checkpoint_seconds")
 
 
 def package_versions() -> dict:
@@ -36,20 +41,67 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def write_run(result, out_dir, config: dict, extra_sections: dict | None = None) -> dict:
-    """Write every output of ``result`` into ``out_dir``; returns the kpis.json content."""
+def write_run(result, out_dir, config: dict, extra_sections: dict | None = None, staged=(),
+              interrupted=lambda: False) -> dict:
+    """Write every output of ``result`` into ``out_dir``; returns the kpis.json content.
+
+    The old manifest goes first and the new one comes last, so a folder with a
+    kpis.json is complete and consistent.  ``staged`` files (written elsewhere
+    in the same file system, e.g. the yield report's) are moved in atomically;
+    ``interrupted()`` is asked just before the manifest is written, so a signal
+    during the writes is recorded.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     rows = kpis.per_replication(result)
     doc = build_kpis(result, rows, config)
     doc.update(extra_sections or {})
-    _write_json(out / "kpis.json", doc)
     write_replications_csv(out / "replications.csv", rows)
     write_lots_csv(out / "lots_rep0.csv", result)
     write_tools_csv(out / "tools.csv", result)
     write_snapshots(out / "snapshots.npz", result)
     _write_json(out / "line.json", line_layout(result.compiled))
+    for path in staged:
+        atomic_move(path, out / Path(path).name)
+    names = ["replications.csv", "lots_rep0.csv", "tools.csv", "snapshots.npz", "line.json",
+             *(Path(p).name for p in staged)]
+    _remove_other_outputs(out, names)
+    doc["meta"]["files"] = {name: _file_record(out / name) for name in names}
+    doc["meta"]["interrupted"] = bool(result.interrupted or interrupted())
+    _write_json(out / MANIFEST, doc)
     return doc
+
+
+def _remove_other_outputs(out: Path, keep) -> None:
+    """A previous run's outputs that this run did not write (e.g. another product's wafer maps)."""
+    keep = set(keep) | {MANIFEST, CHECKPOINT}
+    stale = [n for n in OUTPUT_NAMES if n not in keep]
+    stale += [p.name for pat in OUTPUT_PATTERNS if not pat.startswith(".") for p in out.glob(pat) if p.name not in keep]
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+
+
+def _file_record(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def estimate_bytes(replicas: int, compiled, n_snapshots: int, lot_rows: int, wafer_maps: int) -> int:
+    """An upper bound on the run folder's size without the checkpoint (checked before compute)."""
+    groups, tools = len(compiled.group_names), compiled.n_tools
+    kpi_columns = 40 * (len(compiled.line.products) + len(compiled.stream_names)) + 20 * groups
+    return int(
+        replicas * kpi_columns * 14                              # replications.csv
+        + 4096 * (groups + len(compiled.stream_names)) + 65536  # kpis.json, line.json
+        + lot_rows * 160                                         # lots_rep0.csv and yield_lots_rep0.csv
+        + tools * 200                                            # tools.csv
+        + n_snapshots * (tools + 4 * groups) + 65536             # snapshots.npz (uncompressed bound)
+        + wafer_maps * 4096                                      # wafer_maps*.npz
+    )
 
 
 def build_kpis(result, rows, config) -> dict:
@@ -71,9 +123,11 @@ def build_kpis(result, rows, config) -> dict:
             "compile_seconds": round(result.compile_seconds, 3),
             "events": result.events,
             "events_per_second": result.events / max(result.wall_seconds, 1e-9),
-            "config_hash": config_hash(config),
+            "config_hash": config_hash({k: v for k, v in config.items() if k not in HOW_NOT_WHAT}),
             "config": config,
             "interrupted": result.interrupted,
+            "planned_replications": result.planned_replicas or result.replicas,
+            "planned_horizon_days": result.planned_horizon_days or result.horizon_days,
         },
         "products": tree.get("products", {}),
         "lot_types": tree.get("lot_types", {}),
@@ -86,7 +140,7 @@ def build_kpis(result, rows, config) -> dict:
 
 
 def _write_json(path, doc):
-    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(x):
@@ -102,7 +156,7 @@ def _json_default(x):
 def write_replications_csv(path, rows: dict):
     keys = list(rows)
     n = len(next(iter(rows.values())))
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["replication", *keys])
         for r in range(n):
@@ -117,7 +171,7 @@ def _fmt(v):
 def write_lots_csv(path, result):
     c = result.compiled
     log = result.lot_log
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["lot_type", "product", "priority", "wafers", "release_day", "completion_day", "cycle_time_days",
                     "due_day", "on_time", "defect_density_per_cm2"])
@@ -135,7 +189,7 @@ def write_tools_csv(path, result):
     c = result.compiled
     tf, ti = result.stats["tf"][0], result.stats["ti"][0]
     window = (result.horizon_days - result.warmup_days) * 1440.0
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["tool", "group", "utilisation", "availability", "failures", "pms", *K.E10_NAMES])
         for t, name in enumerate(c.tool_names):
@@ -148,17 +202,18 @@ def write_tools_csv(path, result):
 def write_snapshots(path, result):
     c = result.compiled
     snaps = result.snapshots
-    np.savez_compressed(
-        path,
-        format_version=np.int64(FORMAT_VERSION),
-        time_days=snaps["time_days"],
-        tool_state=snaps["tool_state"],
-        queue_lots=snaps["queue_lots"],
-        tool_group=c.tool_group,
-        group_names=np.array(c.group_names),
-        group_areas=np.array([g.area for g in c.line.tool_groups]),
-        tool_names=np.array(c.tool_names),
-    )
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(
+            f,
+            format_version=np.int64(FORMAT_VERSION),
+            time_days=snaps["time_days"],
+            tool_state=snaps["tool_state"],
+            queue_lots=snaps["queue_lots"],
+            tool_group=c.tool_group,
+            group_names=np.array(c.group_names),
+            group_areas=np.array([g.area for g in c.line.tool_groups]),
+            tool_names=np.array(c.tool_names),
+        )
 
 
 def line_layout(c) -> dict:

@@ -8,9 +8,13 @@ index, so any chunk size gives the same numbers.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +74,8 @@ class RunResult:
     compile_seconds: float = 0.0
     interrupted: bool = False
     completed_replicas: int = 0
+    planned_replicas: int = 0  # what was asked; more than ``replicas`` after an interrupt
+    planned_horizon_days: float = 0.0  # more than ``horizon_days`` when an interrupt cut every replication short
     extra: dict = field(default_factory=dict)
 
     @property
@@ -122,40 +128,280 @@ LOT_LOG_DTYPE = np.dtype([
 
 def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: float, seed: int,
              backend: Backend, chunk_replicas: int = 0, snapshot_minutes: float = 240.0,
-             segments: int = 20, progress: bool = False) -> RunResult:
-    """Simulate ``replicas`` replications; KeyboardInterrupt keeps the finished chunks."""
+             segments: int = 20, progress: bool = False, checkpoint: "Checkpoint | None" = None,
+             stop=None) -> RunResult:
+    """Simulate ``replicas`` replications, keeping finished work through interrupts.
+
+    ``stop()`` (when given) is asked at every segment boundary: once it says
+    True the run saves its checkpoint and ends there, like a KeyboardInterrupt
+    between chunks.  ``checkpoint`` saves progress at segment boundaries and,
+    when it holds a saved run, continues that run where it stopped.
+    """
     check_run_args(replicas, horizon_days, warmup_days)
     horizon = horizon_days * MINUTES_PER_DAY
     warmup = warmup_days * MINUTES_PER_DAY
-    chunk = chunk_replicas or backend.chunk_size(bytes_per_replication(c), replicas)
-    chunk = max(1, min(chunk, replicas))
+    chunk = default_chunk(c, backend, replicas, chunk_replicas)
     n_snap = rep_zero_sizes(c, horizon, snapshot_minutes)[1]
     rep0 = _RepZeroBuffers(c, horizon, n_snap, snapshot_minutes)
-    parts, done, interrupted = [], 0, False
-    started = time.perf_counter()
+    run = _Progress(c, backend, rep0, checkpoint, stop or (lambda: False))
+    saved = checkpoint.restore(run) if checkpoint is not None else None
+    chunk = saved["chunk"] if saved else chunk
     compile_seconds = backend.warm_up(c)
+    started = run.started = time.perf_counter() - run.wall_before
     bar = _progress(replicas * segments, progress)
+    if bar is not None and run.done:
+        bar.update(run.done * segments)
+    interrupted, cut = False, None
     try:
-        for first in range(0, replicas, chunk):
+        for first in range(run.done, replicas, chunk):
             n = min(chunk, replicas - first)
-            parts.append(_run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar))
-            done += n
+            state = saved["state"] if saved and saved["first"] == first else None
+            start = saved["segment"] if state is not None else 0
+            run.finish_chunk(_run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
+                                        saved_state=state, start_segment=start, boundary=run.boundary))
     except KeyboardInterrupt:
         interrupted = True
+    except _Stopped as stopped:
+        interrupted, cut = True, stopped
     finally:
         if bar is not None:
             bar.close()
-    if not parts:
+    if run.done == 0 and cut is not None and cut.until > warmup:
+        return _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed, started, compile_seconds)
+    if run.done == 0:
         raise KeyboardInterrupt
-    stats = {k: np.concatenate([p[k] for p in parts]) for k in RESULT_FIELDS}
+    stats = run.stats()
     _raise_on_capacity(stats["rep_i"], c, stats["s_i"])
     return RunResult(
-        compiled=c, replicas=done, horizon_days=horizon_days, warmup_days=warmup_days, seed=seed,
+        compiled=c, replicas=run.done, horizon_days=horizon_days, warmup_days=warmup_days, seed=seed,
         backend=backend.name, device_name=backend.device_name, stats=stats,
         lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=rep0.snapshots(),
-        wall_seconds=time.perf_counter() - started - compile_seconds, compile_seconds=compile_seconds,
-        interrupted=interrupted, completed_replicas=done,
+        wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
+        interrupted=interrupted, completed_replicas=run.done, planned_replicas=replicas,
+        planned_horizon_days=horizon_days,
     )
+
+
+def default_chunk(c: CompiledLine, backend: Backend, replicas: int, chunk_replicas: int = 0) -> int:
+    """Replications per launch: what fits memory, and on the CPU a quarter of a large run.
+
+    Splitting lets an interrupt keep whole, finished replications.  A CPU chunk
+    keeps at least four replications per thread, so threads rarely wait for one
+    slow replication at the segment barriers; a GPU needs width, so there (and
+    for small runs) an interrupt keeps the running chunk cut at a boundary.
+    """
+    if chunk_replicas:
+        return max(1, min(chunk_replicas, replicas))
+    fit = max(1, min(backend.chunk_size(bytes_per_replication(c), replicas), replicas))
+    if backend.name != "cpu":
+        return fit
+    threads = max(1, int(getattr(backend, "threads", 1) or 1))
+    quarter = -(-math.ceil(replicas / 4) // threads) * threads
+    return max(1, min(fit, max(4 * threads, quarter)))
+
+
+class _Stopped(Exception):
+    """A stop was requested at a segment boundary; carries the chunk's state there."""
+
+    def __init__(self, first, n, segment, until, state):
+        super().__init__("stopped")
+        self.first, self.n, self.segment, self.until, self.state = first, n, segment, until, state
+
+
+class _Progress:
+    """What a run has finished so far, and what it does at each segment boundary."""
+
+    def __init__(self, c, backend, rep0, checkpoint, stop):
+        self.c, self.backend, self.rep0, self.checkpoint, self.stop = c, backend, rep0, checkpoint, stop
+        self.parts: list[dict] = []
+        self.done = 0
+        self.wall_before = 0.0  # simulation seconds of the run this one continues
+        self.started = time.perf_counter()
+
+    def stats(self) -> dict:
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in RESULT_FIELDS}
+
+    def finish_chunk(self, part: dict):
+        self.parts.append(part)
+        self.done += len(part["rep_i"])
+        stopping = self.stop()
+        if self.checkpoint is not None and (stopping or self.checkpoint.due()):
+            self.checkpoint.save(self, None)
+        if stopping:
+            raise _Stopped(self.done, 0, 0, 0.0, None)
+
+    def boundary(self, first, n, segment, until, state, logs):
+        """After segment ``segment`` of the chunk at ``first``: checkpoint when due, stop when asked."""
+        stopping = self.stop()
+        if not stopping and (self.checkpoint is None or not self.checkpoint.due()):
+            return
+        self.backend.copy_rep_zero(self.rep0, logs, first == 0)
+        host = {name: np.asarray(self.backend.to_host(a)) for name, a in state.items()}
+        if self.checkpoint is not None:
+            self.checkpoint.save(self, dict(first=first, n=n, segment=segment, state=host))
+        if stopping:
+            raise _Stopped(first, n, segment, until, host)
+
+
+def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed, started, compile_seconds):
+    """Nothing finished: report every replication of the first chunk up to the last boundary it reached."""
+    state = {name: backend.from_host(a.copy()) for name, a in cut.state.items()}
+    launch = backend.launchers()
+    horizon = cut.until
+    launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"],
+                        warmup_days * MINUTES_PER_DAY, horizon)
+    stats = {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
+    _raise_on_capacity(stats["rep_i"], c, stats["s_i"])
+    snaps = rep0.snapshots()
+    keep = snaps["time_days"] <= horizon / MINUTES_PER_DAY
+    snaps = {k: v[keep] for k, v in snaps.items()}
+    return RunResult(
+        compiled=c, replicas=cut.n, horizon_days=horizon / MINUTES_PER_DAY, warmup_days=warmup_days, seed=seed,
+        backend=backend.name, device_name=backend.device_name, stats=stats,
+        lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=snaps,
+        wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
+        interrupted=True, completed_replicas=0, planned_replicas=replicas, planned_horizon_days=horizon_days,
+    )
+
+
+CHECKPOINT_VERSION = 1
+
+
+class Checkpoint:
+    """A run's progress in one file, replaced atomically at segment boundaries.
+
+    It holds the finished replications' statistics, replication 0's lot log and
+    snapshots, and the whole state of the chunk in flight (the RNG state is part
+    of it), so continuing from it gives exactly the numbers of an uninterrupted
+    run.  ``key`` hashes everything the numbers depend on; a different key is
+    refused.  Saves are spaced by ``every_seconds`` and by ten times the last
+    save's cost, so checkpoints never take more than a tenth of the run.
+    """
+
+    def __init__(self, path, key: str, settings: dict, every_seconds: float = 60.0, resume: bool = False):
+        self.path, self.key, self.settings = Path(path), key, settings
+        self.every, self.resume = every_seconds, resume
+        self.last, self.cost = time.monotonic(), 0.0
+        self.saves = 0
+
+    def due(self) -> bool:
+        """``every_seconds`` 0 saves at every boundary (tests, tiny runs)."""
+        if math.isinf(self.every):
+            return False
+        if self.every <= 0:
+            return True
+        return time.monotonic() - self.last >= max(self.every, 10.0 * self.cost)
+
+    def save(self, run: "_Progress", in_flight: dict | None) -> None:
+        from twin.rundir import atomic_open
+
+        began = time.monotonic()
+        arrays = {f"rep0_{k}": v for k, v in run.rep0.arrays(_log_rows(run, in_flight)).items()}
+        if run.parts:
+            arrays.update({f"done_{k}": v for k, v in run.stats().items()})
+        meta = {"version": CHECKPOINT_VERSION, "key": self.key, "settings": self.settings, "done": run.done,
+                "in_flight": None, "wall_seconds": time.perf_counter() - run.started}
+        if in_flight is not None:
+            meta["in_flight"] = {k: in_flight[k] for k in ("first", "n", "segment")}
+            arrays.update({f"state_{k}": v for k, v in in_flight["state"].items()})
+        meta["chunk"] = in_flight["n"] if in_flight is not None else (len(run.parts[-1]["rep_i"]) if run.parts else 0)
+        try:
+            with atomic_open(self.path, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        except OSError as err:  # a full disk must not end the run: its results are still written (or rescued)
+            self.every = math.inf
+            print(f"\ncheckpoint: could not write {self.path} ({err.strerror or err}); continuing without checkpoints",
+                  file=sys.stderr)
+            return
+        self.saves += 1
+        self.last = time.monotonic()
+        self.cost = self.last - began
+
+    def restore(self, run: "_Progress") -> dict | None:
+        """Load a saved run into ``run``; returns the chunk in flight (or None without a checkpoint)."""
+        if not (self.resume and self.path.is_file()):
+            return None
+        data = self.load()
+        self._data = None
+        meta = data["meta"]
+        run.wall_before = float(meta.get("wall_seconds", 0.0))
+        done = meta["done"]
+        if done:
+            run.parts = [{k: data[f"done_{k}"] for k in RESULT_FIELDS}]
+            run.done = done
+        run.rep0.restore({k[5:]: v for k, v in data.items() if k.startswith("rep0_")})
+        flight = meta["in_flight"]
+        out = {"chunk": meta["chunk"] or 1, "first": -1, "segment": 0, "state": None}
+        if flight is not None:
+            out.update(first=flight["first"], segment=flight["segment"],
+                       state={k[6:]: v for k, v in data.items() if k.startswith("state_")})
+        return out
+
+    def load(self) -> dict:
+        """Read and check the checkpoint (kept in memory until ``restore`` takes it)."""
+        from twin.errors import ConfigError
+
+        if getattr(self, "_data", None) is not None:
+            return self._data
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data.pop("meta")))
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError("resume", True, f"{self.path} is unreadable ({err}); delete it to start afresh") from None
+        if meta.get("version") != CHECKPOINT_VERSION or meta.get("key") != self.key:
+            raise ConfigError("resume", True, f"{self.path} belongs to a different run ({self._difference(meta)}); "
+                                              "resume with the same settings, or run into another folder")
+        data["meta"] = meta
+        self._data = data
+        return data
+
+    def _difference(self, meta) -> str:
+        old = meta.get("settings") or {}
+        for k, v in self.settings.items():
+            if old.get(k) != v:
+                return f"it has {k}={old.get(k)!r}, this run {k}={v!r}"
+        return "the line's content or the engine changed"
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _log_rows(run: "_Progress", in_flight: dict | None) -> int:
+    """Rows of replication 0's lot log written so far (its cursor lives in rep_i)."""
+    if run.parts:
+        rep_i = run.parts[0]["rep_i"]
+    elif in_flight is not None and in_flight["first"] == 0:
+        rep_i = in_flight["state"]["rep_i"]
+    else:
+        return 0
+    return int(min(rep_i[0, K.R_LOG_N], run.rep0.log.shape[0]))
+
+
+def checkpoint_key(c: CompiledLine, backend_name: str, replicas: int, horizon_days: float, warmup_days: float,
+                   seed: int, snapshot_minutes: float, segments: int = 20) -> tuple[str, dict]:
+    """What a run's numbers depend on: the compiled tables, the run settings, the engine's source."""
+    h = hashlib.sha256()
+    for a in (*c.static_tables(), c.wip):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    for name, (shape, dt) in state_shapes(c).items():
+        h.update(f"{name}{shape}{np.dtype(dt)}".encode())
+    for src in sorted((Path(__file__).resolve().parents[1] / "kernels").glob("*.py")):
+        h.update(src.read_bytes())
+    settings = {"line": c.line.name, "backend": backend_name, "replicas": replicas, "horizon_days": horizon_days,
+                "warmup_days": warmup_days, "seed": seed, "snapshot_minutes": snapshot_minutes, "segments": segments}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()[:24], settings
+
+
+def checkpoint_bytes(c: CompiledLine, backend: Backend, replicas: int, chunk_replicas: int = 0) -> int:
+    """An upper bound on one checkpoint file: a chunk's state, every replication's statistics, rep 0's log."""
+    shapes = state_shapes(c)
+    per_rep = sum(int(np.prod(shapes[k][0])) * np.dtype(shapes[k][1]).itemsize for k in RESULT_FIELDS)
+    chunk = default_chunk(c, backend, replicas, chunk_replicas)
+    return chunk * bytes_per_replication(c) + replicas * per_rep
 
 
 def check_run_args(replicas, horizon_days, warmup_days):
@@ -168,21 +414,26 @@ def check_run_args(replicas, horizon_days, warmup_days):
         raise ConfigError("horizon_days", horizon_days, f"must be greater than warmup_days ({warmup_days})")
 
 
-def rep_zero_sizes(c: CompiledLine, horizon: float, snapshot_minutes: float) -> tuple[int, int]:
-    """Rows of replication 0's lot log and number of snapshots (twin.sanity sizes a run with them)."""
+def log_rows(c: CompiledLine, horizon: float) -> int:
+    """Rows of replication 0's lot log: the lots it can complete by ``horizon`` minutes, with margin."""
     expected = c.wip.shape[0] + sum(
         horizon / c.line.releases[s].interval_minutes if c.line.releases[s].kind != "conwip" else horizon / max(c.raw_process_minutes[s], 1.0) * c.line.releases[s].wip_cap
         for s in range(len(c.stream_names))
     )
+    return int(min(expected * 1.5 + 1024, 5_000_000))
+
+
+def rep_zero_sizes(c: CompiledLine, horizon: float, snapshot_minutes: float) -> tuple[int, int]:
+    """Rows of replication 0's lot log and number of snapshots (twin.sanity sizes a run with them)."""
     n_snap = int(horizon // snapshot_minutes) + 1 if snapshot_minutes > 0 else 0
-    return int(min(expected * 1.5 + 1024, 5_000_000)), n_snap
+    return log_rows(c, horizon), n_snap
 
 
 class _RepZeroBuffers:
     """Lot log and snapshots of replication 0 (tiny, written in place by the kernels)."""
 
     def __init__(self, c: CompiledLine, horizon: float, n_snap: int, every: float):
-        self.log = np.zeros((rep_zero_sizes(c, horizon, every)[0], K.N_LOG), np.float64)
+        self.log = np.zeros((log_rows(c, horizon), K.N_LOG), np.float64)
         self.snap_t = np.arange(max(n_snap, 1), dtype=np.float64) * every if n_snap else np.full(1, np.inf)
         self.snap_tool = np.zeros((self.snap_t.size, c.n_tools), np.int8)
         self.snap_queue = np.zeros((self.snap_t.size, len(c.group_names)), np.int32)
@@ -201,24 +452,44 @@ class _RepZeroBuffers:
         out["defect_density"] = rows[:, K.LOG_DEFECTS]
         return out
 
+    def arrays(self, log_rows: int) -> dict:
+        """The buffers as they stand, for a checkpoint (the lot log up to its cursor)."""
+        return {"log": self.log[:log_rows], "snap_t": self.snap_t, "snap_tool": self.snap_tool,
+                "snap_queue": self.snap_queue}
+
+    def restore(self, saved: dict) -> None:
+        log = saved["log"]
+        self.log[: log.shape[0]] = log
+        for name in ("snap_t", "snap_tool", "snap_queue"):
+            getattr(self, name)[...] = saved[name]
+
     def snapshots(self) -> dict:
         n = self.n_snap
         return {"time_days": self.snap_t[:n] / MINUTES_PER_DAY, "tool_state": self.snap_tool[:n], "queue_lots": self.snap_queue[:n]}
 
 
-def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar):
+def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar, *,
+               saved_state=None, start_segment=0, boundary=None):
+    """One chunk from t = 0 (or from a checkpoint's state after ``start_segment``) to the horizon."""
     shapes = state_shapes(c)
-    state = {name: backend.zeros(n, *shapes[name]) for name in STATE_ORDER}
     static = backend.static(c)
     logs = backend.rep_zero(rep0, first == 0)
     launch = backend.launchers()
-    launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
-    for k in range(1, segments + 1):
+    if saved_state is None:
+        state = {name: backend.zeros(n, *shapes[name]) for name in STATE_ORDER}
+        launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
+    else:
+        state = {name: backend.from_host(saved_state[name]) for name in STATE_ORDER}
+        if bar is not None:
+            bar.update(n * start_segment)
+    for k in range(start_segment + 1, segments + 1):
         until = horizon * k / segments
         launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, first, until, warmup, horizon)
         backend.synchronize()
         if bar is not None:
             bar.update(n)
+        if boundary is not None and k < segments:
+            boundary(first, n, k, until, state, logs)
     launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"], warmup, horizon)
     backend.copy_rep_zero(rep0, logs, first == 0)
     return {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
