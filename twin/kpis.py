@@ -127,6 +127,7 @@ def _tool_group_kpis(result):
             rows[f"{prefix}.e10.{state}"] = e10[:, k]
         rows[f"{prefix}.utilisation"] = e10[:, K.PRODUCTIVE]
         rows[f"{prefix}.availability"] = 1.0 - e10[:, K.SCHED_DOWN] - e10[:, K.UNSCHED_DOWN]
+        rows[f"{prefix}.busy_of_available"] = _ratio(e10[:, K.PRODUCTIVE] + e10[:, K.SETUP], rows[f"{prefix}.availability"])
         rows[f"{prefix}.queue_wait_minutes"] = _ratio(qf[:, g, K.QF_WAIT_SUM], qi[:, g, K.Q_WAIT_N])
         rows[f"{prefix}.queue_lots"] = qf[:, g, K.QF_AREA] / window_min
         rows[f"{prefix}.failures_per_tool"] = ti[:, tools, K.T_FAILS].sum(axis=1) / tools.size

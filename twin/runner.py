@@ -122,8 +122,11 @@ LOT_LOG_DTYPE = np.dtype([
 
 def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: float, seed: int,
              backend: Backend, chunk_replicas: int = 0, snapshot_minutes: float = 240.0,
-             segments: int = 20, progress: bool = False) -> RunResult:
-    """Simulate ``replicas`` replications; KeyboardInterrupt keeps the finished chunks."""
+             segments: int = 0, progress: bool = False) -> RunResult:
+    """Simulate ``replicas`` replications; KeyboardInterrupt keeps the finished chunks.
+
+    ``segments`` (0: one per simulated day) splits the horizon; the progress bar moves after each.
+    """
     check_run_args(replicas, horizon_days, warmup_days)
     horizon = horizon_days * MINUTES_PER_DAY
     warmup = warmup_days * MINUTES_PER_DAY
@@ -134,7 +137,8 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     parts, done, interrupted = [], 0, False
     started = time.perf_counter()
     compile_seconds = backend.warm_up(c)
-    bar = _progress(replicas * segments, progress)
+    segments = segments or segment_count(horizon_days)
+    bar = _progress(replicas * horizon_days, progress)
     try:
         for first in range(0, replicas, chunk):
             n = min(chunk, replicas - first)
@@ -207,12 +211,15 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar)
     logs = backend.rep_zero(rep0, first == 0)
     launch = backend.launchers()
     launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
+    previous = 0.0
     for k in range(1, segments + 1):
         until = horizon * k / segments
         launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, first, until, warmup, horizon)
         backend.synchronize()
-        if bar is not None:
-            bar.update(n)
+        if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
+            bar.set_postfix_str(f"day {until / MINUTES_PER_DAY:,.0f} of {horizon / MINUTES_PER_DAY:,.0f}", refresh=False)
+            bar.update(n * (until - previous) / MINUTES_PER_DAY)
+            previous = until
     launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"], warmup, horizon)
     backend.copy_rep_zero(rep0, logs, first == 0)
     return {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
@@ -228,9 +235,23 @@ def _raise_on_capacity(rep_i, c: CompiledLine):
         raise ConfigError("max_lots", c.lot_capacity, "the event calendar overflowed; raise max_lots")
 
 
+SEGMENT_DAYS = 1.0  # the progress bar moves once per simulated day
+MAX_SEGMENTS = 20_000  # past this, segments grow longer than a day (each costs a launch and a sync)
+
+
+def segment_count(horizon_days: float) -> int:
+    """Segments of at most a simulated day (fewer for very long horizons).
+
+    A segment ends with one kernel launch and a device sync; at about a day of simulated time
+    that is noise next to the events it advances, and the bar (and its ETA) moves from the first day.
+    """
+    return int(min(max(math.ceil(horizon_days / SEGMENT_DAYS), 1), MAX_SEGMENTS))
+
+
 def _progress(total, enabled):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rep-seg", desc="simulating", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, unit=" replication-days", unit_scale=True, desc="simulating", leave=False,
+                dynamic_ncols=True)
