@@ -221,18 +221,18 @@ def survivor_warnings(doc: dict) -> list[str]:
     for name, p in doc["products"].items():
         ct = p["cycle_time_days"]["mean"]["mean"]
         if ct is None:
-            out.append(f"warning: no lot of {name} completed in the {window:g}-day window; "
-                       f"raise horizon_days (cycle time unknown)")
+            out.append(f"warning: no released lot of {name} completed between day {meta['warmup_days']:g} and day "
+                       f"{meta['horizon_days']:g}, so its cycle time is unknown; raise horizon_days")
         elif ct > CT_WINDOW_SHARE * window:
             out.append(f"warning: {name}'s cycle time ({readable.number(ct)} days) is {100 * ct / window:.0f}% of the "
                        f"{window:g}-day window: lots still in process at the end are not counted, so cycle time is "
-                       f"biased low; raise horizon_days to at least {readable.number(_horizon_for(meta, ct))}")
+                       f"biased low; raise horizon_days to at least {_horizon_for(meta, ct):,}")
     return out
 
 
-def _horizon_for(meta: dict, ct: float) -> float:
-    """The horizon whose window is ``1 / CT_WINDOW_SHARE`` cycle times."""
-    return meta["warmup_days"] + ct / CT_WINDOW_SHARE
+def _horizon_for(meta: dict, ct: float) -> int:
+    """Whole days of horizon whose window holds ``1 / CT_WINDOW_SHARE`` cycle times."""
+    return math.ceil(meta["warmup_days"] + ct / CT_WINDOW_SHARE)
 
 
 def _table(header, rows) -> list[str]:
