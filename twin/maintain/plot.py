@@ -10,6 +10,19 @@ from twin.maintain.study import OBJECTIVES, Study, _label
 from twin.maintain.summary import Summary, pareto_front
 
 
+PLOT_EXTRA = 'pip install "fabtwin[plot]"'
+
+
+def plot_available() -> bool:
+    """True when matplotlib imports (the ``plot`` extra); found without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def plot_tradeoff(path, study: Study, s: Summary) -> None:
     """Objective against the first policy parameter (with CIs), and good dies against cost per year."""
     import matplotlib
@@ -78,6 +91,6 @@ def _plot_pareto(ax, study, s):
     if cands.labels[0] == "run_to_failure" and len(cands) > 1:
         ax.plot([c[0]], [g[0]], "kx", ms=10, label="run to failure", zorder=4)
     ax.plot([c[s.best]], [g[s.best]], "r*", ms=14, label=f"best ({study.objective})", zorder=5)
-    ax.set_xlabel("maintenance cost per year (PM + repair prices)")
+    ax.set_xlabel(f"maintenance cost ({study.tool.currency} per year: PM + repair + down-hour prices)")
     ax.set_ylabel("good dies per year")
     ax.legend(fontsize=8)

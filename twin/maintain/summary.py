@@ -87,19 +87,34 @@ class Summary:
     gap: np.ndarray  # objective(candidate) - objective(best), mean over paired replications
     gap_ci: np.ndarray
     tied: np.ndarray  # bool: gap's CI covers 0
+    front: np.ndarray | None = None  # candidates on the Pareto front of (cost per year, good dies per year), by cost
 
 
 def summarise(tool: ToolModel, raw: Raw, objective: str) -> Summary:
     """KPIs with CIs, the best candidate for ``objective``, and each candidate's paired gap to it."""
     reps = per_replication(tool, raw)
     kpis = {k: mean_ci(v) for k, v in reps.items()}
-    key, sign = OBJECTIVES[objective]
-    score = sign * np.nan_to_num(kpis[key][0], nan=-np.inf)
-    best = int(np.argmax(score))
+    key = OBJECTIVES[objective][0]
+    front = pareto_front(kpis["cost_per_year"][0], kpis["good_dies_per_year"][0])
+    best = best_on_front(kpis, objective, front)
     diff = reps[key] - reps[key][best][None, :]
     gap, gap_ci = mean_ci(diff)
     gap_ci = np.nan_to_num(gap_ci, nan=0.0)
-    return Summary(kpis, warning_scores(tool, raw), best, gap, gap_ci, np.abs(gap) <= gap_ci)
+    return Summary(kpis, warning_scores(tool, raw), best, gap, gap_ci, np.abs(gap) <= gap_ci, front)
+
+
+def best_on_front(kpis: dict, objective: str, front: np.ndarray) -> int:
+    """The candidate with the best ``objective`` mean among those on the Pareto front.
+
+    No candidate has at least as many good dies per year at no more cost per year, and more of one or
+    less of the other: recommending a dominated policy would leave dies or money on the table.
+    Without a front (no finite cost or good dies) the objective alone decides.
+    """
+    key, sign = OBJECTIVES[objective]
+    score = sign * np.nan_to_num(kpis[key][0], nan=-np.inf)
+    if front.size == 0:
+        return int(np.argmax(score))
+    return int(front[np.argmax(score[front])])
 
 
 def pareto_front(cost: np.ndarray, avail: np.ndarray) -> np.ndarray:

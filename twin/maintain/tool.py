@@ -38,6 +38,7 @@ class ToolModel:
     price_pm: float = 0.0
     price_repair: float = 0.0
     price_down_hour: float = 0.0
+    currency: str = "USD"  # the unit of every price and cost
     warn_level: float = math.inf  # condition at which a failure is predicted (RUL = 0)
     warn_horizon: float = 0.0  # hours: warn when predicted RUL falls below
     warn_window: float = 1.0  # hours after a warning within which a failure matches it
@@ -92,7 +93,7 @@ def parse_tool(cfg: dict, warnings: dict | None = None) -> ToolModel:
     ycfg = _mapping(cfg.get("yield"), "tool.yield")
     _only(ycfg, "tool.yield", {"die_area_cm2", "d0", "gross_dies"})
     prices = _mapping(cfg.get("prices"), "tool.prices")
-    _only(prices, "tool.prices", {"pm", "repair", "down_hour"})
+    _only(prices, "tool.prices", {"pm", "repair", "down_hour", "currency"})
     life = _dist(fail.get("life"), "tool.failure.life")
     threshold = _dist(fail.get("threshold"), "tool.failure.threshold")
     tool = ToolModel(
@@ -117,6 +118,7 @@ def parse_tool(cfg: dict, warnings: dict | None = None) -> ToolModel:
         price_pm=_num(prices.get("pm", 0.0), "tool.prices.pm"),
         price_repair=_num(prices.get("repair", 0.0), "tool.prices.repair"),
         price_down_hour=_num(prices.get("down_hour", 0.0), "tool.prices.down_hour"),
+        currency=_currency(prices.get("currency", "USD")),
     )
     if life is None and threshold is None and tool.hazard_h0 == 0.0:
         raise ConfigError("tool.failure", fail, "give at least one of life, threshold or hazard.h0 > 0")
@@ -139,3 +141,9 @@ def _with_warnings(tool: ToolModel, cfg: dict) -> ToolModel:
     window = _num(cfg.get("window_hours", 2.0 * horizon), "warnings.window_hours", low=0.0, open_low=True)
     return replace(tool, warn_level=level, warn_horizon=horizon, warn_window=window,
                    warn_bins=_int(cfg.get("bins", 48), "warnings.bins", 1))
+
+
+def _currency(value) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 16:
+        raise ConfigError("tool.prices.currency", value, "a short unit name such as USD or EUR")
+    return value.strip()
