@@ -74,6 +74,19 @@ def _guarded(prog, action) -> int:
         return 2
 
 
+def _check_view_packages() -> None:
+    """Before reading or writing anything: the ``view`` extra's packages are there (found, not imported)."""
+    import importlib.util
+
+    for name in ("pyvista", "imageio"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ImportError(f"No module named {name!r}", name=name)
+
+
 def _size(text, field):
     try:
         w, h = (int(v) for v in str(text).lower().split("x"))
@@ -90,6 +103,7 @@ def _view(args) -> int:
     size = _size(args.size, "--size")
     if args.fps <= 0:
         raise ConfigError("--fps", args.fps, "must be > 0")
+    _check_view_packages()
     run = load_run(args.run_folder)
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ConfigError("DISPLAY", os.environ.get("DISPLAY", ""),
@@ -110,6 +124,7 @@ def _render(args) -> int:
         raise ConfigError("--movie", args.movie, f"allowed: {', '.join(MOVIES)}")
     if args.stills < 0 or args.max_frames < 1 or args.fps <= 0:
         raise ConfigError("--stills/--max-frames/--fps", (args.stills, args.max_frames, args.fps), "need stills >= 0, max-frames >= 1, fps > 0")
+    _check_view_packages()
     run = load_run(args.run_folder)
     if args.movie == "mp4":
         try:
