@@ -18,6 +18,7 @@ from twin.output import bottlenecks, summary_table, survivor_warnings
     (1346.2, 12.3, "1,346 ± 12"),
     (2.5e9, 1.04e7, "2,500,000,000 ± 10,000,000"),
     (0.5, None, "0.500"),
+    (1.0, 1.99e-15, "1.00"),  # rounding noise of a share that is 1 in every replication
     (None, None, "-"),
 ])
 def test_mean_and_ci_read_with_the_digits_the_ci_supports(mean, half, text):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 MAX_DECIMALS = 6
+NOISE = 1e-9  # a half-width this small against the mean is floating-point rounding, shown as none
 
 
 def decimals_for(value: float, significant: int) -> int:
@@ -35,9 +36,9 @@ def mean_ci(mean, half, scale: float = 1.0) -> str:
     if mean is None or not math.isfinite(float(mean)):
         return "-"
     mean = float(mean) * scale
-    if half is None or not math.isfinite(float(half)) or half == 0:
-        return number(mean)
-    half = float(half) * scale
+    half = float(half) * scale if half is not None else math.nan
+    if not math.isfinite(half) or abs(half) <= NOISE * max(abs(mean), 1.0):
+        return number(mean)  # no spread, or only rounding noise (a share that is 1 in every replication)
     places = max(decimals_for(half, 2), decimals_for(mean, 3))
     return f"{number(mean, places=places)} ± {number(half, places=decimals_for(half, 2))}"
 
