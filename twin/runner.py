@@ -125,7 +125,8 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
              segments: int = 0, progress: bool = False) -> RunResult:
     """Simulate ``replicas`` replications; KeyboardInterrupt keeps the finished chunks.
 
-    ``segments`` (0: one per simulated day) splits the horizon; the progress bar moves after each.
+    ``segments`` (0: one per simulated day) splits the horizon; the progress bar moves after each launch
+    (one segment or several: :func:`_segment_ends`).
     """
     check_run_args(replicas, horizon_days, warmup_days)
     horizon = horizon_days * MINUTES_PER_DAY
@@ -212,8 +213,7 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar)
     launch = backend.launchers()
     launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
     previous = 0.0
-    for k in range(1, segments + 1):
-        until = horizon * k / segments
+    for until in _segment_ends(horizon, segments):
         launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, first, until, warmup, horizon)
         backend.synchronize()
         if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
@@ -235,17 +235,34 @@ def _raise_on_capacity(rep_i, c: CompiledLine):
         raise ConfigError("max_lots", c.lot_capacity, "the event calendar overflowed; raise max_lots")
 
 
-SEGMENT_DAYS = 1.0  # the progress bar moves once per simulated day
-MAX_SEGMENTS = 20_000  # past this, segments grow longer than a day (each costs a launch and a sync)
+SEGMENT_DAYS = 1.0  # segment ends fall on whole simulated days
+MAX_SEGMENTS = 20_000  # past this, segments grow longer than a day
+SEGMENT_TARGET_SECONDS = 0.5  # launch as many days at once as take about this long
 
 
 def segment_count(horizon_days: float) -> int:
-    """Segments of at most a simulated day (fewer for very long horizons).
-
-    A segment ends with one kernel launch and a device sync; at about a day of simulated time
-    that is noise next to the events it advances, and the bar (and its ETA) moves from the first day.
-    """
+    """Day-long segments of the horizon (fewer, longer ones for very long horizons)."""
     return int(min(max(math.ceil(horizon_days / SEGMENT_DAYS), 1), MAX_SEGMENTS))
+
+
+def _segment_ends(horizon: float, count: int):
+    """Ends of the launches, on segment boundaries: one day first, then as many days per launch as take
+    about SEGMENT_TARGET_SECONDS (doubling or halving).
+
+    A slow line moves the bar every simulated day from the first seconds; a fast one does not pay a
+    launch, a device sync and a barrier of all threads per day (on a loaded CPU each barrier waits for a
+    descheduled thread). Results do not depend on where segments end (tests/test_progress.py).
+    """
+    done, step = 0, 1
+    while done < count:
+        done = min(done + step, count)
+        started = time.perf_counter()
+        yield horizon * done / count
+        took = time.perf_counter() - started
+        if took < SEGMENT_TARGET_SECONDS / 2:
+            step *= 2
+        elif took > 2 * SEGMENT_TARGET_SECONDS:
+            step = max(1, step // 2)
 
 
 def _progress(total, enabled):
