@@ -141,3 +141,25 @@ def test_outside_the_checkout_fabtwin_data_finds_it(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "106"
+
+
+def test_render_of_an_smt2020_run_says_which_floor_and_why(tmp_path, monkeypatch, capsys):
+    from test_view_fixture import gl_unavailable_reason, smt2020_groups, write_run
+    from twin.view.cli import render_main
+    from twin.view.layout import smat2022_dir
+
+    if gl_unavailable_reason():
+        pytest.skip(gl_unavailable_reason())
+    real = smat2022_dir()
+    groups = smt2020_groups("HVLM")
+    folder = write_run(tmp_path / "run", groups=groups, smt2020="HVLM", n_snapshots=2)
+    args = [str(folder), "--stills", "1", "--movie", "none", "--size", "320x180"]
+    monkeypatch.delenv("FABTWIN_SMAT2022_DIR", raising=False)
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))  # no smat2022/ there: the generic floor, said so
+    assert render_main(args) == 0
+    said = capsys.readouterr().out.splitlines()[0]
+    assert said.startswith("floor: the generic floor") and str(tmp_path / "smat2022") in said
+    assert "FABTWIN_DATA=" in said and "--smat2022" in said
+    if real is not None:
+        assert render_main([*args, "--smat2022", str(real)]) == 0
+        assert capsys.readouterr().out.splitlines()[0].startswith(f"floor: the real SMAT2022 layout at {real}")

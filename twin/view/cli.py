@@ -142,10 +142,10 @@ def _render(args) -> int:
 
 
 def _say_floor(run, smat_dir) -> None:
-    """Which floor the scene draws and why, before drawing (stderr: stdout lists the files)."""
+    """Which floor the scene draws and why, on stdout before drawing (stderr is kept for the one error line)."""
     from twin.view.layout import choose_floor
 
-    print(choose_floor(run.group_names, run.line or {}, smat_dir)[1], file=sys.stderr)
+    print(choose_floor(run.group_names, run.line or {}, smat_dir)[1], flush=True)
 
 
 if __name__ == "__main__":  # python -m twin.view.cli view|render RUN
