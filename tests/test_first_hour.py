@@ -96,6 +96,8 @@ def test_help_is_short_and_points_to_the_docs(tmp_path):
     assert proc.returncode == 0 and 8 < len(lines) <= 40, len(lines)
     text = proc.stdout
     assert "docs/" in text and "line=" in text and "FABTWIN_DATA" in text and "smt2020_hvlm" in text
+    proc = twin_without([], "maintain", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) <= 40 and "docs/maintenance.md" in proc.stdout
 
 
 # ----------------------------------------------------------------------------- data from anywhere
