@@ -67,10 +67,10 @@ def test_summary_states_the_ci_units_and_no_exponents(tmp_path, capsys):
 
 
 def test_short_horizon_warns_of_survivor_bias(tmp_path, capsys):
-    doc = _tiny_doc(tmp_path / "a", 0.3, 0.2)  # a few hours: the window is short against the cycle time
+    doc = _tiny_doc(tmp_path / "a", 0.3, 0.05)  # 72 minutes of warm-up against cycle times of about 2 hours
     found = survivor_warnings(doc)
-    assert len(found) == 1 and "horizon_days" in found[0]
+    assert len(found) == 1 and "biased low" in found[0] and "warmup_days" in found[0]
     print_summary(doc, tmp_path)
-    assert "raise horizon_days" in capsys.readouterr().err
+    assert "raise warmup_days" in capsys.readouterr().err
     none_done = _tiny_doc(tmp_path / "b", 0.02, 0.01)  # half an hour: nothing released completes
     assert "cycle time is unknown" in survivor_warnings(none_done)[0]

@@ -176,7 +176,7 @@ def line_layout(c) -> dict:
 
 
 BOTTLENECK_ROWS = 5
-CT_WINDOW_SHARE = 0.1  # cycle time above this share of the measured window: survivor bias
+CT_TAIL_FACTOR = 1.5  # slow lots' cycle time against the mean, and the margin asked of the warm-up
 
 
 def summary_table(doc: dict) -> str:
@@ -213,26 +213,30 @@ def bottlenecks(groups: dict) -> list:
 
 
 def survivor_warnings(doc: dict) -> list[str]:
-    """Products whose cycle time is long against the measured window: only lots that finish inside it
-    are counted, so the slow ones are missing and the mean cycle time is biased low."""
+    """Products whose cycle times are long against the warm-up: a lot completing at day t was released at
+    day 0 or later (initial WIP is not counted), so its cycle time is at most t, and lots slower than the
+    warm-up are missing from the window's first days: the mean cycle time is biased low (survivor bias).
+
+    The warning fires when the measured 95th percentile (1.5 x the mean when unknown) exceeds the warm-up.
+    """
     meta = doc["meta"]
-    window = meta["horizon_days"] - meta["warmup_days"]
+    warmup, horizon = meta["warmup_days"], meta["horizon_days"]
     out = []
     for name, p in doc["products"].items():
-        ct = p["cycle_time_days"]["mean"]["mean"]
-        if ct is None:
-            out.append(f"warning: no released lot of {name} completed between day {meta['warmup_days']:g} and day "
-                       f"{meta['horizon_days']:g}, so its cycle time is unknown; raise horizon_days")
-        elif ct > CT_WINDOW_SHARE * window:
-            out.append(f"warning: {name}'s cycle time ({readable.number(ct)} days) is {100 * ct / window:.0f}% of the "
-                       f"{window:g}-day window: lots still in process at the end are not counted, so cycle time is "
-                       f"biased low; raise horizon_days to at least {_horizon_for(meta, ct):,}")
+        ct = p["cycle_time_days"]
+        mean, p95 = ct["mean"]["mean"], (ct.get("p95") or {}).get("mean")
+        if mean is None:
+            out.append(f"warning: no released lot of {name} completed between day {warmup:g} and day {horizon:g}, "
+                       f"so its cycle time is unknown; raise horizon_days")
+            continue
+        slow = p95 if p95 is not None and math.isfinite(p95) else CT_TAIL_FACTOR * mean
+        if slow > warmup:
+            need = math.ceil(CT_TAIL_FACTOR * slow)
+            out.append(f"warning: {name}'s cycle time (mean {readable.number(mean)} days, 95th percentile "
+                       f"{readable.number(slow)}) is long against the {warmup:g}-day warm-up: lots slower than the "
+                       f"time since day 0 cannot have completed yet, so cycle time is biased low; raise warmup_days "
+                       f"to at least {need} and horizon_days with it (e.g. horizon_days={need * 4})")
     return out
-
-
-def _horizon_for(meta: dict, ct: float) -> int:
-    """Whole days of horizon whose window holds ``1 / CT_WINDOW_SHARE`` cycle times."""
-    return math.ceil(meta["warmup_days"] + ct / CT_WINDOW_SHARE)
 
 
 def _table(header, rows) -> list[str]:
