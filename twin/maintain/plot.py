@@ -93,4 +93,9 @@ def _plot_pareto(ax, study, s):
     ax.plot([c[s.best]], [g[s.best]], "r*", ms=14, label=f"best ({study.objective})", zorder=5)
     ax.set_xlabel(f"maintenance cost ({study.tool.currency} per year: PM + repair + down-hour prices)")
     ax.set_ylabel("good dies per year")
+    from matplotlib.ticker import FuncFormatter
+
+    whole = FuncFormatter(lambda v, _: f"{v:,.0f}")  # 1,600,000 rather than 1.6 with a 1e6 offset
+    ax.xaxis.set_major_formatter(whole)
+    ax.yaxis.set_major_formatter(whole)
     ax.legend(fontsize=8)
