@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twin import data
+
 SMALL_LINE = (  # (group, area, tools)
     ("Litho_A", "Litho", 4), ("LithoTrack_A", "Litho", 3), ("LithoMet", "Litho", 2),
     ("DE_Poly", "Dry_Etch", 5), ("DE_Oxide", "Dry_Etch", 3),
@@ -20,7 +22,7 @@ SMALL_LINE = (  # (group, area, tools)
     ("Implant_HC", "Implant", 2), ("Implant_MC", "Implant", 2),
     ("TF_PVD", "TF", 4), ("Dielectric_CVD", "Dielectric", 3), ("Planar_CMP", "Planar", 3),
 )
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = (data.find("smt2020", "HVLM/tool.txt.1l").path or Path("/nonexistent/shared/data/smt2020")).parent
 
 
 def smt2020_groups(dataset="HVLM"):

@@ -200,18 +200,37 @@ def test_smat_folder_from_environment(tmp_path, monkeypatch):
 
 
 def test_default_smat_path_is_beside_the_checkout_or_the_working_folder(monkeypatch, tmp_path):
-    monkeypatch.delenv(L.SMAT_ENV, raising=False)
-    from pathlib import Path
+    from twin import data
 
-    beside_package = Path(L.__file__).resolve().parents[2].parent / "shared" / "data" / "smat2022"
-    beside_cwd = Path.cwd().resolve().parent / "shared" / "data" / "smat2022"
-    candidates = [p for p in (beside_package, beside_cwd) if (p / "equipment.csv").is_file()]
-    assert L.smat2022_dir() == (candidates[0] if candidates else None)
+    monkeypatch.delenv(L.SMAT_ENV, raising=False)
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    beside_package = [p for p, how in data.candidates("smat2022") if how == "beside the checkout"]
+    holding = [p for p, _ in data.candidates("smat2022") if (p / "equipment.csv").is_file()]
+    assert L.smat2022_dir() == (holding[0] if holding else None)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    if not (beside_package / "equipment.csv").is_file():
-        assert L.smat2022_dir() is None  # neither beside the package nor beside this folder
+    if not any((p / "equipment.csv").is_file() for p in beside_package):
+        assert L.smat2022_dir() is None  # neither beside the package nor above this folder
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))  # $FABTWIN_DATA wins, and holds no floor
+    assert L.smat2022_dir() is None
+
+
+def test_the_floor_says_which_and_why(tmp_path, monkeypatch):
+    """An SMT2020 line without the SMAT2022 sheets falls back to the generic floor, and says so."""
+    from twin import data
+
+    monkeypatch.delenv(L.SMAT_ENV, raising=False)
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    names, areas, tool_group, line = _line((("Litho_A", "Litho", 2),))
+    lay = L.floor_layout(names, areas, tool_group, {**line, "smt2020": "HVLM"})
+    assert lay.source == "auto"
+    assert "generic floor" in lay.why and str(tmp_path / "smat2022") in lay.why and "FABTWIN_DATA" in lay.why
+    assert "not an SMT2020 line" in L.floor_layout(names, areas, tool_group, line).why
+    if SMAT is not None:
+        lay = L.floor_layout(names, areas, tool_group, {**line, "smt2020": "HVLM"}, smat_dir=SMAT)
+        assert lay.source == "smat2022" and f"real SMAT2022 layout at {SMAT}" in lay.why
+
 
 
 def test_shared_slots_split_without_overlap():

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from twin.backend import resolve_backend
 from twin.compile import MINUTES_PER_DAY, compile_line
+from twin import readable
 from twin.errors import ConfigError
 from twin.line import Line, load_line
-from twin.output import estimate_bytes, summary_table, write_run
+from twin.output import estimate_bytes, summary_table, survivor_warnings, write_run
 from twin.rundir import (CHECKPOINT, FolderLock, Interrupts, RunFolderError, check_folder, remove_stale_outputs,
                          remove_temporaries, rescue_dir, staging_dir)
 from twin.runner import Checkpoint, checkpoint_bytes, checkpoint_key, log_rows, run_line
@@ -284,6 +285,8 @@ def print_summary(doc: dict, out_dir) -> None:
           f"(warm-up {meta['warmup_days']:g}) on {meta['backend']} ({meta['device']})")
     print(f"{meta['events']:,} events in {meta['wall_seconds']:.2f} s (+{meta['compile_seconds']:.1f} s JIT/cache load)")
     print(summary_table(doc))
+    for warning in survivor_warnings(doc):
+        print(warning, file=sys.stderr)
     if "yield" in doc and isinstance(doc["yield"], dict):
         print(_yield_line(doc["yield"]))
     check = doc["checks"]["conservation"]
@@ -297,5 +300,5 @@ def _yield_line(y: dict) -> str:
     for name, p in (y.get("products") or {}).items():
         dy = p.get("die_yield") if isinstance(p, dict) else None
         if isinstance(dy, dict) and dy.get("mean") is not None:
-            parts.append(f"{name} {100 * dy['mean']:.1f}%")
-    return "die yield: " + (", ".join(parts) if parts else "see kpis.json")
+            parts.append(f"{name} {readable.summary(dy, 100)}")
+    return "die yield (%): " + (", ".join(parts) if parts else "see kpis.json")

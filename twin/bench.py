@@ -84,6 +84,32 @@ def _positive_ints(text: str, field: str) -> list[int]:
     return values
 
 
+# ----------------------------------------------------------------------------- optional packages
+
+BENCH_EXTRA = 'pip install "fabtwin[bench]"'
+
+
+def has_module(name: str) -> bool:
+    """True when ``name`` imports, found without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_extras(args, argv) -> None:
+    """Before any work: a section asked for by name needs its package (one-line error); in the default
+    run a missing package drops the SimPy section or the plot, said in one line each."""
+    if "simpy" in args.only and not has_module("simpy"):
+        if any(a.startswith("--only") for a in argv):
+            raise ConfigError("--only", "simpy", f"the SimPy baseline needs simpy: {BENCH_EXTRA}")
+        args.only = [s for s in args.only if s != "simpy"]
+        print(f"note: skipping the SimPy baseline: it needs simpy ({BENCH_EXTRA})", file=sys.stderr)
+    if not args.no_plot and not has_module("matplotlib"):
+        args.no_plot = True
+        print(f"note: skipping the plot: it needs matplotlib ({BENCH_EXTRA})", file=sys.stderr)
+
+
 # ----------------------------------------------------------------------------- where the benchmarks live
 
 def locate_benchmarks() -> Path:
@@ -453,6 +479,7 @@ def main(argv: list[str]) -> int:
         raise ConfigError("bench", str(err.argument_name), str(err)) from None
     args.argv = list(argv)
     folder = locate_benchmarks()
+    check_extras(args, argv)
     out_dir = Path(args.out) if args.out else folder / "results"
     compare = load_module(folder, "compare")
     doc = run_matrix(folder, args)

@@ -127,6 +127,7 @@ def _tool_group_kpis(result):
             rows[f"{prefix}.e10.{state}"] = e10[:, k]
         rows[f"{prefix}.utilisation"] = e10[:, K.PRODUCTIVE]
         rows[f"{prefix}.availability"] = 1.0 - e10[:, K.SCHED_DOWN] - e10[:, K.UNSCHED_DOWN]
+        rows[f"{prefix}.busy_of_available"] = _ratio(e10[:, K.PRODUCTIVE] + e10[:, K.SETUP], rows[f"{prefix}.availability"])
         rows[f"{prefix}.queue_wait_minutes"] = _ratio(qf[:, g, K.QF_WAIT_SUM], qi[:, g, K.Q_WAIT_N])
         rows[f"{prefix}.queue_lots"] = qf[:, g, K.QF_AREA] / window_min
         rows[f"{prefix}.failures_per_tool"] = ti[:, tools, K.T_FAILS].sum(axis=1) / tools.size
@@ -168,11 +169,18 @@ def littles_law(rows: dict, products) -> dict:
     out = {}
     for name in products:
         p = f"product.{name}"
-        wip = np.nanmean(rows[f"{p}.wip_lots"])
-        th_ct = np.nanmean(rows[f"{p}.throughput_lots_per_day"] * rows[f"{p}.cycle_time_days.mean"])
+        wip = _mean_or_nan(rows[f"{p}.wip_lots"])
+        th_ct = _mean_or_nan(rows[f"{p}.throughput_lots_per_day"] * rows[f"{p}.cycle_time_days.mean"])
         out[name] = {"wip_lots": float(wip), "throughput_x_cycle_time": float(th_ct),
                      "relative_gap": float(abs(wip - th_ct) / max(wip, 1e-12))}
     return out
+
+
+def _mean_or_nan(x) -> float:
+    """Mean of the finite values; NaN, without numpy's empty-slice warning, when there are none."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
 
 
 def nest(rows: dict) -> dict:

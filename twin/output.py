@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import platform
 from pathlib import Path
 
 import numpy as np
 
 from kernels import layout as K
-from twin import kpis
+from twin import kpis, readable
 from twin.rundir import CHECKPOINT, MANIFEST, OUTPUT_NAMES, OUTPUT_PATTERNS, atomic_move, atomic_open, atomic_write_text
 
 FORMAT_VERSION = 1
@@ -229,24 +230,75 @@ def line_layout(c) -> dict:
     }
 
 
+BOTTLENECK_ROWS = 5
+CT_TAIL_FACTOR = 1.5  # slow lots' cycle time against the mean, and the margin asked of the warm-up
+
+
 def summary_table(doc: dict) -> str:
-    """A short terminal table: per product throughput, cycle time, X-factor, on-time."""
-    lines = [f"{'product':<16}{'lots/day':>16}{'cycle time d':>18}{'X-factor':>14}{'on-time %':>16}{'WIP lots':>14}"]
-    for name, p in doc["products"].items():
-        lines.append(f"{name:<16}{_ci(p['throughput_lots_per_day']):>16}{_ci(p['cycle_time_days']['mean']):>18}"
-                     f"{_ci(p['x_factor']):>14}{_ci(p['on_time_pct']):>16}{_ci(p['wip_lots']):>14}")
-    groups = doc["tool_groups"]
-    top = sorted(groups.items(), key=lambda kv: -(kv[1]["utilisation"]["mean"] or 0))[:5]
+    """The terminal summary: what ± means, products with units, and the bottlenecks ranked by busy time.
+
+    A tool group is busy when it processes or sets up; its busy share of available (up) time is what
+    queues grow with, so it ranks the bottlenecks, and its queue is shown beside it.
+    """
+    meta = doc["meta"]
+    lines = [f"means over {meta['replications']} replications ± the 95% confidence half-width (Student t); "
+             f"statistics from day {meta['warmup_days']:g} to day {meta['horizon_days']:g}", ""]
+    header = ("product", "lots/day", "cycle time (days)", "X-factor", "on time (%)", "WIP (lots)")
+    rows = [(name, readable.summary(p["throughput_lots_per_day"]), readable.summary(p["cycle_time_days"]["mean"]),
+             readable.summary(p["x_factor"]), readable.summary(p["on_time_pct"]), readable.summary(p["wip_lots"]))
+            for name, p in doc["products"].items()]
+    lines += _table(header, rows)
     lines.append("")
-    lines.append(f"{'busiest tool groups':<22}{'utilisation':>16}{'availability':>16}{'queue wait min':>18}")
-    for name, g in top:
-        lines.append(f"{name:<22}{_ci(g['utilisation']):>16}{_ci(g['availability']):>16}{_ci(g['queue_wait_minutes']):>18}")
+    lines.append("bottleneck tool groups, ranked by busy time = (productive + setup) / available time")
+    header = ("tool group", "busy (%)", "setup (%)", "available (%)", "queue (lots)", "queue wait (minutes)")
+    rows = [(name, readable.summary(g.get("busy_of_available"), 100), readable.summary(g["e10"]["setup"], 100),
+             readable.summary(g["availability"], 100), readable.summary(g["queue_lots"]),
+             readable.summary(g["queue_wait_minutes"]))
+            for name, g in bottlenecks(doc["tool_groups"])[:BOTTLENECK_ROWS]]
+    lines += _table(header, rows)
     return "\n".join(lines)
 
 
-def _ci(s: dict) -> str:
-    if s["mean"] is None:
-        return "-"
-    m = s["mean"]
-    h = s["ci95"]
-    return f"{m:.3g}±{h:.2g}" if h is not None else f"{m:.3g}"
+def bottlenecks(groups: dict) -> list:
+    """Tool groups by busy share of available time, highest first (groups never up come last)."""
+    def busy(item):
+        mean = (item[1].get("busy_of_available") or {}).get("mean")
+        return -mean if mean is not None else math.inf
+    return sorted(groups.items(), key=busy)
+
+
+def survivor_warnings(doc: dict) -> list[str]:
+    """Products whose cycle times are long against the warm-up: a lot completing at day t was released at
+    day 0 or later (initial WIP is not counted), so its cycle time is at most t, and lots slower than the
+    warm-up are missing from the window's first days: the mean cycle time is biased low (survivor bias).
+
+    The warning fires when the measured 95th percentile (1.5 x the mean when unknown) exceeds the warm-up.
+    """
+    meta = doc["meta"]
+    warmup, horizon = meta["warmup_days"], meta["horizon_days"]
+    out = []
+    for name, p in doc["products"].items():
+        ct = p["cycle_time_days"]
+        mean, p95 = ct["mean"]["mean"], (ct.get("p95") or {}).get("mean")
+        if mean is None:
+            out.append(f"warning: no released lot of {name} completed between day {warmup:g} and day {horizon:g}, "
+                       f"so its cycle time is unknown; raise horizon_days")
+            continue
+        slow = p95 if p95 is not None and math.isfinite(p95) else CT_TAIL_FACTOR * mean
+        if slow > warmup:
+            need = math.ceil(CT_TAIL_FACTOR * slow)
+            out.append(f"warning: {name}'s cycle time (mean {readable.number(mean)} days, 95th percentile "
+                       f"{readable.number(slow)}) is long against the {warmup:g}-day warm-up: lots slower than the "
+                       f"time since day 0 cannot have completed yet, so cycle time is biased low; raise warmup_days "
+                       f"to at least {need} and horizon_days with it (e.g. horizon_days={need * 4})")
+    return out
+
+
+def _table(header, rows) -> list[str]:
+    """Left-aligned first column, right-aligned numbers, each column as wide as its widest cell."""
+    widths = [max(len(str(r[k])) for r in (header, *rows)) for k in range(len(header))]
+
+    def line(row):
+        return "  ".join(str(c).ljust(w) if k == 0 else str(c).rjust(w) for k, (c, w) in enumerate(zip(row, widths)))
+
+    return [line(header), *(line(r) for r in rows)]

@@ -128,10 +128,12 @@ LOT_LOG_DTYPE = np.dtype([
 
 def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: float, seed: int,
              backend: Backend, chunk_replicas: int = 0, snapshot_minutes: float = 240.0,
-             segments: int = 20, progress: bool = False, checkpoint: "Checkpoint | None" = None,
+             segments: int = 0, progress: bool = False, checkpoint: "Checkpoint | None" = None,
              stop=None) -> RunResult:
     """Simulate ``replicas`` replications, keeping finished work through interrupts.
 
+    ``segments`` (0: one per simulated day) splits the horizon; the progress bar
+    moves after each launch (one segment or several: :func:`_segment_ends`).
     ``stop()`` (when given) is asked at every segment boundary: once it says
     True the run saves its checkpoint and ends there, like a KeyboardInterrupt
     between chunks.  ``checkpoint`` saves progress at segment boundaries and,
@@ -147,10 +149,11 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     saved = checkpoint.restore(run) if checkpoint is not None else None
     chunk = saved["chunk"] if saved else chunk
     compile_seconds = backend.warm_up(c)
+    segments = segments or segment_count(horizon_days)
     started = run.started = time.perf_counter() - run.wall_before
-    bar = _progress(replicas * segments, progress)
+    bar = _progress(replicas * horizon_days, progress)
     if bar is not None and run.done:
-        bar.update(run.done * segments)
+        bar.update(run.done * horizon_days)
     interrupted, cut = False, None
     try:
         for first in range(run.done, replicas, chunk):
@@ -379,7 +382,7 @@ def _log_rows(run: "_Progress", in_flight: dict | None) -> int:
 
 
 def checkpoint_key(c: CompiledLine, backend_name: str, replicas: int, horizon_days: float, warmup_days: float,
-                   seed: int, snapshot_minutes: float, segments: int = 20) -> tuple[str, dict]:
+                   seed: int, snapshot_minutes: float, segments: int = 0) -> tuple[str, dict]:
     """What a run's numbers depend on: the compiled tables, the run settings, the engine's source."""
     h = hashlib.sha256()
     for a in (*c.static_tables(), c.wip):
@@ -480,14 +483,16 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
         launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
     else:
         state = {name: backend.from_host(saved_state[name]) for name in STATE_ORDER}
-        if bar is not None:
-            bar.update(n * start_segment)
-    for k in range(start_segment + 1, segments + 1):
-        until = horizon * k / segments
+    previous = horizon * start_segment / segments
+    if bar is not None and start_segment:
+        bar.update(n * previous / MINUTES_PER_DAY)
+    for k, until in _segment_ends(horizon, segments, start_segment):
         launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, first, until, warmup, horizon)
         backend.synchronize()
-        if bar is not None:
-            bar.update(n)
+        if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
+            bar.set_postfix_str(f"day {until / MINUTES_PER_DAY:,.0f} of {horizon / MINUTES_PER_DAY:,.0f}", refresh=False)
+            bar.update(n * (until - previous) / MINUTES_PER_DAY)
+            previous = until
         if boundary is not None and k < segments:
             boundary(first, n, k, until, state, logs)
     launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"], warmup, horizon)
@@ -505,9 +510,41 @@ def _raise_on_capacity(rep_i, c: CompiledLine, s_i):
         raise ConfigError("max_lots", c.lot_capacity, "the event calendar overflowed; raise max_lots")
 
 
+SEGMENT_DAYS = 1.0  # segment ends fall on whole simulated days
+MAX_SEGMENTS = 20_000  # past this, segments grow longer than a day
+SEGMENT_TARGET_SECONDS = 0.5  # launch as many days at once as take about this long
+
+
+def segment_count(horizon_days: float) -> int:
+    """Day-long segments of the horizon (fewer, longer ones for very long horizons)."""
+    return int(min(max(math.ceil(horizon_days / SEGMENT_DAYS), 1), MAX_SEGMENTS))
+
+
+def _segment_ends(horizon: float, count: int, start: int = 0):
+    """Ends of the launches, on segment boundaries: one day first, then as many days per launch as take
+    about SEGMENT_TARGET_SECONDS (doubling or halving).
+
+    A slow line moves the bar every simulated day from the first seconds; a fast one does not pay a
+    launch, a device sync and a barrier of all threads per day (on a loaded CPU each barrier waits for a
+    descheduled thread). Results do not depend on where segments end (tests/test_progress.py).
+    Yields ``(segment index, end time)``; a resumed chunk starts after segment ``start``.
+    """
+    done, step = start, 1
+    while done < count:
+        done = min(done + step, count)
+        started = time.perf_counter()
+        yield done, horizon * done / count
+        took = time.perf_counter() - started
+        if took < SEGMENT_TARGET_SECONDS / 2:
+            step *= 2
+        elif took > 2 * SEGMENT_TARGET_SECONDS:
+            step = max(1, step // 2)
+
+
 def _progress(total, enabled):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rep-seg", desc="simulating", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, unit=" replication-days", unit_scale=True, desc="simulating", leave=False,
+                dynamic_ncols=True)

@@ -12,7 +12,6 @@ column, before anything else is built.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,27 +205,18 @@ def _by_name(rows, column):
 
 
 def resolve_data_dir(data_dir, dataset: str) -> Path:
-    """The folder holding ``dataset``: ``data_dir``, $FABTWIN_SMT2020_DIR, then ../shared/data/smt2020."""
-    tried = []
-    if data_dir is not None:
-        candidates = [Path(str(data_dir)).expanduser()]
-    else:
-        candidates = []
-        if os.environ.get(ENV_DIR):
-            candidates.append(Path(os.environ[ENV_DIR]).expanduser())
-        import twin
+    """The folder holding ``dataset``: ``data_dir``, $FABTWIN_SMT2020_DIR, $FABTWIN_DATA/smt2020, then
+    shared/data/smt2020 beside the checkout or above it (twin.data)."""
+    from twin import data
 
-        candidates.append(Path(twin.__file__).resolve().parents[2] / "shared" / "data" / "smt2020")
-        candidates.append(Path.cwd().resolve().parent / "shared" / "data" / "smt2020")
-    for base in dict.fromkeys(candidates):
-        folder = base / dataset
-        tried.append(str(folder))
-        if (folder / "tool.txt.1l").is_file():
-            return folder
+    found = data.find("smt2020", f"{dataset}/tool.txt.1l", explicit=data_dir, env=ENV_DIR)
+    if found.path is not None:
+        return found.path / dataset
     raise ConfigError(
         "line.data_dir", data_dir,
-        f"no SMT2020 data set {dataset!r} found (looked in {'; '.join(tried)}); set line.data_dir=/path/to/smt2020 "
-        f"(the folder holding HVLM/ and LVHM/) or the environment variable {ENV_DIR}",
+        f"no SMT2020 data set {dataset!r} found (looked in {'; '.join(str(Path(t) / dataset) for t in found.tried)}); "
+        f"{data.how_to_point('smt2020', 'line.data_dir=/path/to/smt2020 (the folder holding HVLM/ and LVHM/)')}, "
+        f"or {ENV_DIR}=/path/to/smt2020",
     )
 
 

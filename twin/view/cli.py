@@ -23,7 +23,7 @@ def view_main(argv: list[str]) -> int:
     parser.add_argument("--size", default="1600x900", help="window size WIDTHxHEIGHT (default 1600x900)")
     parser.add_argument("--fps", type=float, default=4.0, help="snapshots per second while playing (default 4)")
     parser.add_argument("--play", action="store_true", help="start playing through the snapshots at once")
-    parser.add_argument("--smat2022", default=None, help="SMAT2022 floor folder (default $FABTWIN_SMAT2022_DIR or ../shared/data/smat2022)")
+    parser.add_argument("--smat2022", default=None, help="SMAT2022 floor folder (default: $FABTWIN_SMAT2022_DIR, $FABTWIN_DATA/smat2022, shared/data/smat2022 above the checkout)")
     parser.add_argument("--close-after", type=float, default=None, metavar="SECONDS", help="close the window after this many seconds (demos, smoke tests)")
     parser.add_argument("--screenshot", default=None, metavar="PNG", help="with --close-after: save the window as PNG before closing")
     args = _parse(parser, argv)
@@ -43,7 +43,7 @@ def render_main(argv: list[str]) -> int:
     parser.add_argument("--max-frames", type=int, default=120, help="thin the snapshots to at most this many frames (default 120)")
     parser.add_argument("--size", default="1600x900", help="still size WIDTHxHEIGHT (default 1600x900)")
     parser.add_argument("--movie-size", default="960x540", help="movie frame size WIDTHxHEIGHT (default 960x540)")
-    parser.add_argument("--smat2022", default=None, help="SMAT2022 floor folder (default $FABTWIN_SMAT2022_DIR or ../shared/data/smat2022)")
+    parser.add_argument("--smat2022", default=None, help="SMAT2022 floor folder (default: $FABTWIN_SMAT2022_DIR, $FABTWIN_DATA/smat2022, shared/data/smat2022 above the checkout)")
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -74,6 +74,19 @@ def _guarded(prog, action) -> int:
         return 2
 
 
+def _check_view_packages() -> None:
+    """Before reading or writing anything: the ``view`` extra's packages are there (found, not imported)."""
+    import importlib.util
+
+    for name in ("pyvista", "imageio"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ImportError(f"No module named {name!r}", name=name)
+
+
 def _size(text, field):
     try:
         w, h = (int(v) for v in str(text).lower().split("x"))
@@ -90,10 +103,12 @@ def _view(args) -> int:
     size = _size(args.size, "--size")
     if args.fps <= 0:
         raise ConfigError("--fps", args.fps, "must be > 0")
+    _check_view_packages()
     run = load_run(args.run_folder)
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ConfigError("DISPLAY", os.environ.get("DISPLAY", ""),
                           "no display for a window: run on a desktop, under `xvfb-run -a twin view ...`, or use `twin render` for files")
+    _say_floor(run, args.smat2022)
     from twin.view.scene import open_window
 
     return open_window(run, close_after=args.close_after, screenshot=args.screenshot, window_size=size, smat_dir=args.smat2022, fps=args.fps,
@@ -109,12 +124,14 @@ def _render(args) -> int:
         raise ConfigError("--movie", args.movie, f"allowed: {', '.join(MOVIES)}")
     if args.stills < 0 or args.max_frames < 1 or args.fps <= 0:
         raise ConfigError("--stills/--max-frames/--fps", (args.stills, args.max_frames, args.fps), "need stills >= 0, max-frames >= 1, fps > 0")
+    _check_view_packages()
     run = load_run(args.run_folder)
     if args.movie == "mp4":
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
             raise ConfigError("--movie", "mp4", "needs imageio-ffmpeg (pip install imageio-ffmpeg); --movie gif needs nothing more") from None
+    _say_floor(run, args.smat2022)
     from twin.view.scene import render_run
 
     paths = render_run(run, args.out, stills=args.stills, movie=None if args.movie == "none" else args.movie, fps=args.fps,
@@ -122,6 +139,13 @@ def _render(args) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _say_floor(run, smat_dir) -> None:
+    """Which floor the scene draws and why, on stdout before drawing (stderr is kept for the one error line)."""
+    from twin.view.layout import choose_floor
+
+    print(choose_floor(run.group_names, run.line or {}, smat_dir)[1], flush=True)
 
 
 if __name__ == "__main__":  # python -m twin.view.cli view|render RUN

@@ -152,6 +152,14 @@ def die_rgb(passed):
     return np.where(np.asarray(passed)[:, None], PASS_RGB, FAIL_RGB).astype(np.uint8)
 
 
+KILLER_DOT_MIN_DIE_PX = 6.0  # below this a dot would hide its die: the red die alone marks the killer
+
+
+def killer_dot_px(die_px: float) -> float:
+    """Killer-dot size in pixels for dies ``die_px`` wide on screen; 0 when dies are too small for dots."""
+    return 0.0 if die_px < KILLER_DOT_MIN_DIE_PX else float(min(die_px / 3.0, 6.0))
+
+
 def circle(radius, centre=(0.0, 0.0), n=128):
     """A closed polyline (points, lines) for a wafer edge."""
     t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
@@ -165,7 +173,9 @@ def lot_wafer_geometry(maps, lot, aspect=1.0):
     wafers = maps.wafers_of(lot)
     pitch = maps.wafer_diameter_mm * 1.12
     offsets = tile_offsets(len(wafers), pitch, aspect)
-    dies_p, dies_f, dies_ok, edges, defects = [], [], [], [], []
+    dies_p, dies_f, dies_ok, edges, defects, killers = [], [], [], [], [], []
+    # without a killer flag (older files) every defect is drawn as one that may kill
+    killer_mask = maps.defect_killer if getattr(maps, "defect_killer", None) is not None else np.ones(len(maps.defect_wafer), bool)
     base = 0
     for w, off in zip(wafers, offsets):
         p, f, ok = die_quads(maps.die_pass[w], maps.origin_mm, maps.pitch_mm, maps.die_mm, off)
@@ -176,14 +186,16 @@ def lot_wafer_geometry(maps, lot, aspect=1.0):
         dies_f.append(f.reshape(-1))
         dies_ok.append(ok)
         edges.append(circle(maps.wafer_diameter_mm / 2, off))
-        d = maps.defect_xy[maps.defect_wafer == w]
-        defects.append(d + off)
+        on = maps.defect_wafer == w
+        defects.append(maps.defect_xy[on] + off)
+        killers.append(maps.defect_xy[on & killer_mask] + off)
     return {
         "die_points": np.concatenate(dies_p) if dies_p else np.zeros((0, 3)),
         "die_faces": np.concatenate(dies_f) if dies_f else np.zeros(0, np.int64),
         "die_pass": np.concatenate(dies_ok) if dies_ok else np.zeros(0, bool),
         "edges": edges,
         "defects": np.concatenate(defects) if defects else np.zeros((0, 2)),
+        "killers": np.concatenate(killers) if killers else np.zeros((0, 2)),
         "offsets": offsets,
         "wafers": wafers,
     }

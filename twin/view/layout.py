@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from twin import data
 
 SMAT_ENV = "FABTWIN_SMAT2022_DIR"
 SMAT_MATCH_FRACTION = 0.8  # share of group names found in equipment.csv that marks an SMT2020 line
@@ -56,6 +57,7 @@ class FloorLayout:
     fixture_xy: np.ndarray  # [K, 2] stockers and load ports (not modelled tools)
     fixture_size: np.ndarray  # [K, 3]
     notes: tuple[str, ...] = ()
+    why: str = ""  # which floor and why, in one line (choose_floor)
 
     def bounds(self) -> tuple[float, float, float, float]:
         """x0, y0, x1, y1 of everything drawn on the floor."""
@@ -72,38 +74,49 @@ class FloorLayout:
 
 
 def floor_layout(group_names, group_areas, tool_group, line: dict | None = None, smat_dir=None) -> FloorLayout:
-    """The floor for a run: SMAT2022 for SMT2020 lines when available, else automatic."""
+    """The floor for a run: SMAT2022 for SMT2020 lines when available, else automatic.
+
+    ``why`` says which floor and why (:func:`choose_floor`), so no fallback is silent.
+    """
     line = line or {}
     group_names, group_areas = list(group_names), list(group_areas)
     tool_group = np.asarray(tool_group, dtype=np.int64)
     explicit = _explicit_positions(line, group_names)
-    hint = str((line.get("layout") or {}).get("source", "")).lower()
-    floor_dir = smat2022_dir(smat_dir)
-    use_smat = hint != "auto" and floor_dir is not None and (hint == "smat2022" or bool(line.get("smt2020")) or matches_smat(group_names, floor_dir))
+    floor_dir, why = choose_floor(group_names, line, smat_dir)
     area_order = [str(a) for a in line.get("areas") or []]
-    if use_smat:
+    if floor_dir is not None:
         layout = smat_layout(group_names, group_areas, tool_group, floor_dir, skip=set(explicit))
     else:
         auto_groups = [g for g in range(len(group_names)) if g not in explicit]
         layout = auto_layout(group_names, group_areas, tool_group, only=auto_groups, area_order=area_order)
-    return _place_explicit(layout, explicit, group_names, group_areas, tool_group)
+    return replace(_place_explicit(layout, explicit, group_names, group_areas, tool_group), why=why)
+
+
+def choose_floor(group_names, line: dict, smat_dir=None) -> tuple[Path | None, str]:
+    """The SMAT2022 folder to draw on (None: the generic floor) and one line saying which and why."""
+    hint = str((line.get("layout") or {}).get("source", "")).lower()
+    if hint == "auto":
+        return None, "floor: the generic floor by area (the line asks for layout.source: auto)"
+    smt = bool(line.get("smt2020")) or hint == "smat2022"
+    found = _find_smat(smat_dir)
+    if found.path is None:
+        if not smt:
+            return None, "floor: the generic floor by area (not an SMT2020 line)"
+        return None, (f"floor: the generic floor by area, because the SMAT2022 floor of this SMT2020 line was not "
+                      f"found (looked in {'; '.join(found.tried)}); {data.how_to_point('smat2022', '--smat2022 FOLDER')}")
+    if smt or matches_smat(group_names, found.path):
+        return found.path, f"floor: the real SMAT2022 layout at {found.path} (an SMT2020 line; found {found.how})"
+    return None, "floor: the generic floor by area (not an SMT2020 line)"
 
 
 def smat2022_dir(override=None) -> Path | None:
-    """The SMAT2022 folder: argument, then $FABTWIN_SMAT2022_DIR, then ../shared/data/smat2022.
+    """The SMAT2022 folder: argument, $FABTWIN_SMAT2022_DIR, $FABTWIN_DATA/smat2022, then
+    shared/data/smat2022 beside the checkout or above it, or above the working folder (twin.data)."""
+    return _find_smat(override).path
 
-    ``..`` is tried beside the checkout the package came from, then beside the working folder
-    (an installed package lives in site-packages, away from the checkout).
-    """
-    for candidate in (override, os.environ.get(SMAT_ENV)):
-        if candidate:
-            path = Path(candidate).expanduser()
-            return path if (path / "equipment.csv").is_file() else None
-    for root in (Path(__file__).resolve().parents[2], Path.cwd().resolve()):
-        path = root.parent / "shared" / "data" / "smat2022"
-        if (path / "equipment.csv").is_file():
-            return path
-    return None
+
+def _find_smat(override=None):
+    return data.find("smat2022", "equipment.csv", explicit=override, env=SMAT_ENV)
 
 
 def matches_smat(group_names, floor_dir) -> bool:

@@ -44,6 +44,7 @@ class WaferMaps:
     wafer_diameter_mm: float
     defect_wafer: np.ndarray  # [D] int
     defect_xy: np.ndarray  # [D, 2] mm
+    defect_killer: np.ndarray | None = None  # [D] bool: the defect kills its die (None: not recorded)
 
     def lots(self) -> np.ndarray:
         """Distinct lot ids in first-seen order."""
@@ -293,7 +294,9 @@ def _wafer_maps(path, raw) -> WaferMaps:
     ny, nx = die_pass.shape[1:]
     origin = _pair(raw, "origin_mm", (-nx * pitch[0] / 2.0, -ny * pitch[1] / 2.0))
     diameter = float(raw["wafer_diameter_mm"]) if "wafer_diameter_mm" in raw else 300.0
-    return WaferMaps(lots, die_pass, pitch, origin, die, diameter, dw, dxy)
+    killer = np.asarray(raw["defect_killer"]).astype(bool) if "defect_killer" in raw else None
+    return WaferMaps(lots, die_pass, pitch, origin, die, diameter, dw, dxy,
+                     killer if killer is not None and killer.shape == dw.shape else None)
 
 
 def _pair(raw, key, default) -> tuple[float, float]:

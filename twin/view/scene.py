@@ -19,6 +19,7 @@ RAIL_HEX = "#3d5a80"
 FIXTURE_HEX = "#6f6f6f"
 SLAB_HEX = "#9b9b9b"
 PICK_HEX = "#111111"
+KILLER_HEX = "#202020"  # killer defects, small dots on the (red) dies they kill
 HELP = "click a tool or WIP bar: details   space: play/pause   left/right: step   n/p: next/previous lot"
 
 
@@ -252,21 +253,47 @@ class FabScene:
         n = len(g["edges"][0][0])
         lines = np.concatenate([np.concatenate([[n + 1], k_ * n + np.arange(n), [k_ * n]]) for k_ in range(len(g["edges"]))])
         p.add_mesh(pv.PolyData(edge_pts, lines=lines), color="#444444", line_width=1.5, name="wafer_edges", reset_camera=False)
-        if len(g["defects"]):
-            d = np.column_stack([g["defects"], np.full(len(g["defects"]), 0.5)])
-            p.add_mesh(pv.PolyData(d), color="black", point_size=4, render_points_as_spheres=True, name="wafer_defects",
-                       reset_camera=False)
-        else:
-            p.remove_actor("wafer_defects")
-        ok = g["die_pass"]
-        self.wafer_title.SetInput(f"wafer maps of lot {lot} ({self.lot_index + 1}/{len(self.lots)})\n"
-                                  f"{len(g['wafers'])} wafers, die yield {100.0 * ok.mean() if len(ok) else 0.0:.1f} %\n"
-                                  f"{len(g['defects'])} defects\ngreen pass, red fail, dots defects")
         p.view_xy()
         p.enable_parallel_projection()
-        p.reset_camera()
-        p.camera.zoom(1.05)
+        self._fit_wafers(g, maps, w / max(h, 1))
+        dots = self._draw_killers(g, maps)
+        ok = g["die_pass"]
+        harmless = len(g["defects"]) - len(g["killers"])
+        killers = f"dots: {len(g['killers'])} killer defects" if dots else f"{len(g['killers'])} killer defects, each in a red die"
+        self.wafer_title.SetInput(f"wafer maps of lot {lot} ({self.lot_index + 1}/{len(self.lots)})\n"
+                                  f"{len(g['wafers'])} wafers, die yield {100.0 * ok.mean() if len(ok) else 0.0:.1f} %\n"
+                                  f"green: good die, red: failed die\n{killers}"
+                                  + (f"\n({harmless} harmless defects not drawn)" if harmless else ""))
         p.subplot(0, 0)
+
+    def _fit_wafers(self, g, maps, aspect):
+        """Parallel camera that fills the panel below the title (its top fifth) with the lot's wafers."""
+        offsets = np.asarray(g["offsets"], float).reshape(-1, 2)
+        radius = maps.wafer_diameter_mm / 2
+        lo, hi = offsets.min(axis=0) - radius, offsets.max(axis=0) + radius
+        (cx, cy), (wx, wy) = (lo + hi) / 2, hi - lo
+        scale = 1.04 * max(wy / 2, wx / 2 / aspect) / 0.8  # half the visible height; 80% for the wafers
+        cam = self.plotter.camera
+        cam.focal_point = (cx, cy + 0.2 * scale, 0.0)
+        cam.position = (cx, cy + 0.2 * scale, 10.0 * scale)
+        cam.up = (0.0, 1.0, 0.0)
+        cam.parallel_scale = scale
+
+    def _draw_killers(self, g, maps) -> bool:
+        """Killer defects as dots a third of a die wide on screen; none when dies are too small for dots.
+
+        Only killers: a wafer carries hundreds of harmless defects, and drawn alike they hid every die.
+        """
+        p = self.plotter
+        die_px = abs(self.pixel_of((maps.die_mm[0], 0.0, 0.0), panel=1)[1] - self.pixel_of((0.0, 0.0, 0.0), panel=1)[1])
+        size = geo.killer_dot_px(die_px)
+        if not len(g["killers"]) or size == 0.0:
+            p.remove_actor("wafer_defects")
+            return False
+        d = np.column_stack([g["killers"], np.full(len(g["killers"]), 0.5)])
+        p.add_mesh(_pv().PolyData(d), color=KILLER_HEX, point_size=size, render_points_as_spheres=False, lighting=False,
+                   name="wafer_defects", reset_camera=False)
+        return True
 
     # ------------------------------------------------------------------ output
 
