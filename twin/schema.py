@@ -61,6 +61,8 @@ class RunConfig:
     chunk_replicas: int = 0
     max_lots: int = 0
     progress: bool = True
+    resume: bool = False  # continue the run in hydra.run.dir from its checkpoint (docs/outputs.md)
+    checkpoint_seconds: float = 60.0  # wall seconds between checkpoints at segment boundaries
 
 
 @dataclass
