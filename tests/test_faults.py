@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# A short run of the default line: 4 replications, one per chunk on one thread, 20 segments each.
-RUN = ["line=default", "replicas=4", "horizon_days=3", "warmup_days=0.5", "seed=5", "backend=cpu",
+# A short run of the default line: 4 replications, one per chunk on one thread, 20 day-long segments each
+# (the child launches one segment at a time: SEGMENT_TARGET_SECONDS = 0 turns off the grouping of fast days).
+RUN = ["line=default", "replicas=4", "horizon_days=20", "warmup_days=2.5", "seed=5", "backend=cpu",
        "backend.threads=1", "chunk_replicas=1", "progress=false", "yield.enabled=false", "checkpoint_seconds=0"]
 
 CHILD = r'''
@@ -29,6 +30,7 @@ import os, sys, time, errno
 from pathlib import Path
 marker, pause_at = Path(os.environ["FX_MARKER"]), os.environ.get("FX_PAUSE", "")
 from twin import app, output, rundir, runner
+runner.SEGMENT_TARGET_SECONDS = 0.0
 seen = {}
 
 enter = rundir.Interrupts.__enter__
@@ -121,8 +123,9 @@ def run(folder, *extra, pause="", env=None):
 
 
 def error_lines(err: str) -> list[str]:
-    """stderr without Python's warnings about Hydra itself."""
-    return [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith((" ", "Omit"))]
+    """stderr without Python's warnings about Hydra itself, nor the summary's warnings about a short horizon."""
+    return [ln for ln in err.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith((" ", "Omit"))
+            and not (ln.startswith("warning: ") and "cycle time" in ln)]
 
 
 def manifest(folder: Path) -> dict:
@@ -194,7 +197,7 @@ def test_sigint_mid_run_keeps_finished_replications_and_resume_equals_an_uninter
 def test_kill_9_then_resume_continues_into_the_same_folder_with_identical_results(tmp_path, reference):
     folder = tmp_path / "run"
     one_chunk = "chunk_replicas=4"  # every replication in one chunk: nothing finishes before the end
-    proc = start(folder, one_chunk, pause="checkpoint:1")  # day 0.15: still inside the warm-up
+    proc = start(folder, one_chunk, pause="checkpoint:1")  # day 1 (stopping at day 2): still inside the warm-up
     wait_for_marker(proc)
     proc.send_signal(signal.SIGINT)
     code, out, err = finish(proc)
@@ -215,7 +218,7 @@ def test_kill_9_then_resume_continues_into_the_same_folder_with_identical_result
 
 def test_ctrl_c_twice_in_a_single_chunk_run_keeps_every_replication_cut_at_the_last_boundary(tmp_path):
     folder = tmp_path / "run"
-    proc = start(folder, "chunk_replicas=4", pause="checkpoint:8")  # day 1.2 of 3, past the warm-up
+    proc = start(folder, "chunk_replicas=4", pause="checkpoint:8")  # day 8 of 20, past the warm-up
     wait_for_marker(proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
@@ -223,7 +226,7 @@ def test_ctrl_c_twice_in_a_single_chunk_run_keeps_every_replication_cut_at_the_l
     assert code == 130 and "Traceback" not in err, err
     meta = manifest(folder)["meta"]
     assert meta["interrupted"] is True and meta["replications"] == 4
-    assert meta["horizon_days"] == pytest.approx(3 * 9 / 20) and meta["planned_horizon_days"] == 3
+    assert meta["horizon_days"] == pytest.approx(20 * 9 / 20) and meta["planned_horizon_days"] == 20
     with np.load(folder / "snapshots.npz") as z:
         assert z["time_days"].max() <= meta["horizon_days"]
 
@@ -375,16 +378,17 @@ def test_a_large_cpu_run_is_split_into_quarters_and_a_small_one_is_not():
     assert default_chunk(c, cpu, 10, chunk_replicas=3) == 3
 
 
-def test_a_run_cut_short_at_a_boundary_equals_a_run_whose_horizon_is_that_boundary():
+def test_a_run_cut_short_at_a_boundary_equals_a_run_whose_horizon_is_that_boundary(monkeypatch):
     """What an interrupt keeps when no replication finished is a real run: the one with the shorter horizon."""
     from twin import runner
     from twin.backend import resolve_backend
     from twin.compile import compile_line
     from twin.line import load_line
 
+    monkeypatch.setattr(runner, "SEGMENT_TARGET_SECONDS", 0.0)  # one segment a launch: a boundary after each
     c, cpu = compile_line(load_line("default")), resolve_backend("cpu", 1)
     asks = iter(range(1000))
-    cut = runner.run_line(c, 4, 6.0, 1.0, 3, cpu, stop=lambda: next(asks) >= 8)  # stops at boundary 9 of 20
+    cut = runner.run_line(c, 4, 6.0, 1.0, 3, cpu, segments=20, stop=lambda: next(asks) >= 8)  # stops at boundary 9 of 20
     assert cut.interrupted and cut.horizon_days == pytest.approx(6.0 * 9 / 20) and cut.planned_horizon_days == 6.0
     short = runner.run_line(c, 4, cut.horizon_days, 1.0, 3, cpu)
     for key in runner.RESULT_FIELDS:  # equal but for float sums closed at another moment

@@ -109,7 +109,7 @@ def _why(before: list[str], key: str, err) -> str:
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, dict) and key.rpartition(".")[2] not in node:
         return f"unknown setting; {parent or 'the config'} takes: {', '.join(map(str, node)) or 'nothing'}"
-    return _first_line(err)
+    return _first_line(err.__cause__ or err)  # the schema's own words (type, key)
 
 
 def main(argv: list[str]) -> int:
