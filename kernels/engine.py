@@ -38,7 +38,8 @@ from kernels.condition import make_condition
 from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.layout import *  # noqa: F401,F403  (column constants)
-from kernels.rng import make_rng
+from kernels.rng import (GROUP_PROCESS, GROUP_ROUTING, GROUP_TRANSPORT, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM,
+                         make_rng, make_streams)
 
 INF = math.inf
 VER_MASK = 0x7FFFFFF
@@ -49,6 +50,7 @@ RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 def make_engine(jit):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA)."""
     seed_state, next_u64, uniform = make_rng(jit)
+    seed_streams, tool_row, group_row, release_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
     rule_key = make_rule_key(jit)
@@ -411,7 +413,8 @@ def make_engine(jit):
             ti[t, T_RUN] = 0
         ti[t, T_RUN] += n
         ti[t, T_JOB_WAFERS] = wafers
-        process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2], rng)
+        process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2],
+                         rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_PROCESS, g)])
         if si[s, SI_PER] == PER_WAFER:
             process *= wafers
         tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
@@ -474,19 +477,21 @@ def make_engine(jit):
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
         g = tool_group[t]
         score_warning(gf, tf, qf, t, g, False, now, warmup)
+        pm_rng = rng[tool_row(tool_group.shape[0], TOOL_PM, t)]
         if slot == CBM_SLOT:
-            duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], rng)
+            duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], pm_rng)
         else:
             row = g * MAX_PM + slot
             tf[t, TF_PM_W0 + slot] = 0.0
-            duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
+            duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], pm_rng)
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, SCHED_DOWN, duration, T_PMS, now, warmup, horizon)
 
     @jit
     def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         g = tool_group[t]
         score_warning(gf, tf, qf, t, g, True, now, warmup)
-        duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2], rng)
+        duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2],
+                          rng[tool_row(tool_group.shape[0], TOOL_FAILURE, t)])
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, UNSCHED_DOWN, duration, T_FAILS, now, warmup, horizon)
 
     @jit
@@ -496,10 +501,11 @@ def make_engine(jit):
         basis = gi[g, GI_FAIL_BASIS]
         if basis == FAIL_NONE:
             return
+        fail_rng = rng[tool_row(tool_group.shape[0], TOOL_FAILURE, t)]
         if first:
-            ttf = sample(gi[g, GI_FIRST_KIND], gf[g, GF_FIRST0], gf[g, GF_FIRST1], gf[g, GF_FIRST2], rng)
+            ttf = sample(gi[g, GI_FIRST_KIND], gf[g, GF_FIRST0], gf[g, GF_FIRST1], gf[g, GF_FIRST2], fail_rng)
         else:
-            ttf = sample(gi[g, GI_TTF_KIND], gf[g, GF_TTF0], gf[g, GF_TTF1], gf[g, GF_TTF2], rng)
+            ttf = sample(gi[g, GI_TTF_KIND], gf[g, GF_TTF0], gf[g, GF_TTF1], gf[g, GF_TTF2], fail_rng)
         if basis == FAIL_CALENDAR:
             ti[t, T_FAIL_VER] += 1
             schedule(ht, hc, rep_i, now + ttf, EV_FAIL, t, ti[t, T_FAIL_VER])
@@ -516,7 +522,8 @@ def make_engine(jit):
             return
         level = INF
         if gi[g, GI_LEVEL_KIND] >= 0:
-            level = sample(gi[g, GI_LEVEL_KIND], gf[g, GF_LEVEL0], gf[g, GF_LEVEL1], gf[g, GF_LEVEL2], rng)
+            level = sample(gi[g, GI_LEVEL_KIND], gf[g, GF_LEVEL0], gf[g, GF_LEVEL1], gf[g, GF_LEVEL2],
+                           rng[tool_row(ti.shape[0], TOOL_CONDITION, t)])
         tf[t, TF_LEVEL] = level
         tf[t, TF_RENEW_T] = now
         tf[t, TF_RENEW_W] = 0.0
@@ -673,7 +680,7 @@ def make_engine(jit):
         if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
             return
         first = ri[s, RI_FIRST_STEP]
-        step = sampled_step(si, sf, rng, first, si[first, SI_LAST])
+        step = sampled_step(si, sf, rng[release_row(tool_group.shape[0], gi.shape[0], s)], first, si[first, SI_LAST])
         lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, first, now, now + rf[s, RF_DUE], now, warmup, horizon)
         if lot < 0:
             return
@@ -710,10 +717,11 @@ def make_engine(jit):
                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                 s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
         """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
-        if reworks(si, sf, li, rng, lot, s):
+        routing = rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_ROUTING, si[s, SI_GROUP])]
+        if reworks(si, sf, li, routing, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
-            nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])
+            nxt = sampled_step(si, sf, routing, s + 1, si[s, SI_LAST])
         if nxt < 0:
             stream = li[lot, L_STREAM]
             complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -727,7 +735,8 @@ def make_engine(jit):
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
         row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
-        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], rng)
+        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3],
+                       rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_TRANSPORT, si[s, SI_GROUP])])
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
 
     @jit
@@ -759,10 +768,11 @@ def make_engine(jit):
             lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                      s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
-        tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
+        wear = rng[tool_row(tool_group.shape[0], TOOL_CONDITION, t)]
+        tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], wear)
         worn_out = False
         if gi[g, GI_HEALTH] != 0:
-            worn_out = after_wear(gi, gf, rng, ti, tf, t, g, wafers, now)
+            worn_out = after_wear(gi, gf, wear, ti, tf, t, g, wafers, now)
         for slot in range(MAX_PM):
             row = g * MAX_PM + slot
             if pmi[row, PI_KIND] == PM_WAFERS:
@@ -866,7 +876,7 @@ def make_engine(jit):
             if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
                 gap = rf[ident, RF_INTERVAL]
                 if ri[ident, RI_KIND] == REL_POISSON:
-                    gap = -gap * math.log(uniform(rng))
+                    gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], gi.shape[0], ident)]))
                 schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
         elif kind == EV_PM_DUE:
             on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -905,7 +915,7 @@ def make_engine(jit):
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep, warmup, horizon):
         """Fresh replication ``rep``: empty fab, initial WIP queued at t=0, first events armed."""
-        seed_state(rng, seed, rep)
+        seed_streams(rng, seed, rep, tool_group, gi)
         n_lots = li.shape[0]
         for lot in range(n_lots):
             li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1

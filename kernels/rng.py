@@ -1,13 +1,19 @@
 """Counter-keyed random streams usable on CPU and CUDA.
 
-Each replication owns a xoroshiro128+ state of two uint64 words seeded by
-splitmix64 from ``(seed, replication index)``.  A stream therefore depends on
-the seed and the replication only, never on the thread, block or chunk that
-runs it, so results are identical whatever chunk size the runner picks.
+A stream is a xoroshiro128+ state of two uint64 words seeded by splitmix64
+from ``(seed, replication index)`` — and, for the line engine, a purpose and
+an entity (:func:`make_streams`: one substream per tool, group and release
+stream and per purpose).  A stream therefore depends on the seed and the
+replication only, never on the thread, block or chunk that runs it, so results
+are identical whatever chunk size the runner picks or whichever worker runs a
+replication; and two scenarios share the draws of every entity they have in
+common (common random numbers).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from kernels.layout import GI_FIRST_TOOL
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -65,3 +71,77 @@ def make_rng(jit):
         return (np.float64(next_u64(state) >> np.uint64(11)) + 0.5) * _TWO53
 
     return seed_state, next_u64, uniform
+
+
+# ---- common random numbers: one substream per (purpose, entity) of a replication
+# Scenarios that differ in one tool group then still draw the same releases, failures, repairs, PM
+# durations and wear of every other tool, and the same processing, transport and routing draws at
+# every other group.  A tool is keyed by (its group's index, its index within the group), so adding a
+# tool to one group leaves the keys of every other tool unchanged.
+TOOL_FAILURE, TOOL_PM, TOOL_CONDITION = range(3)  # per tool: ttf and repair; PM duration; wear, sensor, failure level
+GROUP_PROCESS, GROUP_TRANSPORT, GROUP_ROUTING = range(3)  # per group: processing; moves out of it; sampling, rework
+N_TOOL_PURPOSES = 3
+N_GROUP_PURPOSES = 3
+_RELEASE_PURPOSE = N_TOOL_PURPOSES + N_GROUP_PURPOSES  # the purpose code of the release substreams (key only)
+
+
+def stream_count(n_tools: int, n_groups: int, n_releases: int) -> int:
+    """Rows of a replication's ``rng`` state: tools x 3, then groups x 3, then one per release stream."""
+    return N_TOOL_PURPOSES * n_tools + N_GROUP_PURPOSES * n_groups + n_releases
+
+
+def make_streams(jit):
+    """Return ``(seed_streams, tool_row, group_row, release_row)`` compiled with ``jit``.
+
+    ``seed_streams(rng, seed, rep, tool_group, gi)`` keys every row of the
+    replication's ``rng[rows, 2]`` by (seed, replication, purpose, entity); the
+    ``*_row`` functions say which row a draw uses.
+    """
+
+    @jit
+    def mix(x):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+    @jit
+    def seed_row(rng, row, seed, rep, key):
+        a = mix(mix(np.uint64(seed) ^ mix(np.uint64(rep) + np.uint64(1))) ^ mix(np.uint64(key) + _GOLDEN))
+        b = mix(a)
+        if a == np.uint64(0) and b == np.uint64(0):
+            b = np.uint64(1)
+        rng[row, 0] = a
+        rng[row, 1] = b
+
+    @jit
+    def tool_row(n_tools, purpose, t):
+        return purpose * n_tools + t
+
+    @jit
+    def group_row(n_tools, n_groups, purpose, g):
+        return N_TOOL_PURPOSES * n_tools + purpose * n_groups + g
+
+    @jit
+    def release_row(n_tools, n_groups, s):
+        return N_TOOL_PURPOSES * n_tools + N_GROUP_PURPOSES * n_groups + s
+
+    @jit
+    def seed_streams(rng, seed, rep, tool_group, gi):
+        """``gi``: the tool group table (a tool's key is its index within its group)."""
+        n_tools = tool_group.shape[0]
+        n_groups = gi.shape[0]
+        n_releases = rng.shape[0] - N_TOOL_PURPOSES * n_tools - N_GROUP_PURPOSES * n_groups
+        for t in range(n_tools):
+            g = tool_group[t]
+            entity = (np.int64(g) << 20) + (t - gi[g, GI_FIRST_TOOL])
+            for p in range(N_TOOL_PURPOSES):
+                seed_row(rng, tool_row(n_tools, p, t), seed, rep, (np.int64(p) << 48) + entity)
+        for g in range(n_groups):
+            for p in range(N_GROUP_PURPOSES):
+                seed_row(rng, group_row(n_tools, n_groups, p, g), seed, rep,
+                         (np.int64(N_TOOL_PURPOSES + p) << 48) + g)
+        for s in range(n_releases):
+            seed_row(rng, release_row(n_tools, n_groups, s), seed, rep, (np.int64(_RELEASE_PURPOSE) << 48) + s)
+
+    return seed_streams, tool_row, group_row, release_row

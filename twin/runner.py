@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kernels import layout as K
+from kernels.rng import stream_count
 from twin.backend import Backend
 from twin.compile import MINUTES_PER_DAY, CompiledLine
 from twin.errors import ConfigError
@@ -24,7 +25,7 @@ def state_shapes(c: CompiledLine) -> dict:
     T, L, G = c.n_tools, c.lot_capacity, len(c.group_names)
     S, NS = len(c.step_names), len(c.stream_names)
     return {
-        "rng": ((2,), np.uint64),
+        "rng": ((stream_count(T, G, NS), 2), np.uint64),
         "rep_i": ((K.N_RI_STATE,), np.int64),
         "ht": ((c.heap_capacity,), np.float64),
         "hc": ((c.heap_capacity,), np.int64),
