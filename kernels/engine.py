@@ -468,6 +468,25 @@ def make_engine(jit):
             qf[g, QF_WARN_PREEMPTED] += 1.0
 
     @jit
+    def has_age_pm(pmi, g):
+        for slot in range(MAX_PM):
+            if pmi[g * MAX_PM + slot, PI_KIND] == PM_AGE:
+                return True
+        return False
+
+    @jit
+    def restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, g, now):
+        """The tool was renewed at ``now``: each age PM is due ``every`` from now (its slot's
+        TF_PM_W holds the due time, so an earlier due event is recognised as stale)."""
+        for slot in range(MAX_PM):
+            row = g * MAX_PM + slot
+            if pmi[row, PI_KIND] == PM_AGE:
+                due = now + pmf[row, PF_EVERY]
+                tf[t, TF_PM_W0 + slot] = due
+                ti[t, T_PM_PENDING] &= ~(1 << slot)
+                schedule(ht, hc, rep_i, due, EV_PM_DUE, t * MAX_PM + slot, 0)
+
+    @jit
     def start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         """Start the lowest pending PM: a calendar slot, else the condition-based one (CBM_SLOT)."""
         pending = ti[t, T_PM_PENDING]
@@ -476,6 +495,8 @@ def make_engine(jit):
             slot += 1
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
         g = tool_group[t]
+        if has_age_pm(pmi, g):
+            ti[t, T_FAIL_VER] += 1  # age replacement: the failure clock stops now and restarts new at the PM's end
         score_warning(gf, tf, qf, t, g, False, now, warmup)
         pm_rng = rng[tool_row(tool_group.shape[0], TOOL_PM, t)]
         if slot == CBM_SLOT:
@@ -807,12 +828,17 @@ def make_engine(jit):
                 ti[t, T_INTERRUPTED] = -1
                 start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
                 return
+            if has_age_pm(pmi, tool_group[t]):
+                arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
+                restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, tool_group[t], now)
             tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == UNSCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
+            if has_age_pm(pmi, tool_group[t]):
+                restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, tool_group[t], now)
             resumed = ti[t, T_INTERRUPTED]
             if resumed >= 0:
                 ti[t, T_INTERRUPTED] = -1
@@ -845,7 +871,11 @@ def make_engine(jit):
         t = ident // MAX_PM
         slot = ident - t * MAX_PM
         row = tool_group[t] * MAX_PM + slot
-        schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
+        if pmi[row, PI_KIND] == PM_AGE:
+            if now != tf[t, TF_PM_W0 + slot]:
+                return  # stale: the tool was renewed since this due time was set
+        else:
+            schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
@@ -936,7 +966,9 @@ def make_engine(jit):
             share = (t - gi[g, GI_FIRST_TOOL] + 1.0) / gi[g, GI_NTOOLS]  # tool k of n: first PM at (k+1)/n
             for slot in range(MAX_PM):
                 row = g * MAX_PM + slot
-                if pmi[row, PI_KIND] == PM_TIME:
+                if pmi[row, PI_KIND] == PM_TIME or pmi[row, PI_KIND] == PM_AGE:
+                    if pmi[row, PI_KIND] == PM_AGE:
+                        tf[t, TF_PM_W0 + slot] = pmf[row, PF_FIRST] * share  # the due time of an age PM
                     schedule(ht, hc, rep_i, pmf[row, PF_FIRST] * share, EV_PM_DUE, t * MAX_PM + slot, 0)
                 elif pmi[row, PI_KIND] == PM_WAFERS:
                     tf[t, TF_PM_W0 + slot] = pmf[row, PF_EVERY] - pmf[row, PF_FIRST] * share
