@@ -17,7 +17,7 @@ from twin.output import summary_table, write_run
 from twin.runner import run_line
 
 RUN_KEYS = {"line", "replicas", "horizon_days", "warmup_days", "seed", "dispatch", "snapshot_minutes",
-            "chunk_replicas", "max_lots", "progress", "yield", "backend"}
+            "chunk_replicas", "max_lots", "progress", "yield", "backend", "objective", "cluster"}
 
 
 def prepare(cfg: dict):
@@ -47,6 +47,11 @@ def prepare(cfg: dict):
     )
     if args["horizon_days"] <= args["warmup_days"]:
         raise ConfigError("horizon_days", horizon, f"must be greater than warmup_days ({warmup})")
+    from twin.distributed import check_cluster
+    from twin.objective import check_objective
+
+    check_cluster(cfg.get("cluster"))
+    check_objective(cfg.get("objective"), compiled)
     return compiled, backend, args
 
 
@@ -57,7 +62,7 @@ def run_scenario(cfg: dict, out_dir) -> dict:
     with_yield = ycfg.get("enabled", True) and any(p.yield_spec is not None for p in compiled.line.products)
     yield_compile = _start_yield_compile(backend) if with_yield else None
     try:
-        result = run_line(compiled, backend=backend, **args)
+        result = _simulate(compiled, backend, args, cfg.get("cluster"))
     except BaseException:
         if yield_compile is not None:
             yield_compile.terminate()
@@ -67,10 +72,31 @@ def run_scenario(cfg: dict, out_dir) -> dict:
         if yield_compile is not None:
             yield_compile.wait()
         extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
+    objective = _objective(cfg.get("objective"), compiled, result)
+    if objective is not None:
+        extra["objective"] = objective
     doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
     if result.interrupted:
         print(f"interrupted: wrote the {result.completed_replicas} finished replications to {out_dir}", file=sys.stderr)
     return doc
+
+
+def _simulate(compiled, backend, args, cluster):
+    """One process, or shards of replications on a Dask cluster (same numbers, docs/studies.md)."""
+    if not cluster:
+        return run_line(compiled, backend=backend, **args)
+    from twin.distributed import run_distributed
+
+    return run_distributed(compiled, args["replicas"], args["horizon_days"], args["warmup_days"], args["seed"],
+                           cluster=cluster, backend=backend.name, snapshot_minutes=args["snapshot_minutes"])
+
+
+def _objective(spec, compiled, result):
+    from twin import kpis
+    from twin.objective import check_objective, objective_section
+
+    spec = check_objective(spec, compiled)
+    return None if spec is None else objective_section(spec, kpis.per_replication(result))
 
 
 def _meta_config(cfg: dict, line) -> dict:

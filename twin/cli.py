@@ -53,16 +53,18 @@ def _run(rest) -> int:
     from twin.configs_path import config_dir
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
-    def hydra_run(cfg: DictConfig) -> None:
+    def hydra_run(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from twin.app import run_scenario
 
         out_dir = HydraConfig.get().runtime.output_dir
         config = OmegaConf.to_container(cfg, resolve=True)
-        code = guarded(lambda _: _print(run_scenario(config, out_dir), out_dir), None)
+        docs = []
+        code = guarded(lambda _: _print(docs.append(run_scenario(config, out_dir)) or docs[0], out_dir), None)
         if code:
             sys.exit(code)
+        return (docs[0].get("objective") or {}).get("value")  # what a sweeper (Optuna) optimises
 
     def _print(doc, out_dir):
         from twin.app import print_summary
@@ -70,6 +72,9 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
+    from twin.objective import fix_optuna_sampler_instantiation
+
+    fix_optuna_sampler_instantiation()
     sys.argv = ["twin run", *line_file_overrides(rest)]
     hydra_run()
     return 0

@@ -123,8 +123,9 @@ LOT_LOG_DTYPE = np.dtype([
 
 def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: float, seed: int,
              backend: Backend, chunk_replicas: int = 0, snapshot_minutes: float = 240.0,
-             segments: int = 20, progress: bool = False) -> RunResult:
-    """Simulate ``replicas`` replications; KeyboardInterrupt keeps the finished chunks."""
+             segments: int = 20, progress: bool = False, first_replica: int = 0) -> RunResult:
+    """Simulate ``replicas`` replications (global indices from ``first_replica`` on: a shard of a larger
+    run gives the same numbers as those replications of the whole); KeyboardInterrupt keeps the finished chunks."""
     check_run_args(replicas, horizon_days, warmup_days)
     horizon = horizon_days * MINUTES_PER_DAY
     warmup = warmup_days * MINUTES_PER_DAY
@@ -139,7 +140,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
     try:
         for first in range(0, replicas, chunk):
             n = min(chunk, replicas - first)
-            parts.append(_run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar))
+            parts.append(_run_chunk(c, backend, first_replica + first, n, seed, horizon, warmup, segments, rep0, bar))
             done += n
     except KeyboardInterrupt:
         interrupted = True
