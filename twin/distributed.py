@@ -74,7 +74,7 @@ def connect(cluster):
     if isinstance(cluster, Client):
         return cluster, False
     if cluster == "local":
-        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None)), True
+        return Client(LocalCluster(processes=True, threads_per_worker=1, dashboard_address=":0")), True
     if cluster == "local-cuda":
         try:
             from dask_cuda import LocalCUDACluster
