@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cloudpickle
 import numpy as np
 import pytest
 
@@ -25,6 +24,7 @@ from twin.errors import ConfigError
 from twin.runner import run_line
 
 distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes do not import tests/
 
 ARGS = dict(horizon_days=4.0, warmup_days=1.0, seed=9)

@@ -61,7 +61,12 @@ def _run(rest) -> int:
         out_dir = HydraConfig.get().runtime.output_dir
         config = OmegaConf.to_container(cfg, resolve=True)
         docs = []
-        code = guarded(lambda _: _print(docs.append(run_scenario(config, out_dir)) or docs[0], out_dir), None)
+
+        def run_and_print(_):
+            docs.append(run_scenario(config, out_dir))
+            return _print(docs[0], out_dir)
+
+        code = guarded(run_and_print, None)
         if code:
             sys.exit(code)
         return (docs[0].get("objective") or {}).get("value")  # what a sweeper (Optuna) optimises
