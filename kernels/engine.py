@@ -38,8 +38,7 @@ from kernels.condition import make_condition
 from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.layout import *  # noqa: F401,F403  (column constants)
-from kernels.rng import (GROUP_PROCESS, GROUP_ROUTING, GROUP_TRANSPORT, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM,
-                         make_rng, make_streams)
+from kernels.rng import LOT_INITIAL, LOT_RELEASED, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM, make_rng, make_streams
 
 INF = math.inf
 VER_MASK = 0x7FFFFFF
@@ -50,7 +49,7 @@ RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 def make_engine(jit):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA)."""
     seed_state, next_u64, uniform = make_rng(jit)
-    seed_streams, tool_row, group_row, release_row = make_streams(jit)
+    seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
     rule_key = make_rule_key(jit)
@@ -414,7 +413,10 @@ def make_engine(jit):
         ti[t, T_RUN] += n
         ti[t, T_JOB_WAFERS] = wafers
         process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2],
-                         rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_PROCESS, g)])
+                         rng[lot_row(tool_group.shape[0], ri.shape[0], pick)])
+        for k in range(1, n):  # each lot of a batch draws too, so its later draws stay aligned across scenarios
+            sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2],
+                   rng[lot_row(tool_group.shape[0], ri.shape[0], tlots[t, k])])
         if si[s, SI_PER] == PER_WAFER:
             process *= wafers
         tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
@@ -701,10 +703,12 @@ def make_engine(jit):
         if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
             return
         first = ri[s, RI_FIRST_STEP]
-        step = sampled_step(si, sf, rng[release_row(tool_group.shape[0], gi.shape[0], s)], first, si[first, SI_LAST])
         lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, first, now, now + rf[s, RF_DUE], now, warmup, horizon)
         if lot < 0:
             return
+        own = lot_row(tool_group.shape[0], ri.shape[0], lot)
+        seed_lot(rng, own, LOT_RELEASED, (np.int64(s) << 32) + s_i[s, S_RELEASED])
+        step = sampled_step(si, sf, rng[own], first, si[first, SI_LAST])
         s_i[s, S_RELEASED] += 1
         if now >= warmup:
             s_f[s, SS_RELEASED] += 1.0
@@ -738,11 +742,11 @@ def make_engine(jit):
                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                 s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
         """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
-        routing = rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_ROUTING, si[s, SI_GROUP])]
-        if reworks(si, sf, li, routing, lot, s):
+        own = rng[lot_row(tool_group.shape[0], ri.shape[0], lot)]
+        if reworks(si, sf, li, own, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
-            nxt = sampled_step(si, sf, routing, s + 1, si[s, SI_LAST])
+            nxt = sampled_step(si, sf, own, s + 1, si[s, SI_LAST])
         if nxt < 0:
             stream = li[lot, L_STREAM]
             complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -756,8 +760,7 @@ def make_engine(jit):
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
         row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
-        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3],
-                       rng[group_row(tool_group.shape[0], gi.shape[0], GROUP_TRANSPORT, si[s, SI_GROUP])])
+        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], own)
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
 
     @jit
@@ -906,7 +909,7 @@ def make_engine(jit):
             if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
                 gap = rf[ident, RF_INTERVAL]
                 if ri[ident, RI_KIND] == REL_POISSON:
-                    gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], gi.shape[0], ident)]))
+                    gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
                 schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
         elif kind == EV_PM_DUE:
             on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -945,7 +948,7 @@ def make_engine(jit):
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep, warmup, horizon):
         """Fresh replication ``rep``: empty fab, initial WIP queued at t=0, first events armed."""
-        seed_streams(rng, seed, rep, tool_group, gi)
+        seed_streams(rng, seed, rep, tool_group, gi, ri.shape[0])
         n_lots = li.shape[0]
         for lot in range(n_lots):
             li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1
@@ -986,6 +989,7 @@ def make_engine(jit):
             lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, step, -1.0, due, 0.0, warmup, horizon)
             if lot < 0:
                 return
+            seed_lot(rng, lot_row(tool_group.shape[0], ri.shape[0], lot), LOT_INITIAL, w)
             s_i[s, S_INITIAL] += 1
             schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
 

@@ -2,8 +2,8 @@
 
 A stream is a xoroshiro128+ state of two uint64 words seeded by splitmix64
 from ``(seed, replication index)`` — and, for the line engine, a purpose and
-an entity (:func:`make_streams`: one substream per tool, group and release
-stream and per purpose).  A stream therefore depends on the seed and the
+an entity (:func:`make_streams`: substreams per tool and purpose, per release
+stream and per lot).  A stream therefore depends on the seed and the
 replication only, never on the thread, block or chunk that runs it, so results
 are identical whatever chunk size the runner picks or whichever worker runs a
 replication; and two scenarios share the draws of every entity they have in
@@ -74,28 +74,28 @@ def make_rng(jit):
 
 
 # ---- common random numbers: one substream per (purpose, entity) of a replication
-# Scenarios that differ in one tool group then still draw the same releases, failures, repairs, PM
-# durations and wear of every other tool, and the same processing, transport and routing draws at
-# every other group.  A tool is keyed by (its group's index, its index within the group), so adding a
-# tool to one group leaves the keys of every other tool unchanged.
+# Row 0 holds the replication's key; then three rows per tool, one per release stream, one per lot slot.
+# A tool is keyed by (its group's index, its index within the group), so adding a tool to one group leaves
+# the keys of every other tool unchanged.  A lot's row is re-keyed when the slot takes a new lot, by
+# (release stream, release ordinal) or (initial-WIP row): the lot carries its own processing times,
+# moves, sampling and rework decisions from scenario to scenario, whatever order it is served in.
 TOOL_FAILURE, TOOL_PM, TOOL_CONDITION = range(3)  # per tool: ttf and repair; PM duration; wear, sensor, failure level
-GROUP_PROCESS, GROUP_TRANSPORT, GROUP_ROUTING = range(3)  # per group: processing; moves out of it; sampling, rework
 N_TOOL_PURPOSES = 3
-N_GROUP_PURPOSES = 3
-_RELEASE_PURPOSE = N_TOOL_PURPOSES + N_GROUP_PURPOSES  # the purpose code of the release substreams (key only)
+_RELEASE_PURPOSE, LOT_RELEASED, LOT_INITIAL = range(N_TOOL_PURPOSES, N_TOOL_PURPOSES + 3)  # key purposes
 
 
-def stream_count(n_tools: int, n_groups: int, n_releases: int) -> int:
-    """Rows of a replication's ``rng`` state: tools x 3, then groups x 3, then one per release stream."""
-    return N_TOOL_PURPOSES * n_tools + N_GROUP_PURPOSES * n_groups + n_releases
+def stream_count(n_tools: int, n_releases: int, n_lots: int) -> int:
+    """Rows of a replication's ``rng`` state: the key row, tools x 3, release streams, lot slots."""
+    return 1 + N_TOOL_PURPOSES * n_tools + n_releases + n_lots
 
 
 def make_streams(jit):
-    """Return ``(seed_streams, tool_row, group_row, release_row)`` compiled with ``jit``.
+    """Return ``(seed_streams, seed_lot, tool_row, release_row, lot_row)`` compiled with ``jit``.
 
-    ``seed_streams(rng, seed, rep, tool_group, gi)`` keys every row of the
-    replication's ``rng[rows, 2]`` by (seed, replication, purpose, entity); the
-    ``*_row`` functions say which row a draw uses.
+    ``seed_streams(rng, seed, rep, tool_group, gi, n_releases)`` keys the replication's key row, tool
+    and release rows of ``rng[rows, 2]`` by (seed, replication, purpose, entity); ``seed_lot(rng, row,
+    purpose, ident)`` keys a lot slot's row when it takes a new lot; the ``*_row`` functions say which
+    row a draw uses.
     """
 
     @jit
@@ -106,8 +106,8 @@ def make_streams(jit):
         return z ^ (z >> np.uint64(31))
 
     @jit
-    def seed_row(rng, row, seed, rep, key):
-        a = mix(mix(np.uint64(seed) ^ mix(np.uint64(rep) + np.uint64(1))) ^ mix(np.uint64(key) + _GOLDEN))
+    def key_row(rng, row, base, key):
+        a = mix(base ^ mix(np.uint64(key) + _GOLDEN))
         b = mix(a)
         if a == np.uint64(0) and b == np.uint64(0):
             b = np.uint64(1)
@@ -116,32 +116,34 @@ def make_streams(jit):
 
     @jit
     def tool_row(n_tools, purpose, t):
-        return purpose * n_tools + t
+        return 1 + purpose * n_tools + t
 
     @jit
-    def group_row(n_tools, n_groups, purpose, g):
-        return N_TOOL_PURPOSES * n_tools + purpose * n_groups + g
+    def release_row(n_tools, s):
+        return 1 + N_TOOL_PURPOSES * n_tools + s
 
     @jit
-    def release_row(n_tools, n_groups, s):
-        return N_TOOL_PURPOSES * n_tools + N_GROUP_PURPOSES * n_groups + s
+    def lot_row(n_tools, n_releases, lot):
+        return 1 + N_TOOL_PURPOSES * n_tools + n_releases + lot
 
     @jit
-    def seed_streams(rng, seed, rep, tool_group, gi):
+    def seed_streams(rng, seed, rep, tool_group, gi, n_releases):
         """``gi``: the tool group table (a tool's key is its index within its group)."""
+        base = mix(np.uint64(seed) ^ mix(np.uint64(rep) + np.uint64(1)))
+        rng[0, 0] = base
+        rng[0, 1] = np.uint64(0)
         n_tools = tool_group.shape[0]
-        n_groups = gi.shape[0]
-        n_releases = rng.shape[0] - N_TOOL_PURPOSES * n_tools - N_GROUP_PURPOSES * n_groups
         for t in range(n_tools):
             g = tool_group[t]
             entity = (np.int64(g) << 20) + (t - gi[g, GI_FIRST_TOOL])
             for p in range(N_TOOL_PURPOSES):
-                seed_row(rng, tool_row(n_tools, p, t), seed, rep, (np.int64(p) << 48) + entity)
-        for g in range(n_groups):
-            for p in range(N_GROUP_PURPOSES):
-                seed_row(rng, group_row(n_tools, n_groups, p, g), seed, rep,
-                         (np.int64(N_TOOL_PURPOSES + p) << 48) + g)
+                key_row(rng, tool_row(n_tools, p, t), base, (np.int64(p) << 48) + entity)
         for s in range(n_releases):
-            seed_row(rng, release_row(n_tools, n_groups, s), seed, rep, (np.int64(_RELEASE_PURPOSE) << 48) + s)
+            key_row(rng, release_row(n_tools, s), base, (np.int64(_RELEASE_PURPOSE) << 48) + s)
 
-    return seed_streams, tool_row, group_row, release_row
+    @jit
+    def seed_lot(rng, row, purpose, ident):
+        """A lot slot takes a new lot: key its row by (purpose, ident) under the replication's key."""
+        key_row(rng, row, rng[0, 0], (np.int64(purpose) << 48) + ident)
+
+    return seed_streams, seed_lot, tool_row, release_row, lot_row

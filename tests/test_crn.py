@@ -1,9 +1,10 @@
 """Common random numbers: scenarios share the draws of every entity they have in common.
 
-Each replication draws from one substream per (purpose, tool / group / release stream), keyed by
+Each replication draws from substreams per (purpose, tool), per release stream and per lot, keyed by
 (seed, replication, purpose, entity). So two scenarios that differ in one tool group see, in each
-replication, the very same releases and the very same failures and repairs of every calendar-basis
-tool elsewhere, and differences of KPIs are paired by replication index.
+replication, the very same releases, the very same failures and repairs of every calendar-basis tool
+elsewhere, and each lot's own processing times and routing; differences of KPIs are paired by
+replication index.
 
 - exact sharing: release counts and failure histories of untouched groups are equal, replication by
   replication (and a different seed changes them, so equality is not trivial);

@@ -25,7 +25,7 @@ def state_shapes(c: CompiledLine) -> dict:
     T, L, G = c.n_tools, c.lot_capacity, len(c.group_names)
     S, NS = len(c.step_names), len(c.stream_names)
     return {
-        "rng": ((stream_count(T, G, NS), 2), np.uint64),
+        "rng": ((stream_count(T, NS, L), 2), np.uint64),
         "rep_i": ((K.N_RI_STATE,), np.int64),
         "ht": ((c.heap_capacity,), np.float64),
         "hc": ((c.heap_capacity,), np.int64),
