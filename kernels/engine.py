@@ -38,7 +38,7 @@ from kernels.condition import make_condition
 from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.layout import *  # noqa: F401,F403  (column constants)
-from kernels.rng import make_rng
+from kernels.rng import LOT_INITIAL, LOT_RELEASED, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM, make_rng, make_streams
 
 INF = math.inf
 VER_MASK = 0x7FFFFFF
@@ -49,6 +49,7 @@ RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 def make_engine(jit):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA)."""
     seed_state, next_u64, uniform = make_rng(jit)
+    seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
     rule_key = make_rule_key(jit)
@@ -445,7 +446,11 @@ def make_engine(jit):
             ti[t, T_RUN] = 0
         ti[t, T_RUN] += n
         ti[t, T_JOB_WAFERS] = wafers
-        process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2], rng)
+        process = sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2],
+                         rng[lot_row(tool_group.shape[0], ri.shape[0], pick)])
+        for k in range(1, n):  # each lot of a batch draws too, so its later draws stay aligned across scenarios
+            sample(si[s, SI_TIME_KIND], sf[s, SF_T0], sf[s, SF_T1], sf[s, SF_T2],
+                   rng[lot_row(tool_group.shape[0], ri.shape[0], tlots[t, k])])
         if si[s, SI_PER] == PER_WAFER:
             process *= wafers
         tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
@@ -499,6 +504,25 @@ def make_engine(jit):
             qf[g, QF_WARN_PREEMPTED] += 1.0
 
     @jit
+    def has_age_pm(pmi, g):
+        for slot in range(MAX_PM):
+            if pmi[g * MAX_PM + slot, PI_KIND] == PM_AGE:
+                return True
+        return False
+
+    @jit
+    def restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, g, now):
+        """The tool was renewed at ``now``: each age PM is due ``every`` from now (its slot's
+        TF_PM_W holds the due time, so an earlier due event is recognised as stale)."""
+        for slot in range(MAX_PM):
+            row = g * MAX_PM + slot
+            if pmi[row, PI_KIND] == PM_AGE:
+                due = now + pmf[row, PF_EVERY]
+                tf[t, TF_PM_W0 + slot] = due
+                ti[t, T_PM_PENDING] &= ~(1 << slot)
+                schedule(ht, hc, rep_i, due, EV_PM_DUE, t * MAX_PM + slot, 0)
+
+    @jit
     def start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         """Start the lowest pending PM: a calendar slot, else the condition-based one (CBM_SLOT)."""
         pending = ti[t, T_PM_PENDING]
@@ -507,20 +531,24 @@ def make_engine(jit):
             slot += 1
         ti[t, T_PM_PENDING] = pending & ~(1 << slot)
         g = tool_group[t]
+        if has_age_pm(pmi, g):
+            ti[t, T_FAIL_VER] += 1  # age replacement: the failure clock stops now and restarts new at the PM's end
         score_warning(gf, tf, qf, t, g, False, now, warmup)
+        pm_rng = rng[tool_row(tool_group.shape[0], TOOL_PM, t)]
         if slot == CBM_SLOT:
-            duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], rng)
+            duration = sample(gi[g, GI_CBM_DUR_KIND], gf[g, GF_CBM_DUR0], gf[g, GF_CBM_DUR1], gf[g, GF_CBM_DUR2], pm_rng)
         else:
             row = g * MAX_PM + slot
             tf[t, TF_PM_W0 + slot] = 0.0
-            duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], rng)
+            duration = sample(pmi[row, PI_DUR_KIND], pmf[row, PF_DUR0], pmf[row, PF_DUR1], pmf[row, PF_DUR2], pm_rng)
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, SCHED_DOWN, duration, T_PMS, now, warmup, horizon)
 
     @jit
     def start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         g = tool_group[t]
         score_warning(gf, tf, qf, t, g, True, now, warmup)
-        duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2], rng)
+        duration = sample(gi[g, GI_REP_KIND], gf[g, GF_REP0], gf[g, GF_REP1], gf[g, GF_REP2],
+                          rng[tool_row(tool_group.shape[0], TOOL_FAILURE, t)])
         go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, UNSCHED_DOWN, duration, T_FAILS, now, warmup, horizon)
 
     @jit
@@ -530,10 +558,11 @@ def make_engine(jit):
         basis = gi[g, GI_FAIL_BASIS]
         if basis == FAIL_NONE:
             return
+        fail_rng = rng[tool_row(tool_group.shape[0], TOOL_FAILURE, t)]
         if first:
-            ttf = sample(gi[g, GI_FIRST_KIND], gf[g, GF_FIRST0], gf[g, GF_FIRST1], gf[g, GF_FIRST2], rng)
+            ttf = sample(gi[g, GI_FIRST_KIND], gf[g, GF_FIRST0], gf[g, GF_FIRST1], gf[g, GF_FIRST2], fail_rng)
         else:
-            ttf = sample(gi[g, GI_TTF_KIND], gf[g, GF_TTF0], gf[g, GF_TTF1], gf[g, GF_TTF2], rng)
+            ttf = sample(gi[g, GI_TTF_KIND], gf[g, GF_TTF0], gf[g, GF_TTF1], gf[g, GF_TTF2], fail_rng)
         if basis == FAIL_CALENDAR:
             ti[t, T_FAIL_VER] += 1
             schedule(ht, hc, rep_i, now + ttf, EV_FAIL, t, ti[t, T_FAIL_VER])
@@ -550,7 +579,8 @@ def make_engine(jit):
             return
         level = INF
         if gi[g, GI_LEVEL_KIND] >= 0:
-            level = sample(gi[g, GI_LEVEL_KIND], gf[g, GF_LEVEL0], gf[g, GF_LEVEL1], gf[g, GF_LEVEL2], rng)
+            level = sample(gi[g, GI_LEVEL_KIND], gf[g, GF_LEVEL0], gf[g, GF_LEVEL1], gf[g, GF_LEVEL2],
+                           rng[tool_row(ti.shape[0], TOOL_CONDITION, t)])
         tf[t, TF_LEVEL] = level
         tf[t, TF_RENEW_T] = now
         tf[t, TF_RENEW_W] = 0.0
@@ -707,10 +737,12 @@ def make_engine(jit):
         if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
             return
         first = ri[s, RI_FIRST_STEP]
-        step = sampled_step(si, sf, rng, first, si[first, SI_LAST])
         lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, first, now, now + rf[s, RF_DUE], now, warmup, horizon)
         if lot < 0:
             return
+        own = lot_row(tool_group.shape[0], ri.shape[0], lot)
+        seed_lot(rng, own, LOT_RELEASED, (np.int64(s) << 32) + s_i[s, S_RELEASED])
+        step = sampled_step(si, sf, rng[own], first, si[first, SI_LAST])
         s_i[s, S_RELEASED] += 1
         if now >= warmup:
             s_f[s, SS_RELEASED] += 1.0
@@ -744,10 +776,11 @@ def make_engine(jit):
                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                 s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
         """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
-        if reworks(si, sf, li, rng, lot, s):
+        own = rng[lot_row(tool_group.shape[0], ri.shape[0], lot)]
+        if reworks(si, sf, li, own, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
-            nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])
+            nxt = sampled_step(si, sf, own, s + 1, si[s, SI_LAST])
         if nxt < 0:
             stream = li[lot, L_STREAM]
             complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -761,7 +794,7 @@ def make_engine(jit):
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
         row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
-        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], rng)
+        delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], own)
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
 
     @jit
@@ -793,10 +826,11 @@ def make_engine(jit):
             lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                      s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
-        tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
+        wear = rng[tool_row(tool_group.shape[0], TOOL_CONDITION, t)]
+        tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], wear)
         worn_out = False
         if gi[g, GI_HEALTH] != 0:
-            worn_out = after_wear(gi, gf, rng, ti, tf, t, g, wafers, now)
+            worn_out = after_wear(gi, gf, wear, ti, tf, t, g, wafers, now)
         for slot in range(MAX_PM):
             row = g * MAX_PM + slot
             if pmi[row, PI_KIND] == PM_WAFERS:
@@ -833,12 +867,17 @@ def make_engine(jit):
                 ti[t, T_INTERRUPTED] = -1
                 start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
                 return
+            if has_age_pm(pmi, tool_group[t]):
+                arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
+                restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, tool_group[t], now)
             tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == UNSCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
+            if has_age_pm(pmi, tool_group[t]):
+                restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, tool_group[t], now)
             resumed = ti[t, T_INTERRUPTED]
             if resumed >= 0:
                 ti[t, T_INTERRUPTED] = -1
@@ -871,7 +910,11 @@ def make_engine(jit):
         t = ident // MAX_PM
         slot = ident - t * MAX_PM
         row = tool_group[t] * MAX_PM + slot
-        schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
+        if pmi[row, PI_KIND] == PM_AGE:
+            if now != tf[t, TF_PM_W0 + slot]:
+                return  # stale: the tool was renewed since this due time was set
+        else:
+            schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
@@ -902,7 +945,7 @@ def make_engine(jit):
             if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
                 gap = rf[ident, RF_INTERVAL]
                 if ri[ident, RI_KIND] == REL_POISSON:
-                    gap = -gap * math.log(uniform(rng))
+                    gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
                 schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
         elif kind == EV_PM_DUE:
             on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -941,7 +984,7 @@ def make_engine(jit):
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep, warmup, horizon):
         """Fresh replication ``rep``: empty fab, initial WIP queued at t=0, first events armed."""
-        seed_state(rng, seed, rep)
+        seed_streams(rng, seed, rep, tool_group, gi, ri.shape[0])
         n_lots = li.shape[0]
         for lot in range(n_lots):
             li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1
@@ -962,7 +1005,9 @@ def make_engine(jit):
             share = (t - gi[g, GI_FIRST_TOOL] + 1.0) / gi[g, GI_NTOOLS]  # tool k of n: first PM at (k+1)/n
             for slot in range(MAX_PM):
                 row = g * MAX_PM + slot
-                if pmi[row, PI_KIND] == PM_TIME:
+                if pmi[row, PI_KIND] == PM_TIME or pmi[row, PI_KIND] == PM_AGE:
+                    if pmi[row, PI_KIND] == PM_AGE:
+                        tf[t, TF_PM_W0 + slot] = pmf[row, PF_FIRST] * share  # the due time of an age PM
                     schedule(ht, hc, rep_i, pmf[row, PF_FIRST] * share, EV_PM_DUE, t * MAX_PM + slot, 0)
                 elif pmi[row, PI_KIND] == PM_WAFERS:
                     tf[t, TF_PM_W0 + slot] = pmf[row, PF_EVERY] - pmf[row, PF_FIRST] * share
@@ -980,6 +1025,7 @@ def make_engine(jit):
             lot = new_lot(rep_i, li, lf, ri, rf, s_i, s_f, s, step, -1.0, due, 0.0, warmup, horizon)
             if lot < 0:
                 return
+            seed_lot(rng, lot_row(tool_group.shape[0], ri.shape[0], lot), LOT_INITIAL, w)
             s_i[s, S_INITIAL] += 1
             schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
 

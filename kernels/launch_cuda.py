@@ -20,9 +20,9 @@ def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transp
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep0, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[1]:
+    if r < rng.shape[2]:
         _init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
-                  rng[:, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
+                  rng[:, :, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
                   li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
                   s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, seed, rep0 + r, warmup, horizon)
 
@@ -32,10 +32,10 @@ def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, tra
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, rep0, until, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[1]:
+    if r < rng.shape[2]:
         log_on = 1 if rep0 + r == 0 else 0
         _advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng[:, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
+                     rng[:, :, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
                      li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
                      s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, snap_t, snap_tool, snap_queue,
                      until, warmup, horizon, log_on)
@@ -53,12 +53,12 @@ def _blocks(n):
 
 
 def init_all(*args):
-    n = args[12].shape[1]  # rng: [2, R]
+    n = args[12].shape[2]  # rng: [streams, 2, R]
     _init_kernel[_blocks(n)](*args)
 
 
 def advance_all(*args):
-    n = args[11].shape[1]  # rng: [2, R]
+    n = args[11].shape[2]  # rng: [streams, 2, R]
     _advance_kernel[_blocks(n)](*args)
 
 

@@ -20,7 +20,7 @@ EV_RELEASE, EV_ARRIVE, EV_ACTIVITY_END, EV_FAIL, EV_PM_DUE, EV_BATCH_TIMEOUT, EV
 
 # ---- failure bases; pm kinds; step time bases; release kinds
 FAIL_NONE, FAIL_CALENDAR, FAIL_BUSY = range(3)
-PM_NONE, PM_TIME, PM_WAFERS = range(3)
+PM_NONE, PM_TIME, PM_WAFERS, PM_AGE = range(4)  # PM_AGE: due at an age since the last renewal
 PER_WAFER, PER_LOT, PER_BATCH = range(3)
 CHOICE_FIRST_IDLE, CHOICE_LEAST_SETUP = range(2)  # which idle tool a waiting lot goes to
 REL_INTERVAL, REL_POISSON, REL_CONWIP = range(3)

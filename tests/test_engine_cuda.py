@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent("""
     from twin.runner import run_line
 
     failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
-    pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}}]
+    pm = [{{"name": "w", "every_wafers": 40, "duration": {{"dist": "constant", "value": 15}}}},
+          {{"name": "age", "age_minutes": 400, "duration": {{"dist": "uniform", "low": 5, "high": 9}}}}]
     wear = {{"drift_per_wafer": 0.01, "noise_per_wafer": 0.02, "sensor_sd": 0.05,
              "failure_level": {{"dist": "uniform", "low": 0.4, "high": 0.8}},
              "warning": {{"level": 0.4, "horizon_minutes": 120}}}}

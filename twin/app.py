@@ -24,7 +24,8 @@ from twin.runner import Checkpoint, checkpoint_bytes, checkpoint_key, log_rows, 
 MAX_HORIZON_DAYS = 36525.0  # 100 years: longer runs are no plant's question and only fill memory
 YIELD_KEYS = {"enabled", "defect_scale", "alpha", "die_size_mm", "sample_wafers"}
 RUN_KEYS = {"line", "replicas", "horizon_days", "warmup_days", "seed", "dispatch", "snapshot_minutes",
-            "chunk_replicas", "max_lots", "progress", "yield", "backend", "resume", "checkpoint_seconds"}
+            "chunk_replicas", "max_lots", "progress", "yield", "backend", "resume", "checkpoint_seconds", "objective",
+            "cluster"}
 
 
 def prepare(cfg: dict):
@@ -60,6 +61,11 @@ def prepare(cfg: dict):
     if args["horizon_days"] <= args["warmup_days"]:
         raise ConfigError("horizon_days", horizon, f"must be greater than warmup_days ({warmup})")
     check_run_size(compiled, backend, args)
+    from twin.distributed import check_cluster
+    from twin.objective import check_objective
+
+    check_cluster(cfg.get("cluster"))
+    check_objective(cfg.get("objective"), compiled)
     return compiled, backend, args
 
 
@@ -90,7 +96,7 @@ def run_scenario(cfg: dict, out_dir) -> dict:
         checkpoint = _checkpoint(out, compiled, backend, args, every, resume)
         yield_compile = _start_yield_compile(backend) if with_yield else None
         try:
-            result = run_line(compiled, backend=backend, checkpoint=checkpoint, stop=lambda: signals.requested, **args)
+            result = _simulate(compiled, backend, args, cfg.get("cluster"), checkpoint, lambda: signals.requested)
         except BaseException as err:
             if yield_compile is not None:
                 yield_compile.terminate()
@@ -100,6 +106,9 @@ def run_scenario(cfg: dict, out_dir) -> dict:
         staged, extra = [], {}
         if with_yield:
             staged, extra["yield"] = _yield_phase(result, out, backend.name, args["seed"], ycfg, yield_compile, signals)
+        objective = _objective(cfg.get("objective"), compiled, result)
+        if objective is not None:
+            extra["objective"] = objective
         doc = _write(result, out, _meta_config(cfg, compiled.line), extra, staged, signals)
         shutil.rmtree(out / ".staging", ignore_errors=True)
         if doc["meta"]["interrupted"]:
@@ -193,6 +202,24 @@ def _say_interrupted(out: Path, doc: dict | None, checkpoint: Checkpoint) -> Non
     else:
         kept = f"the {meta['replications']} finished replications (of {meta['planned_replications']})"
     print(f"interrupted: wrote {kept} to {out}{more}", file=sys.stderr)
+
+
+def _simulate(compiled, backend, args, cluster, checkpoint, stop):
+    """One process (checkpointed), or shards of replications on a Dask cluster (same numbers, docs/studies.md)."""
+    if not cluster:
+        return run_line(compiled, backend=backend, checkpoint=checkpoint, stop=stop, **args)
+    from twin.distributed import run_distributed
+
+    return run_distributed(compiled, args["replicas"], args["horizon_days"], args["warmup_days"], args["seed"],
+                           cluster=cluster, backend=backend.name, snapshot_minutes=args["snapshot_minutes"])
+
+
+def _objective(spec, compiled, result):
+    from twin import kpis
+    from twin.objective import check_objective, objective_section
+
+    spec = check_objective(spec, compiled)
+    return None if spec is None else objective_section(spec, kpis.per_replication(result))
 
 
 def _meta_config(cfg: dict, line) -> dict:

@@ -67,7 +67,7 @@ def _run(rest) -> int:
     started = []
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
-    def hydra_run(cfg: DictConfig) -> None:
+    def hydra_run(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from twin.app import run_scenario
@@ -75,9 +75,16 @@ def _run(rest) -> int:
         started.append(True)
         out_dir = HydraConfig.get().runtime.output_dir
         config = OmegaConf.to_container(cfg, resolve=True)
-        code = guarded(lambda _: _print(run_scenario(config, out_dir), out_dir), None)
+        docs = []
+
+        def run_and_print(_):
+            docs.append(run_scenario(config, out_dir))
+            return _print(docs[0], out_dir)
+
+        code = guarded(run_and_print, None)
         if code:
             sys.exit(code)
+        return (docs[0].get("objective") or {}).get("value")  # what a sweeper (Optuna) optimises
 
     def _print(doc, out_dir):
         from twin.app import print_summary
@@ -85,8 +92,10 @@ def _run(rest) -> int:
         print_summary(doc, out_dir)
         return 130 if doc["meta"]["interrupted"] else 0
 
+    from twin.objective import fix_optuna_sampler_instantiation
     from twin.rundir import cli_folder_guard
 
+    fix_optuna_sampler_instantiation()
     saved, sys.argv = sys.argv, ["twin run", *flags, *overrides, *naming]
     try:
         with cli_folder_guard(sys.argv[1:]):

@@ -116,7 +116,7 @@ def _groups(line: Line, dispatch):
         for slot, pm in enumerate(grp.pms):
             row = g * K.MAX_PM + slot
             by_time = math.isfinite(pm.every_minutes)
-            pmi[row, K.PI_KIND] = K.PM_TIME if by_time else K.PM_WAFERS
+            pmi[row, K.PI_KIND] = (K.PM_AGE if pm.age else K.PM_TIME) if by_time else K.PM_WAFERS
             pmi[row, K.PI_DUR_KIND], pmf[row, K.PF_DUR0], pmf[row, K.PF_DUR1], pmf[row, K.PF_DUR2] = pm.duration.encode()
             pmf[row, K.PF_EVERY] = pm.every_minutes if by_time else pm.every_wafers
             pmf[row, K.PF_FIRST] = pm.first_minutes if pm.first_minutes is not None else pmf[row, K.PF_EVERY]

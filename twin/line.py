@@ -44,13 +44,16 @@ class Failure:
 
 @dataclass(frozen=True)
 class PreventiveMaintenance:
-    """Scheduled down every ``every_minutes`` of calendar time or ``every_wafers`` wafers."""
+    """Scheduled down every ``every_minutes`` of calendar time or ``every_wafers`` wafers; or, with
+    ``age``, at ``every_minutes`` since the tool's last renewal (repair or PM), renewing its failure
+    clock as good as new (age replacement)."""
 
     name: str
     duration: Dist
     every_minutes: float = INF
     every_wafers: float = INF
     first_minutes: float | None = None  # first due time; defaults to every_minutes
+    age: bool = False  # age-based: every_minutes counts from the last repair or PM, which renew the ttf clock
 
 
 @dataclass(frozen=True)
@@ -414,11 +417,14 @@ def _parse_failure(d, f) -> Failure:
 
 def _parse_pm(d, f) -> PreventiveMaintenance:
     _mapping(d, f)
-    _only(d, {"name", "every_minutes", "every_wafers", "duration", "first_minutes"}, f)
+    _only(d, {"name", "every_minutes", "every_wafers", "age_minutes", "duration", "first_minutes"}, f)
     every_m = d.get("every_minutes")
     every_w = d.get("every_wafers")
-    if (every_m is None) == (every_w is None):
-        raise ConfigError(f"{f}", d, "give exactly one of every_minutes or every_wafers")
+    age_m = d.get("age_minutes")
+    if sum(v is not None for v in (every_m, every_w, age_m)) != 1:
+        raise ConfigError(f"{f}", d, "give exactly one of every_minutes, every_wafers or age_minutes")
+    if age_m is not None:
+        every_m = _number(age_m, f"{f}.age_minutes", positive=True)
     first = d.get("first_minutes")
     return PreventiveMaintenance(
         name=_text(d, "name", "pm", f),
@@ -426,6 +432,7 @@ def _parse_pm(d, f) -> PreventiveMaintenance:
         every_minutes=_number(every_m, f"{f}.every_minutes", positive=True) if every_m is not None else INF,
         every_wafers=_number(every_w, f"{f}.every_wafers", positive=True) if every_w is not None else INF,
         first_minutes=_number(first, f"{f}.first_minutes") if first is not None else None,
+        age=age_m is not None,
     )
 
 

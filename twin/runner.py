@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import layout as K
+from kernels.rng import stream_count
 from twin.backend import Backend
 from twin.compile import MINUTES_PER_DAY, CompiledLine
 from twin.errors import ConfigError
@@ -28,7 +29,7 @@ def state_shapes(c: CompiledLine) -> dict:
     T, L, G = c.n_tools, c.lot_capacity, len(c.group_names)
     S, NS = len(c.step_names), len(c.stream_names)
     return {
-        "rng": ((2,), np.uint64),
+        "rng": ((stream_count(T, NS, L), 2), np.uint64),
         "rep_i": ((K.N_RI_STATE,), np.int64),
         "ht": ((c.heap_capacity,), np.float64),
         "hc": ((c.heap_capacity,), np.int64),
@@ -129,8 +130,11 @@ LOT_LOG_DTYPE = np.dtype([
 def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: float, seed: int,
              backend: Backend, chunk_replicas: int = 0, snapshot_minutes: float = 240.0,
              segments: int = 0, progress: bool = False, checkpoint: "Checkpoint | None" = None,
-             stop=None) -> RunResult:
+             stop=None, first_replica: int = 0) -> RunResult:
     """Simulate ``replicas`` replications, keeping finished work through interrupts.
+
+    Replications have global indices from ``first_replica`` on: a shard of a
+    larger run gives the same numbers as those replications of the whole.
 
     ``segments`` (0: one per simulated day) splits the horizon; the progress bar
     moves after each launch (one segment or several: :func:`_segment_ends`).
@@ -160,7 +164,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
             n = min(chunk, replicas - first)
             state = saved["state"] if saved and saved["first"] == first else None
             start = saved["segment"] if state is not None else 0
-            run.finish_chunk(_run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
+            run.finish_chunk(_run_chunk(c, backend, first_replica + first, n, seed, horizon, warmup, segments, rep0, bar,
                                         saved_state=state, start_segment=start, boundary=run.boundary))
     except KeyboardInterrupt:
         interrupted = True

@@ -12,7 +12,7 @@ A new top-level setting goes into its YAML file and here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 RUN_SCHEMA = "run_schema"
 MAINTAIN_SCHEMA = "maintain_schema"
@@ -35,6 +35,22 @@ class YieldConfig:
     alpha: Optional[float] = None
     die_size_mm: Optional[float] = None
     sample_wafers: int = 200
+
+
+@dataclass
+class CostConfig:
+    """``objective.cost``: what a tool of a group costs, in the objective KPI's units."""
+
+    per_tool: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveConfig:
+    """``objective:``: the number ``twin run`` returns to a sweeper (docs/studies.md, Optimise)."""
+
+    kpi: Optional[str] = None
+    direction: str = "minimize"  # minimize | maximize
+    cost: CostConfig = field(default_factory=CostConfig)
 
 
 def _with_yield(cls):
@@ -63,6 +79,8 @@ class RunConfig:
     progress: bool = True
     resume: bool = False  # continue the run in hydra.run.dir from its checkpoint (docs/outputs.md)
     checkpoint_seconds: float = 60.0  # wall seconds between checkpoints at segment boundaries
+    cluster: Optional[str] = None  # local | local-cuda | tcp://host:8786 (twin.distributed)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 @dataclass
