@@ -334,17 +334,27 @@ def test_least_setup_tool_choice_where_wakeresrank_says_so(dataset, line):
 def test_dispatch_defaults_and_native_rules(dataset):
     base = {"loader": "smt2020", "dataset": dataset}
     native = {"HVLM": "hot_lot_setup", "LVHM": "hot_lot_setup_cr"}[dataset]
-    assert {g.dispatch for g in load_smt2020(base).tool_groups} == {native}
+    lssu_rule = {"HVLM": "setup_hot_lot", "LVHM": "setup_hot_lot_cr"}[dataset]
+    lssu = {r["STNFAM"] for r in raw(dataset, "tool.txt.1l") if r["RULE"] == "rule_LSSU"}
+    assert lssu == {"Implant_128", "Implant_132", "Implant_91"}
+    # default lssu: setup_first: the three rule_LSSU families avoid setups before ranking hot lots
+    assert {g.name: g.dispatch for g in load_smt2020(base).tool_groups} == \
+        {g.name: lssu_rule if g.name in lssu else native for g in load_smt2020(base).tool_groups}
+    # lssu: chain: every family follows its rank chain alone, hot lots first
+    assert {g.dispatch for g in load_smt2020({**base, "lssu": "chain"}).tool_groups} == {native}
     assert {g.dispatch for g in load_smt2020({**base, "dispatch": "edd"}).tool_groups} == {"edd"}
     # tool.txt.1l: rule_HotLotFIRST and rule_LSSU, ranked rank_HP;rank_RSETUP;rank_FIFO (HVLM) or
     # ...;rank_CR (LVHM): hot lots first, then no setup change, then FIFO or CR.
     chains = {r["FWLRANK"] for r in raw(dataset, "tool.txt.1l")}
     assert chains == {"rank_HP;rank_RSETUP;" + {"HVLM": "rank_FIFO", "LVHM": "rank_CR"}[dataset]}
-    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native"}).tool_groups} == {native}
+    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native", "lssu": "chain"}).tool_groups} == {native}
 
 
 @pytest.mark.parametrize("data, field", [
     ({"dispatch": "lifo"}, "line.dispatch"),
+    ({"cascade_occupancy": "wafer"}, "line.cascade_occupancy"),
+    ({"lssu": "hot_first"}, "line.lssu"),
+    ({"dedication": "loose"}, "line.dedication"),
     ({"dataset": None}, "line.dataset"),
     ({"colour": "red"}, "line.colour"),
     ({"run_defaults": {"horizon_days": -1}}, "line.run_defaults.horizon_days"),

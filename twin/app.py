@@ -68,6 +68,8 @@ def run_scenario(cfg: dict, out_dir) -> dict:
             yield_compile.wait()
         extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
     doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
+    from twin.smt2020_report import write_if_smt2020  # smt2020_report.csv, in the published tables' terms
+    write_if_smt2020(result, out_dir, cfg.get("line"))
     if result.interrupted:
         print(f"interrupted: wrote the {result.completed_replicas} finished replications to {out_dir}", file=sys.stderr)
     return doc
