@@ -117,6 +117,8 @@ def make_engine(jit):
     @jit
     def set_tool_state(ti, tf, qi, tool_group, t, new_state, now, warmup, horizon):
         old = ti[t, T_STATE]
+        if old == STANDBY:  # standby with a cascaded lot still inside counts as busy (docs/smt2020.md)
+            tf[t, TF_STANDBY_LOADED] += overlap(tf[t, TF_SINCE], min(now, tf[t, TF_INSIDE_UNTIL]), warmup, horizon)
         tf[t, TF_E10_0 + old] += overlap(tf[t, TF_SINCE], now, warmup, horizon)
         tf[t, TF_SINCE] = now
         g = tool_group[t]
@@ -353,8 +355,8 @@ def make_engine(jit):
         if next_timeout < qf[g, QF_TIMEOUT_AT]:
             qf[g, QF_TIMEOUT_AT] = next_timeout
             schedule(ht, hc, rep_i, next_timeout, EV_BATCH_TIMEOUT, g, 0)
-        if hold_setup and best_same >= 0:
-            return best_same
+        if hold_setup and (best_same >= 0 or gi[g, GI_STRICT_MIN_RUN] != 0):
+            return best_same  # strict minimum run: the tool waits for a lot of its setup
         return best
 
     @jit
@@ -385,15 +387,6 @@ def make_engine(jit):
             qf[g, QF_DEFECT_WAFERS] += density * w
         if si[s, SI_DED_ANCHOR] != 0:
             li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]] = t
-
-    @jit
-    def count_inside(tf, t, start, leave, warmup, horizon):
-        """Add [start, leave] (a job's setup and its lots' time inside) to the tool's busy-while-inside
-        time: jobs start in time order, so the part after the last leave time is the union's growth."""
-        covered = tf[t, TF_INSIDE_UNTIL]
-        if leave > covered:
-            tf[t, TF_INSIDE_BUSY] += overlap(start if start > covered else covered, leave, warmup, horizon)
-            tf[t, TF_INSIDE_UNTIL] = leave
 
     @jit
     def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
@@ -435,10 +428,10 @@ def make_engine(jit):
         if si[s, SI_PER] == PER_WAFER:
             process *= wafers
         tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD]
-        count_inside(tf, t, now, now + setup_time + tf[t, TF_PROC_PENDING], warmup, horizon)
         if sf[s, SF_CASCADE] > 0.0:
             # Cascading tool: each lot finishes after its full time, the tool is free after the interval.
             done_at = now + setup_time + tf[t, TF_PROC_PENDING]
+            tf[t, TF_INSIDE_UNTIL] = max(tf[t, TF_INSIDE_UNTIL], done_at)
             density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
             for k in range(n):
                 lot = tlots[t, k]
@@ -626,8 +619,8 @@ def make_engine(jit):
                     continue
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
                 if pick < 0:
-                    if gi[g, GI_DEDICATED] == 0:
-                        return  # eligibility depends on the tool only through dedication
+                    if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
+                        return  # eligibility depends on the tool only through dedication or a strict min run
                     continue
                 minutes = change_minutes(si, setup_mat, ti, t, li[pick, L_STEP])
                 if minutes <= 0.0:
@@ -658,8 +651,8 @@ def make_engine(jit):
                 return
             if ti[t, T_STATE] == STANDBY:
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
-                if pick < 0 and gi[g, GI_DEDICATED] == 0:
-                    return  # eligibility depends on the tool only through dedication
+                if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
+                    return  # eligibility depends on the tool only through dedication or a strict min run
                 if pick >= 0:
                     start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                               qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
@@ -1002,6 +995,8 @@ def make_engine(jit):
         """Close every time-weighted statistic at the horizon."""
         for t in range(ti.shape[0]):
             state = ti[t, T_STATE]
+            if state == STANDBY:
+                tf[t, TF_STANDBY_LOADED] += overlap(tf[t, TF_SINCE], min(horizon, tf[t, TF_INSIDE_UNTIL]), warmup, horizon)
             tf[t, TF_E10_0 + state] += overlap(tf[t, TF_SINCE], horizon, warmup, horizon)
             tf[t, TF_SINCE] = horizon
         for g in range(qi.shape[0]):

@@ -29,8 +29,9 @@ MAX_PM = 4  # PM calendars per tool group
 # ---- static: tool group table (int / float)
 (GI_RULE, GI_FIRST_TOOL, GI_NTOOLS, GI_MIN_RUN, GI_FAIL_BASIS, GI_TTF_KIND, GI_REP_KIND, GI_FIRST_KIND,
  GI_DEDICATED, GI_HEALTH, GI_LEVEL_KIND, GI_CBM_POLICY, GI_CBM_DUR_KIND, GI_CBM_MIN_READINGS,
- GI_TOOL_CHOICE, GI_DED_RELEASE, N_GI) = range(17)
-# GI_DED_RELEASE: 1 when a lot dedicated to a tool that is down may run on another tool of the group
+ GI_TOOL_CHOICE, GI_DED_RELEASE, GI_STRICT_MIN_RUN, N_GI) = range(18)
+# GI_DED_RELEASE: 1 when a lot dedicated to a tool that is down may run on another tool of the group;
+# GI_STRICT_MIN_RUN: 1 when a tool in its minimum run waits for a lot of its setup rather than change
 (GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
  GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, GF_LEVEL0, GF_LEVEL1, GF_LEVEL2, GF_SENSOR_SD,
  GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2,
@@ -71,9 +72,9 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
 (TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
  TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
  TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, TF_WARN_T,
- TF_INSIDE_UNTIL, TF_INSIDE_BUSY, N_TF) = range(28)
-# TF_INSIDE_BUSY: window time with at least one lot inside the tool (setup included); TF_INSIDE_UNTIL: when the
-# last lot started so far leaves it
+ TF_INSIDE_UNTIL, TF_STANDBY_LOADED, N_TF) = range(28)
+# TF_INSIDE_UNTIL: when the last lot started on a cascading tool leaves it; TF_STANDBY_LOADED: window time the
+# tool stood in standby with such a lot still inside (busy under the busy-while-any-lot-inside reading)
 
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)

@@ -355,6 +355,7 @@ def test_dispatch_defaults_and_native_rules(dataset):
     ({"cascade_occupancy": "wafer"}, "line.cascade_occupancy"),
     ({"lssu": "hot_first"}, "line.lssu"),
     ({"dedication": "loose"}, "line.dedication"),
+    ({"min_run": "soft"}, "line.min_run"),
     ({"dataset": None}, "line.dataset"),
     ({"colour": "red"}, "line.colour"),
     ({"run_defaults": {"horizon_days": -1}}, "line.run_defaults.horizon_days"),

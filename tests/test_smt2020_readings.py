@@ -69,7 +69,8 @@ def test_cascading_lots_leave_one_pitch_apart_and_the_tool_is_busy_while_any_is_
     np.testing.assert_allclose(done_times(result), expected)
     tf = result.stats["tf"][0, 0]
     assert tf[K.TF_E10_0 + K.PRODUCTIVE] == pytest.approx(N_LOTS * pitch)
-    assert tf[K.TF_INSIDE_BUSY] == pytest.approx(expected[-1])
+    # after the last pitch the tool stands by with lots inside until the last one leaves
+    assert tf[K.TF_STANDBY_LOADED] == pytest.approx(expected[-1] - N_LOTS * pitch)
 
 
 def test_a_setup_counts_as_busy_and_the_report_shares_follow_from_the_times():
@@ -91,15 +92,14 @@ def test_a_setup_counts_as_busy_and_the_report_shares_follow_from_the_times():
 
 
 def test_a_non_cascading_tool_is_busy_exactly_while_held():
-    """Without cascading the union of [start, leave] is the setup + processing time (E10 productive + setup)."""
+    """Without cascading a lot leaves when the tool's processing ends: busy while inside = held."""
     group = station("M", 1, setup={"minutes": 4.0})
     steps = [{"group": "M", "time": 10.0, "per": "lot", "setup": "S"}]
     releases = [{"name": "p", "product": "p", "interval_minutes": 30.0, "lot_size": 1, "due_days": 100}]
     line = parse_line({"name": "plain", "tool_groups": [group], "products": [{"name": "p", "route": steps}],
                        "releases": releases})
     tf = run(line).stats["tf"][0, 0]
-    held = tf[K.TF_E10_0 + K.PRODUCTIVE] + tf[K.TF_E10_0 + K.SETUP]
-    assert tf[K.TF_INSIDE_BUSY] == pytest.approx(held)
+    assert tf[K.TF_E10_0 + K.PRODUCTIVE] > 0.0 and tf[K.TF_STANDBY_LOADED] == 0.0
 
 
 # ----------------------------------------------------------------------------- rule_LSSU: setup before hot lots
@@ -201,3 +201,28 @@ def test_critical_ratio_is_unitless_and_its_order_ignores_a_flow_factor():
     for factor in (1.5, 2.7):
         scaled = [cr(1000.0, 0.0, d, 0, 0.0, factor * r, 0, 0) for d, r in zip(due, remaining)]
         assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(scaled, kind="stable"))
+
+
+# ----------------------------------------------------------------------------- minimum runs
+
+
+def min_run_line(strict):
+    """min_run 2, 10-min changes. t=0: A lot (setup 0-10, 10-110); t=5: B lot; t=150: A lot."""
+    group = station("I", 1, dispatch="hot_lot_setup", setup={"minutes": 10.0, "min_run": 2})
+    products = [{"name": f, "route": [{"group": "I", "time": 100.0, "per": "lot", "setup": f}]} for f in "AB"]
+    one = {"interval_minutes": 1e6, "max_lots": 1, "lot_size": 1, "due_days": 100}
+    releases = [{"name": "a1", "product": "A", "start_minutes": 0.0, **one},
+                {"name": "b1", "product": "B", "start_minutes": 5.0, **one},
+                {"name": "a2", "product": "A", "start_minutes": 150.0, **one}]
+    line = parse_line({"name": "minrun", "tool_groups": [group], "products": products, "releases": releases})
+    return with_groups(line, strict_min_run=strict)
+
+
+@pytest.mark.parametrize("strict, expected", [
+    # prefer: at t=110 no A lot waits, so B changes over (110-120, 120-220); then A changes back (220-330)
+    (False, {"a1": 110.0, "b1": 220.0, "a2": 330.0}),
+    # strict: the tool idles 110-150 until the second A lot completes its run (150-250); then B (250-360)
+    (True, {"a1": 110.0, "a2": 250.0, "b1": 360.0}),
+])
+def test_a_strict_minimum_run_waits_for_a_lot_of_its_setup(strict, expected):
+    assert finish_by_lot(run(min_run_line(strict))) == pytest.approx(expected)

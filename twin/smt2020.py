@@ -26,12 +26,13 @@ ENV_DIR = "FABTWIN_SMT2020_DIR"
 DEFAULT_DISPATCH = {"HVLM": "native", "LVHM": "native"}
 DEFAULT_RUN = {"horizon_days": 730.0, "warmup_days": 90.0}
 YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults", "cascade_occupancy", "lssu",
-             "dedication"}
+             "dedication", "min_run"}
 # Readings the tables leave open, each a line setting (docs/smt2020.md, "Open readings"); the first is the default.
 READINGS = {
     "cascade_occupancy": ("interval", "load_and_interval"),  # a cascading tool is held n x interval (+ load?)
     "lssu": ("setup_first", "chain"),  # rule_LSSU: least setup before the rank chain, or the chain alone
     "dedication": ("strict", "release_when_down"),  # may a lot leave its lens while that tool is down?
+    "min_run": ("strict", "prefer"),  # MINRUN: the tool waits for its setup's lots, or only prefers them
 }
 
 MINUTES = {"sec": 1.0 / 60.0, "s": 1.0 / 60.0, "min": 1.0, "hr": 60.0, "day": 1440.0}
@@ -325,6 +326,7 @@ def _tool_groups(tables, opts):
             tool_choice="least_setup" if row.get("WAKERESRANK") == "wake_LeastSetupTime" else "first_idle",
             cascade_load=opts["cascade_occupancy"] == "load_and_interval",
             dedication_release=opts["dedication"] == "release_when_down",
+            strict_min_run=opts["min_run"] == "strict",
         ))
     return tuple(groups), families
 

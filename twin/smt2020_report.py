@@ -87,12 +87,13 @@ def tool_family_samples(result) -> dict:
         calendar = window_min * tools.size
         e10 = tf[:, tools, K.TF_E10_0:K.TF_E10_0 + K.N_E10].sum(axis=1) / calendar
         available = 1.0 - e10[:, K.SCHED_DOWN] - e10[:, K.UNSCHED_DOWN]
-        inside = tf[:, tools, K.TF_INSIDE_BUSY].sum(axis=1) / calendar
+        held = e10[:, K.PRODUCTIVE] + e10[:, K.SETUP]
+        inside = held + tf[:, tools, K.TF_STANDBY_LOADED].sum(axis=1) / calendar
         out[name] = {
             "tools": np.full(tf.shape[0], float(tools.size)),
             "availability_pct": 100.0 * available,
             "utilisation_pct": 100.0 * kpis._ratio(inside, available),
-            "held_pct": 100.0 * kpis._ratio(e10[:, K.PRODUCTIVE] + e10[:, K.SETUP], available),
+            "held_pct": 100.0 * kpis._ratio(held, available),
             "breakdown_pct": 100.0 * e10[:, K.UNSCHED_DOWN],
             "pm_pct": 100.0 * e10[:, K.SCHED_DOWN],
             "setup_pct": 100.0 * e10[:, K.SETUP],
