@@ -350,6 +350,28 @@ def test_dispatch_defaults_and_native_rules(dataset):
     assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native", "lssu": "chain"}).tool_groups} == {native}
 
 
+def test_reading_settings_reach_the_tool_groups(dataset):
+    """Defaults: cascade held for the interval only, strict minimum runs, strict dedication; the other
+    readings flip exactly those fields (docs/smt2020.md, Open readings)."""
+    base = {"loader": "smt2020", "dataset": dataset}
+    default = load_smt2020(base).tool_groups
+    assert not any(g.cascade_load or g.dedication_release for g in default)
+    assert all(g.strict_min_run for g in default)
+    assert {g.name for g in default if g.min_run > 0} == {"Implant_128", "Implant_132", "Implant_91"}
+    other = load_smt2020({**base, "cascade_occupancy": "load_and_interval", "min_run": "prefer",
+                          "dedication": "release_when_down"}).tool_groups
+    assert all(g.cascade_load and g.dedication_release and not g.strict_min_run for g in other)
+    assert [dataclass_fields(g) for g in other] == [dataclass_fields(g) for g in default]
+
+
+def dataclass_fields(group):
+    """A group's fields other than the reading flags."""
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(group).items()
+            if k not in ("cascade_load", "dedication_release", "strict_min_run")}
+
+
 @pytest.mark.parametrize("data, field", [
     ({"dispatch": "lifo"}, "line.dispatch"),
     ({"cascade_occupancy": "wafer"}, "line.cascade_occupancy"),
