@@ -221,7 +221,8 @@ def test_cascading_never_holds_more_lots_than_station_capacity(dataset, line):
             cascading += 1
             g = groups[s.group]
             cap = float(tools[s.group]["STNCAP"])
-            occupancy = g.load_minutes + s.cascade_interval * (25 if s.cascade_per == "wafer" else 1)
+            held_load = g.load_minutes if g.cascade_load else 0.0  # cascade_occupancy (default: interval only)
+            occupancy = held_load + s.cascade_interval * (25 if s.cascade_per == "wafer" else 1)
             longest = g.load_minutes + s.time.params[1] + g.unload_minutes
             assert cap == 2.0 and longest < cap * occupancy, (p.name, s.name)
     assert cascading > 0
