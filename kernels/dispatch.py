@@ -61,6 +61,17 @@ def hot_lot_setup_cr(now, entry, due, priority, process, remaining, step_priorit
                                                                         remaining, step_priority, needs_setup)
 
 
+def setup_hot_lot(now, entry, due, priority, process, remaining, step_priority, needs_setup):
+    """Lots that need no setup change first, then hot lots, then FIFO (setup avoidance over priority)."""
+    return needs_setup * 4.0 * BIG - priority * BIG + entry
+
+
+def setup_hot_lot_cr(now, entry, due, priority, process, remaining, step_priority, needs_setup):
+    """Lots that need no setup change first, then hot lots, then smallest critical ratio."""
+    return needs_setup * 4.0 * BIG - priority * BIG + critical_ratio(now, entry, due, priority, process,
+                                                                      remaining, step_priority, needs_setup)
+
+
 RULES = {
     "fifo": fifo,
     "spt": spt,
@@ -70,6 +81,8 @@ RULES = {
     "step_priority": step_priority_rule,
     "hot_lot_setup": hot_lot_setup,
     "hot_lot_setup_cr": hot_lot_setup_cr,
+    "setup_hot_lot": setup_hot_lot,
+    "setup_hot_lot_cr": setup_hot_lot_cr,
 }
 RULE_NAMES = tuple(RULES)
 RULE_IDS = {name: i for i, name in enumerate(RULE_NAMES)}
@@ -85,6 +98,14 @@ def make_rule_key(jit):
         # hot_lot_setup_cr, composed from the compiled CR rule (a jitted body cannot call the plain one)
         return -priority * 4.0 * BIG + needs_setup * BIG + cr(now, entry, due, priority, process, remaining,
                                                               step_priority, needs_setup)
+
+    r8 = jit(RULES["setup_hot_lot"])
+
+    @jit
+    def r9(now, entry, due, priority, process, remaining, step_priority, needs_setup):
+        # setup_hot_lot_cr, composed from the compiled CR rule as r7 is
+        return needs_setup * 4.0 * BIG - priority * BIG + cr(now, entry, due, priority, process, remaining,
+                                                             step_priority, needs_setup)
 
     @jit
     def rule_key(rule_id, now, entry, due, priority, process, remaining, step_priority, needs_setup):
@@ -102,6 +123,10 @@ def make_rule_key(jit):
             return r5(now, entry, due, priority, process, remaining, step_priority, needs_setup)
         if rule_id == 6:
             return r6(now, entry, due, priority, process, remaining, step_priority, needs_setup)
-        return r7(now, entry, due, priority, process, remaining, step_priority, needs_setup)
+        if rule_id == 7:
+            return r7(now, entry, due, priority, process, remaining, step_priority, needs_setup)
+        if rule_id == 8:
+            return r8(now, entry, due, priority, process, remaining, step_priority, needs_setup)
+        return r9(now, entry, due, priority, process, remaining, step_priority, needs_setup)
 
     return rule_key

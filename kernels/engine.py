@@ -152,6 +152,8 @@ def make_engine(jit):
     @jit
     def set_tool_state(ti, tf, qi, tool_group, t, new_state, now, warmup, horizon):
         old = ti[t, T_STATE]
+        if old == STANDBY:  # standby with a cascaded lot still inside counts as busy (docs/smt2020.md)
+            tf[t, TF_STANDBY_LOADED] += overlap(tf[t, TF_SINCE], min(now, tf[t, TF_INSIDE_UNTIL]), warmup, horizon)
         tf[t, TF_E10_0 + old] += overlap(tf[t, TF_SINCE], now, warmup, horizon)
         tf[t, TF_SINCE] = now
         g = tool_group[t]
@@ -281,6 +283,8 @@ def make_engine(jit):
                 s_f[s, SS_CT_SQ] += ct * ct
                 if now <= lf[lot, LF_DUE]:
                     s_f[s, SS_ONTIME] += 1.0
+                if release >= warmup:
+                    s_f[s, SS_WINDOW_DONE] += 1.0
                 b = int(ct / rf[s, RF_CT_BIN])
                 if b >= ct_hist.shape[1]:
                     b = ct_hist.shape[1] - 1
@@ -332,6 +336,14 @@ def make_engine(jit):
         return chosen < 0 or chosen == t
 
     @jit
+    def bound_tool_down(gi, si, ti, li, g, s, lot):
+        """True when the group releases dedication and the tool the lot is bound to at step ``s`` is down."""
+        if gi[g, GI_DED_RELEASE] == 0 or si[s, SI_DEDICATE] < 0:
+            return False
+        chosen = li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]]
+        return chosen >= 0 and (ti[chosen, T_STATE] == SCHED_DOWN or ti[chosen, T_STATE] == UNSCHED_DOWN)
+
+    @jit
     def select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now):
         """Best waiting lot for standby tool ``t`` under its group's rule; -1 if none is eligible."""
         rule = gi[g, GI_RULE]
@@ -349,7 +361,7 @@ def make_engine(jit):
         while lot >= 0:
             s = li[lot, L_STEP]
             eligible = True
-            if not may_use(si, li, s, lot, t):
+            if not may_use(si, li, s, lot, t) and not bound_tool_down(gi, si, ti, li, g, s, lot):
                 eligible = False
             if eligible and si[s, SI_BMAX] > 0 and step_wafers[s] < si[s, SI_BMIN]:
                 ready_at = lf[lot, LF_ENTRY] + sf[s, SF_BWAIT]
@@ -378,8 +390,8 @@ def make_engine(jit):
         if next_timeout < qf[g, QF_TIMEOUT_AT]:
             qf[g, QF_TIMEOUT_AT] = next_timeout
             schedule(ht, hc, rep_i, next_timeout, EV_BATCH_TIMEOUT, g, 0)
-        if hold_setup and best_same >= 0:
-            return best_same
+        if hold_setup and (best_same >= 0 or gi[g, GI_STRICT_MIN_RUN] != 0):
+            return best_same  # strict minimum run: the tool waits for a lot of its setup
         return best
 
     @jit
@@ -423,7 +435,8 @@ def make_engine(jit):
             lot = qi[g, Q_HEAD]
             while lot >= 0 and n < tlots.shape[1]:
                 nxt = li[lot, L_NEXT]
-                if li[lot, L_STEP] == s and may_use(si, li, s, lot, t) and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
+                usable = may_use(si, li, s, lot, t) or bound_tool_down(gi, si, ti, li, g, s, lot)
+                if li[lot, L_STEP] == s and usable and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
                     dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
                     tlots[t, n] = lot
                     n += 1
@@ -457,13 +470,14 @@ def make_engine(jit):
         if sf[s, SF_CASCADE] > 0.0:
             # Cascading tool: each lot finishes after its full time, the tool is free after the interval.
             done_at = now + setup_time + tf[t, TF_PROC_PENDING]
+            tf[t, TF_INSIDE_UNTIL] = max(tf[t, TF_INSIDE_UNTIL], done_at)
             density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
             for k in range(n):
                 lot = tlots[t, k]
                 add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
                 schedule(ht, hc, rep_i, done_at, EV_LOT_DONE, lot, 0)
             per = wafers if si[s, SI_CASCADE_PER_WAFER] != 0 else n
-            tf[t, TF_PROC_PENDING] = gf[g, GF_LOAD] + sf[s, SF_CASCADE] * per
+            tf[t, TF_PROC_PENDING] = gf[g, GF_CASCADE_LOAD] + sf[s, SF_CASCADE] * per
             ti[t, T_NLOTS] = 0
         if setup_time > 0.0:
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, SETUP, setup_time, now, warmup, horizon)
@@ -669,8 +683,8 @@ def make_engine(jit):
                     continue
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
                 if pick < 0:
-                    if gi[g, GI_DEDICATED] == 0:
-                        return  # eligibility depends on the tool only through dedication
+                    if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
+                        return  # eligibility depends on the tool only through dedication or a strict min run
                     continue
                 minutes = change_minutes(si, setup_mat, ti, t, li[pick, L_STEP])
                 if minutes <= 0.0:
@@ -701,8 +715,8 @@ def make_engine(jit):
                 return
             if ti[t, T_STATE] == STANDBY:
                 pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
-                if pick < 0 and gi[g, GI_DEDICATED] == 0:
-                    return  # eligibility depends on the tool only through dedication
+                if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
+                    return  # eligibility depends on the tool only through dedication or a strict min run
                 if pick >= 0:
                     start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                               qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
@@ -725,7 +739,8 @@ def make_engine(jit):
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
         if ti[t, T_PM_PENDING] != 0:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-            return
+            if gi[tool_group[t], GI_DED_RELEASE] == 0:
+                return
         dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                        s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
@@ -918,6 +933,10 @@ def make_engine(jit):
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
+            if gi[tool_group[t], GI_DED_RELEASE] != 0:
+                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
 
     @jit
     def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -938,6 +957,10 @@ def make_engine(jit):
         elif kind == EV_FAIL:
             if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
                 on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
+                if gi[tool_group[ident], GI_DED_RELEASE] != 0:
+                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                   s_i, s_f, ct_hist, log, tool_group[ident], now, warmup, horizon, log_on)
         elif kind == EV_RELEASE:
             release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -1054,6 +1077,8 @@ def make_engine(jit):
         """Close every time-weighted statistic at the horizon."""
         for t in range(ti.shape[0]):
             state = ti[t, T_STATE]
+            if state == STANDBY:
+                tf[t, TF_STANDBY_LOADED] += overlap(tf[t, TF_SINCE], min(horizon, tf[t, TF_INSIDE_UNTIL]), warmup, horizon)
             tf[t, TF_E10_0 + state] += overlap(tf[t, TF_SINCE], horizon, warmup, horizon)
             tf[t, TF_SINCE] = horizon
         for g in range(qi.shape[0]):

@@ -29,11 +29,14 @@ MAX_PM = 4  # PM calendars per tool group
 # ---- static: tool group table (int / float)
 (GI_RULE, GI_FIRST_TOOL, GI_NTOOLS, GI_MIN_RUN, GI_FAIL_BASIS, GI_TTF_KIND, GI_REP_KIND, GI_FIRST_KIND,
  GI_DEDICATED, GI_HEALTH, GI_LEVEL_KIND, GI_CBM_POLICY, GI_CBM_DUR_KIND, GI_CBM_MIN_READINGS,
- GI_TOOL_CHOICE, N_GI) = range(16)
+ GI_TOOL_CHOICE, GI_DED_RELEASE, GI_STRICT_MIN_RUN, N_GI) = range(18)
+# GI_DED_RELEASE: 1 when a lot dedicated to a tool that is down may run on another tool of the group;
+# GI_STRICT_MIN_RUN: 1 when a tool in its minimum run waits for a lot of its setup rather than change
 (GF_LOAD, GF_UNLOAD, GF_SETUP, GF_TTF0, GF_TTF1, GF_TTF2, GF_REP0, GF_REP1, GF_REP2,
  GF_FIRST0, GF_FIRST1, GF_FIRST2, GF_DRIFT, GF_NOISE, GF_LEVEL0, GF_LEVEL1, GF_LEVEL2, GF_SENSOR_SD,
  GF_CBM_THRESHOLD, GF_CBM_LEAD, GF_CBM_TARGET, GF_CBM_DUR0, GF_CBM_DUR1, GF_CBM_DUR2,
- GF_WARN_LEVEL, GF_WARN_HORIZON, GF_WARN_WINDOW, N_GF) = range(28)
+ GF_WARN_LEVEL, GF_WARN_HORIZON, GF_WARN_WINDOW, GF_CASCADE_LOAD, N_GF) = range(29)
+# GF_CASCADE_LOAD: load minutes counted in a cascading tool's occupancy (GF_LOAD, or 0 when loading overlaps)
 
 # ---- condition-driven maintenance of a tool group (GI_HEALTH != 0 when condition matters to it)
 CBM_NONE, CBM_CONDITION, CBM_PREDICTIVE = range(3)
@@ -68,7 +71,10 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)
  T_INTERRUPTED, T_FAILS, T_PMS, T_JOB_WAFERS, N_TI) = range(14)
 (TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
  TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
- TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, TF_WARN_T, N_TF) = range(26)
+ TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, TF_WARN_T,
+ TF_INSIDE_UNTIL, TF_STANDBY_LOADED, N_TF) = range(28)
+# TF_INSIDE_UNTIL: when the last lot started on a cascading tool leaves it; TF_STANDBY_LOADED: window time the
+# tool stood in standby with such a lot still inside (busy under the busy-while-any-lot-inside reading)
 
 # ---- per replication: lots
 # a lot remembers one tool per dedication chain of its route (SI_DED_SLOT picks the slot)
@@ -92,7 +98,8 @@ N_QF = QF_LEAD_H0 + N_LEAD_BINS
 # ---- per replication: release streams (statistics)
 S_WIP, S_RELEASED, S_DONE, S_INITIAL, N_SI_STATE = range(5)
 (SS_DONE, SS_CT_SUM, SS_CT_SQ, SS_ONTIME, SS_WIP_AREA, SS_WIP_SINCE, SS_WAFERS_DONE,
- SS_GOOD_DIES, SS_QT_VIOL, SS_RELEASED, SS_CT_N, N_SF_STATE) = range(12)
+ SS_GOOD_DIES, SS_QT_VIOL, SS_RELEASED, SS_CT_N, SS_WINDOW_DONE, N_SF_STATE) = range(13)
+# SS_WINDOW_DONE: lots released in the window [warmup, horizon] and finished by its end
 N_CT_BINS = 400
 
 # ---- replication-0 lot log

@@ -221,7 +221,8 @@ def test_cascading_never_holds_more_lots_than_station_capacity(dataset, line):
             cascading += 1
             g = groups[s.group]
             cap = float(tools[s.group]["STNCAP"])
-            occupancy = g.load_minutes + s.cascade_interval * (25 if s.cascade_per == "wafer" else 1)
+            held_load = g.load_minutes if g.cascade_load else 0.0  # cascade_occupancy (default: interval only)
+            occupancy = held_load + s.cascade_interval * (25 if s.cascade_per == "wafer" else 1)
             longest = g.load_minutes + s.time.params[1] + g.unload_minutes
             assert cap == 2.0 and longest < cap * occupancy, (p.name, s.name)
     assert cascading > 0
@@ -334,17 +335,50 @@ def test_least_setup_tool_choice_where_wakeresrank_says_so(dataset, line):
 def test_dispatch_defaults_and_native_rules(dataset):
     base = {"loader": "smt2020", "dataset": dataset}
     native = {"HVLM": "hot_lot_setup", "LVHM": "hot_lot_setup_cr"}[dataset]
-    assert {g.dispatch for g in load_smt2020(base).tool_groups} == {native}
+    lssu_rule = {"HVLM": "setup_hot_lot", "LVHM": "setup_hot_lot_cr"}[dataset]
+    lssu = {r["STNFAM"] for r in raw(dataset, "tool.txt.1l") if r["RULE"] == "rule_LSSU"}
+    assert lssu == {"Implant_128", "Implant_132", "Implant_91"}
+    # default lssu: setup_first: the three rule_LSSU families avoid setups before ranking hot lots
+    assert {g.name: g.dispatch for g in load_smt2020(base).tool_groups} == \
+        {g.name: lssu_rule if g.name in lssu else native for g in load_smt2020(base).tool_groups}
+    # lssu: chain: every family follows its rank chain alone, hot lots first
+    assert {g.dispatch for g in load_smt2020({**base, "lssu": "chain"}).tool_groups} == {native}
     assert {g.dispatch for g in load_smt2020({**base, "dispatch": "edd"}).tool_groups} == {"edd"}
     # tool.txt.1l: rule_HotLotFIRST and rule_LSSU, ranked rank_HP;rank_RSETUP;rank_FIFO (HVLM) or
     # ...;rank_CR (LVHM): hot lots first, then no setup change, then FIFO or CR.
     chains = {r["FWLRANK"] for r in raw(dataset, "tool.txt.1l")}
     assert chains == {"rank_HP;rank_RSETUP;" + {"HVLM": "rank_FIFO", "LVHM": "rank_CR"}[dataset]}
-    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native"}).tool_groups} == {native}
+    assert {g.dispatch for g in load_smt2020({**base, "dispatch": "native", "lssu": "chain"}).tool_groups} == {native}
+
+
+def test_reading_settings_reach_the_tool_groups(dataset):
+    """Defaults: cascade held for the interval only, strict minimum runs, strict dedication; the other
+    readings flip exactly those fields (docs/smt2020.md, Open readings)."""
+    base = {"loader": "smt2020", "dataset": dataset}
+    default = load_smt2020(base).tool_groups
+    assert not any(g.cascade_load or g.dedication_release for g in default)
+    assert all(g.strict_min_run for g in default)
+    assert {g.name for g in default if g.min_run > 0} == {"Implant_128", "Implant_132", "Implant_91"}
+    other = load_smt2020({**base, "cascade_occupancy": "load_and_interval", "min_run": "prefer",
+                          "dedication": "release_when_down"}).tool_groups
+    assert all(g.cascade_load and g.dedication_release and not g.strict_min_run for g in other)
+    assert [dataclass_fields(g) for g in other] == [dataclass_fields(g) for g in default]
+
+
+def dataclass_fields(group):
+    """A group's fields other than the reading flags."""
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(group).items()
+            if k not in ("cascade_load", "dedication_release", "strict_min_run")}
 
 
 @pytest.mark.parametrize("data, field", [
     ({"dispatch": "lifo"}, "line.dispatch"),
+    ({"cascade_occupancy": "wafer"}, "line.cascade_occupancy"),
+    ({"lssu": "hot_first"}, "line.lssu"),
+    ({"dedication": "loose"}, "line.dedication"),
+    ({"min_run": "soft"}, "line.min_run"),
     ({"dataset": None}, "line.dataset"),
     ({"colour": "red"}, "line.colour"),
     ({"run_defaults": {"horizon_days": -1}}, "line.run_defaults.horizon_days"),

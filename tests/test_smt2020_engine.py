@@ -86,3 +86,27 @@ def test_initial_lots_finish_against_their_own_wip_due_dates():
     initial = log[log["release_min"] < 0]
     assert len(initial) > 100
     assert {round(float(d), 6) for d in initial["due_min"]} <= dues
+
+
+def test_a_run_on_an_smt2020_line_writes_the_reference_format_report(tmp_path):
+    """twin run's run folder holds smt2020_report.csv: every lot type of order.txt and every family of
+    tool.txt.1l, availability + breakdown + PM = 100 % of calendar time, utilisation within [0, 100]."""
+    import csv
+
+    from twin.app import run_scenario
+
+    prepared("smt2020_hvlm")  # skips without the data
+    run_scenario({"line": "smt2020_hvlm", "replicas": 2, "horizon_days": 5, "warmup_days": 1, "backend": "cpu",
+                  "snapshot_minutes": 0, "progress": False, "yield": {"enabled": False}}, tmp_path)
+    with open(tmp_path / "smt2020_report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by = {(r["table"], r["name"], r["metric"]): float(r["mean"]) for r in rows if r["mean"] != ""}
+    lot_types = {r["name"] for r in rows if r["table"] == "lot_type"}
+    families = {r["name"] for r in rows if r["table"] == "tool_family"}
+    assert lot_types == {"Lot_3", "Lot_4", "HotLot_3", "HotLot_4", "SuperHotLot_3"}
+    assert len(families) == 106
+    for fam in families:
+        total = sum(by[("tool_family", fam, m)] for m in ("availability_pct", "breakdown_pct", "pm_pct"))
+        assert total == pytest.approx(100.0), fam
+        assert 0.0 <= by.get(("tool_family", fam, "utilisation_pct"), 0.0) <= 100.0 + 1e-6, fam
+    assert all(r["n"] == "2" for r in rows if r["table"] == "tool_family" or r["metric"] == "released_in_window")

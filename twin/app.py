@@ -106,6 +106,7 @@ def run_scenario(cfg: dict, out_dir) -> dict:
         staged, extra = [], {}
         if with_yield:
             staged, extra["yield"] = _yield_phase(result, out, backend.name, args["seed"], ycfg, yield_compile, signals)
+        staged += _smt2020_phase(result, out, cfg.get("line"))
         objective = _objective(cfg.get("objective"), compiled, result)
         if objective is not None:
             extra["objective"] = objective
@@ -168,6 +169,17 @@ def _yield_phase(result, out: Path, backend_name, seed, ycfg, yield_compile, sig
     except OSError as err:
         return [], {"skipped": f"its files could not be written ({err.strerror or err})"}
     return sorted(staging.iterdir()), section
+
+
+def _smt2020_phase(result, out: Path, line_cfg) -> list[Path]:
+    """``smt2020_report.csv`` (the published tables' terms) into the staging folder, on SMT2020 lines."""
+    from twin.rundir import STAGING
+    from twin.smt2020_report import write_if_smt2020
+
+    folder = out / STAGING
+    folder.mkdir(exist_ok=True)
+    path = write_if_smt2020(result, folder, line_cfg)
+    return [path] if path is not None else []
 
 
 def _write(result, out: Path, config: dict, extra: dict, staged, signals) -> dict:

@@ -101,6 +101,9 @@ def _groups(line: Line, dispatch):
         gi[g, K.GI_TOOL_CHOICE] = K.CHOICE_LEAST_SETUP if grp.tool_choice == "least_setup" else K.CHOICE_FIRST_IDLE
         gf[g, K.GF_LOAD] = grp.load_minutes
         gf[g, K.GF_UNLOAD] = grp.unload_minutes
+        gf[g, K.GF_CASCADE_LOAD] = grp.load_minutes if grp.cascade_load else 0.0
+        gi[g, K.GI_DED_RELEASE] = 1 if grp.dedication_release else 0
+        gi[g, K.GI_STRICT_MIN_RUN] = 1 if grp.strict_min_run and grp.min_run > 0 else 0
         gf[g, K.GF_SETUP] = grp.setup_minutes
         gf[g, K.GF_DRIFT] = grp.condition_drift
         gf[g, K.GF_NOISE] = grp.condition_noise

@@ -102,6 +102,9 @@ class ToolGroup:
     warning: FailureWarning | None = None
     location: str | None = None  # transport location (line.transport.table); None: the default law
     tool_choice: str = "first_idle"  # which idle tool takes a lot: lowest index, or least setup time
+    cascade_load: bool = True  # a cascading tool's occupancy counts the load time (False: loading overlaps)
+    dedication_release: bool = False  # a lot dedicated to a tool that is down may run on another tool
+    strict_min_run: bool = False  # during its min_run a tool waits for a lot of its setup (False: changes if none)
 
     @property
     def watches_condition(self) -> bool:

@@ -26,7 +26,7 @@ LOCK = ".twin.lock"
 STAGING = ".staging"
 # Every file a run writes; a fresh run removes these (and nothing else) from its folder first.
 OUTPUT_NAMES = ("kpis.json", "replications.csv", "lots_rep0.csv", "tools.csv", "snapshots.npz", "line.json",
-                "wafer_maps.npz", "yield_lots_rep0.csv", CHECKPOINT)
+                "wafer_maps.npz", "yield_lots_rep0.csv", "smt2020_report.csv", CHECKPOINT)
 OUTPUT_PATTERNS = ("wafer_maps_*.npz", ".*.tmp")
 
 

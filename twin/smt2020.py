@@ -24,7 +24,15 @@ from twin.line import INF, Failure, InitialWip, Line, PreventiveMaintenance, Pro
 ENV_DIR = "FABTWIN_SMT2020_DIR"
 DEFAULT_DISPATCH = {"HVLM": "native", "LVHM": "native"}
 DEFAULT_RUN = {"horizon_days": 730.0, "warmup_days": 90.0}
-YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults"}
+YAML_KEYS = {"name", "loader", "dataset", "data_dir", "dispatch", "run_defaults", "cascade_occupancy", "lssu",
+             "dedication", "min_run"}
+# Readings the tables leave open, each a line setting (docs/smt2020.md, "Open readings"); the first is the default.
+READINGS = {
+    "cascade_occupancy": ("interval", "load_and_interval"),  # a cascading tool is held n x interval (+ load?)
+    "lssu": ("setup_first", "chain"),  # rule_LSSU: least setup before the rank chain, or the chain alone
+    "dedication": ("strict", "release_when_down"),  # may a lot leave its lens while that tool is down?
+    "min_run": ("strict", "prefer"),  # MINRUN: the tool waits for its setup's lots, or only prefers them
+}
 
 MINUTES = {"sec": 1.0 / 60.0, "s": 1.0 / 60.0, "min": 1.0, "hr": 60.0, "day": 1440.0}
 PRIORITY = {10: "normal", 20: "hot", 30: "super_hot"}
@@ -36,6 +44,8 @@ NATIVE_RULES = {
     for rule in ("rule_HotLotFIRST", "rule_LSSU")
     for last, engine_rule in (("rank_FIFO", "hot_lot_setup"), ("rank_CR", "hot_lot_setup_cr"))
 }
+# lssu: setup_first reads rule_LSSU as "least setup first", then the chain's priority and last key.
+LSSU_SETUP_FIRST = {"hot_lot_setup": "setup_hot_lot", "hot_lot_setup_cr": "setup_hot_lot_cr"}
 DATE_FORMAT = "%m/%d/%y %H:%M:%S"
 
 # Columns the loader reads, per file: every one must be in the header.
@@ -228,7 +238,7 @@ def load_smt2020(data: dict) -> Line:
     opts = _options(data)
     folder = resolve_data_dir(opts["data_dir"], opts["dataset"])
     tables = _read_all(folder)
-    groups, family_rows = _tool_groups(tables, opts["dispatch"])
+    groups, family_rows = _tool_groups(tables, opts)
     lot_size = _lot_size(tables)
     products = _products(tables, family_rows, lot_size)
     epoch = _epoch(tables)
@@ -260,8 +270,14 @@ def _options(data: dict) -> dict:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"line.run_defaults.{key}", value, "must be a number of days >= 0")
     name = str(data.get("name") or f"smt2020_{dataset.lower()}")
+    readings = {}
+    for key, allowed in READINGS.items():
+        value = data.get(key) or allowed[0]
+        if value not in allowed:
+            raise ConfigError(f"line.{key}", value, f"allowed: {', '.join(allowed)} (docs/smt2020.md, Open readings)")
+        readings[key] = value
     return {"name": name, "dataset": dataset, "data_dir": data.get("data_dir"), "dispatch": dispatch,
-            "run_defaults": {k: float(v) for k, v in run.items()}}
+            "run_defaults": {k: float(v) for k, v in run.items()}, **readings}
 
 
 def _read_all(folder: Path) -> dict:
@@ -278,8 +294,9 @@ def _read_all(folder: Path) -> dict:
 # ----------------------------------------------------------------------------- tool groups
 
 
-def _tool_groups(tables, dispatch):
+def _tool_groups(tables, opts):
     """Families of tool.txt.1l with load/unload, breakdowns and PM calendars (setups come later)."""
+    dispatch = opts["dispatch"]
     families = _by_name(tables["tool.txt.1l"], "STNFAM")
     failures, pms = _calendars(tables, families)
     groups = []
@@ -289,7 +306,7 @@ def _tool_groups(tables, dispatch):
             name=name,
             area=row.need("STNGRP"),
             tools=row.integer("STNQTY", low=1),
-            dispatch=_native_rule(row) if dispatch == "native" else dispatch,
+            dispatch=_native_rule(row, opts["lssu"]) if dispatch == "native" else dispatch,
             load_minutes=row.minutes("LTIME", "LTUNITS", default=0.0),
             unload_minutes=row.minutes("ULTIME", "ULTUNITS", default=0.0),
             min_run=0,
@@ -297,16 +314,22 @@ def _tool_groups(tables, dispatch):
             pms=tuple(pms.get(name, ())),
             location=row.get("STNFAMLOC") or None,
             tool_choice="least_setup" if row.get("WAKERESRANK") == "wake_LeastSetupTime" else "first_idle",
+            cascade_load=opts["cascade_occupancy"] == "load_and_interval",
+            dedication_release=opts["dedication"] == "release_when_down",
+            strict_min_run=opts["min_run"] == "strict",
         ))
     return tuple(groups), families
 
 
-def _native_rule(row: Row) -> str:
+def _native_rule(row: Row, lssu: str) -> str:
     key = (row.need("RULE"), row.get("FWLRANK"))
     if key not in NATIVE_RULES:
         known = "; ".join(f"{r} with {c}" for r, c in NATIVE_RULES)
         raise row.error("RULE", f"no engine rule for {key[0]} with rank chain {key[1]!r} (known: {known})")
-    return NATIVE_RULES[key]
+    rule = NATIVE_RULES[key]
+    if key[0] == "rule_LSSU" and lssu == "setup_first":
+        return LSSU_SETUP_FIRST[rule]
+    return rule
 
 
 def _check_family_flags(row: Row) -> None:
