@@ -66,7 +66,7 @@ def run_scenario(cfg: dict, out_dir) -> dict:
     if with_yield:
         if yield_compile is not None:
             yield_compile.wait()
-        extra["yield"] = _yield_section(result, out_dir, backend.name, args["seed"], ycfg)
+        extra["yield"] = _yield_section(result, out_dir, backend, args["seed"], ycfg)
     doc = write_run(result, out_dir, _meta_config(cfg, compiled.line), extra)
     if result.interrupted:
         print(f"interrupted: wrote the {result.completed_replicas} finished replications to {out_dir}", file=sys.stderr)
@@ -90,10 +90,10 @@ def _start_yield_compile(backend):
     return compile_cpu_kernel_in_background()
 
 
-def _yield_section(result, out_dir, backend_name, seed, ycfg) -> dict:
+def _yield_section(result, out_dir, backend, seed, ycfg) -> dict:
     from twin.yield_report import yield_report
 
-    return yield_report(result, out_dir, backend_name, seed, sample_wafers=_count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0))
+    return yield_report(result, out_dir, backend, seed, sample_wafers=_count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0))
 
 
 def apply_yield_settings(line: Line, ycfg: dict) -> Line:
