@@ -233,8 +233,9 @@ def project_kernels() -> list:
     """Every CUDA kernel (not device function) the ``kernels`` package builds.
 
     Imports each module of the package and calls any ``cuda_launcher()`` it
-    has (kernels built on demand); every ``CUDADispatcher`` created meanwhile
-    is recorded.
+    has (kernels built on demand).  Kernels are the ``CUDADispatcher`` objects
+    created meanwhile, plus those held by module globals or by the closures of
+    module functions and launchers (built before this call).
     """
     import importlib
     import pkgutil
@@ -247,24 +248,33 @@ def project_kernels() -> list:
 
     def recording_init(self, py_func, *args, **kwargs):
         init(self, py_func, *args, **kwargs)
-        if not self.targetoptions.get("device"):
-            made.append(self)
+        made.append(self)
 
     CUDADispatcher.__init__ = recording_init
     try:
-        for info in pkgutil.iter_modules(kernels.__path__):
-            module = importlib.import_module(f"kernels.{info.name}")
-            if callable(getattr(module, "cuda_launcher", None)):
-                module.cuda_launcher()
-        # kernels made at import time before this hook (a module imported earlier) are found by scanning
-        for info in pkgutil.iter_modules(kernels.__path__):
-            module = sys.modules[f"kernels.{info.name}"]
-            for value in vars(module).values():
-                if isinstance(value, CUDADispatcher) and not value.targetoptions.get("device") and value not in made:
-                    made.append(value)
+        modules = [importlib.import_module(f"kernels.{info.name}") for info in pkgutil.iter_modules(kernels.__path__)]
+        launchers = [m.cuda_launcher() for m in modules if callable(getattr(m, "cuda_launcher", None))]
     finally:
         CUDADispatcher.__init__ = init
-    return made
+    for holder in [*(v for m in modules for v in vars(m).values()), *launchers]:
+        made.extend(_dispatchers_in(holder, CUDADispatcher))
+    unique = {id(d): d for d in made if not d.targetoptions.get("device")}
+    return list(unique.values())
+
+
+def _dispatchers_in(obj, kind) -> list:
+    if isinstance(obj, kind):
+        return [obj]
+    cells = getattr(obj, "__closure__", None) or ()
+    found = []
+    for cell in cells:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, kind):
+            found.append(value)
+    return found
 
 
 @dataclass
@@ -387,8 +397,8 @@ def sass_instructions(cubin: bytes, entry: str) -> int:
     return 0
 
 
-def cache_key(dispatcher, argtypes, archs, ptxas: Path) -> str:
-    """Hash of every kernel source, the compilers' versions, the kernel, its signature and the archs."""
+def cache_key(dispatcher, argtypes, ptxas: Path) -> str:
+    """Hash of every kernel source, the compilers' versions, the kernel and its signature."""
     import hashlib
 
     import numba
@@ -401,7 +411,7 @@ def cache_key(dispatcher, argtypes, archs, ptxas: Path) -> str:
     fn = dispatcher.py_func
     parts = (numba.__version__, _dist_version("numba-cuda"), _dist_version("nvidia-cuda-nvcc-cu12"), str(ptxas),
              fn.__module__, fn.__qualname__, repr(argtypes), repr(sorted(dispatcher.targetoptions.items(), key=str)),
-             repr(COMPUTE_CAPABILITY), repr(list(archs)))
+             repr(COMPUTE_CAPABILITY))
     digest.update("\0".join(parts).encode())
     return digest.hexdigest()[:32]
 
@@ -420,27 +430,38 @@ def cache_dir() -> Path:
     return base / "fabtwin" / "cuda_report"
 
 
-def _cached(key: str) -> KernelReport | None:
-    path = cache_dir() / f"{key}.json"
+def _cached(key: str, archs) -> tuple:
+    """(cached row holding those of ``archs`` it has, cached PTX), or (None, None)."""
+    import gzip
+
+    folder = cache_dir()
     try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    archs = [ArchResources(**{k: v for k, v in a.items() if k != "spills"}) for a in d.pop("archs")]
+        d = json.loads((folder / f"{key}.json").read_text())
+        ptx = gzip.decompress((folder / f"{key}.ptx.gz").read_bytes()).decode()
+    except (OSError, ValueError, EOFError):
+        return None, None
+    by_arch = {a["arch"]: ArchResources(**{k: v for k, v in a.items() if k != "spills"}) for a in d.pop("archs")}
     row = KernelReport(**{k: v for k, v in d.items() if k in KernelReport.__dataclass_fields__})
-    row.archs, row.cached = archs, True
-    return row
+    row.archs, row.cached = [by_arch[a] for a in archs if a in by_arch], True
+    return row, ptx
 
 
-def _store(key: str, row: KernelReport) -> None:
-    """Atomic write (temp file + rename): a concurrent report never reads half a file."""
-    if row.error:
+def _store(key: str, row: KernelReport, ptx: str | None) -> None:
+    """Atomic writes (temp file + rename): a concurrent report never reads half a file."""
+    import gzip
+
+    if row.error or ptx is None:
         return
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{key}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(_as_dict(row)))
-    os.replace(tmp, folder / f"{key}.json")
+    old, _ = _cached(key, ())
+    merged = {a.arch: a for a in (old.archs if old else [])} | {a.arch: a for a in row.archs}
+    doc = _as_dict(KernelReport(row.name, row.module, row.signature, row.ptx_bytes, row.nvvm_seconds,
+                                list(merged.values())))
+    for name, data in ((f"{key}.ptx.gz", gzip.compress(ptx.encode())), (f"{key}.json", json.dumps(doc).encode())):
+        tmp = folder / f"{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)
 
 
 def report(archs=ARCHS, only: str | None = None, signatures: dict | None = None, use_cache: bool = True) -> dict:
@@ -465,14 +486,21 @@ def report(archs=ARCHS, only: str | None = None, signatures: dict | None = None,
             continue
         for blob in by_key[key]["sigs"]:
             argtypes = pickle.loads(base64.b64decode(blob))
-            key = cache_key(dispatcher, argtypes, archs, ptxas)
-            hit = _cached(key) if use_cache else None
-            pending.append((key, hit, []) if hit else (key, *_start_kernel(dispatcher, argtypes, ptxas, archs)))
+            key = cache_key(dispatcher, argtypes, ptxas)
+            old, ptx = _cached(key, archs) if use_cache else (None, None)
+            if old and len(old.archs) == len(archs):
+                pending.append((key, old, ptx, [], None))
+                continue
+            missing = [a for a in archs if not old or a not in {r.arch for r in old.archs}]
+            pending.append((key, *_start_kernel(dispatcher, argtypes, ptxas, missing, ptx), old))
     rows = []
-    for key, row, jobs in pending:
-        if not row.cached:
+    for key, row, ptx, jobs, old in pending:
+        if jobs or row.error:
             _finish_kernel(row, jobs)
-            _store(key, row)
+            if old:  # PTX and some architectures from the cache, the others assembled now
+                row.nvvm_seconds, row.cached = old.nvvm_seconds, True
+                row.archs = sorted(old.archs + row.archs, key=lambda r: list(archs).index(r.arch))
+            _store(key, row, ptx)
         rows.append(row)
     return {
         "compute_capability": list(COMPUTE_CAPABILITY), "archs": archs, "ptxas": str(ptxas),
@@ -482,19 +510,20 @@ def report(archs=ARCHS, only: str | None = None, signatures: dict | None = None,
     }
 
 
-def _start_kernel(dispatcher, argtypes, ptxas, archs) -> tuple:
-    """NVVM here, then each architecture's ptxas started in the background."""
+def _start_kernel(dispatcher, argtypes, ptxas, archs, ptx: str | None = None) -> tuple:
+    """NVVM here (unless the PTX is cached), then each architecture's ptxas started in the background."""
     fn = dispatcher.py_func
     row = KernelReport(_short_name(fn), fn.__module__, f"({', '.join(str(t) for t in argtypes)})")
     try:
         started = time.perf_counter()
-        ptx = compile_ptx(dispatcher, argtypes)
-        row.nvvm_seconds = round(time.perf_counter() - started, 2)
+        if ptx is None:
+            ptx = compile_ptx(dispatcher, argtypes)
+            row.nvvm_seconds = round(time.perf_counter() - started, 2)
         row.ptx_bytes = len(ptx)
-        return row, [Assembly(ptxas, ptx, arch) for arch in archs]
+        return row, ptx, [Assembly(ptxas, ptx, arch) for arch in archs]
     except Exception as err:
         row.error = f"{type(err).__name__}: {str(err)[:500]}"
-        return row, []
+        return row, None, []
 
 
 def _finish_kernel(row: KernelReport, jobs) -> KernelReport:

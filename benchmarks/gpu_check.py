@@ -196,31 +196,38 @@ def _events_per_rep(result) -> list:
 
 
 def compare_kpis(gpu, cpu) -> dict:
-    """Per KPI: |mean difference| <= the 95% half-width of the difference (independent-sample bound)."""
-    import math
-
+    """Every KPI of the two runs: the means' agreement and the largest per-replication relative difference."""
     import numpy as np
 
     from twin import kpis
 
     a, b = kpis.per_replication(gpu), kpis.per_replication(cpu)
-    outside, max_rel, n = [], 0.0, 0
-    for key in sorted(set(a) & set(b)):
+    keys = [k for k in sorted(set(a) & set(b)) if np.shape(a[k]) == np.shape(b[k]) and np.isfinite(a[k]).any()]
+    max_rel = 0.0
+    for key in keys:
         x, y = np.asarray(a[key], float), np.asarray(b[key], float)
-        if x.shape != y.shape or not np.isfinite(x).any():
-            continue
-        n += 1
         both = np.isfinite(x) & np.isfinite(y)
         if both.any():
-            scale = np.maximum(np.abs(y[both]), 1e-12)
-            max_rel = max(max_rel, float(np.max(np.abs(x[both] - y[both]) / scale)))
-        sx, sy = kpis.summarize(x), kpis.summarize(y)
-        if sx["mean"] is None or sy["mean"] is None:
+            max_rel = max(max_rel, float(np.max(np.abs(x[both] - y[both]) / np.maximum(np.abs(y[both]), 1e-12))))
+    outside = _means_outside_ci({k: a[k] for k in keys}, {k: b[k] for k in keys})
+    return {"kpis_compared": len(keys), "kpis_outside_ci": outside, "max_rel_diff_per_replication": max_rel}
+
+
+def _means_outside_ci(a: dict, b: dict) -> list:
+    """KPIs whose |mean difference| exceeds the 95% half-width of the difference of two independent means."""
+    import math
+
+    from twin import kpis
+
+    outside = []
+    for key in a:
+        sa, sb = kpis.summarize(a[key]), kpis.summarize(b[key])
+        if sa["mean"] is None or sb["mean"] is None:
             continue
-        half = math.hypot(sx["ci95"] or 0.0, sy["ci95"] or 0.0) + 1e-9 * max(1.0, abs(sy["mean"]))
-        if abs(sx["mean"] - sy["mean"]) > half:
+        half = math.hypot(sa["ci95"] or 0.0, sb["ci95"] or 0.0) + 1e-9 * max(1.0, abs(sb["mean"]))
+        if abs(sa["mean"] - sb["mean"]) > half:
             outside.append(key)
-    return {"kpis_compared": n, "kpis_outside_ci": outside, "max_rel_diff_per_replication": max_rel}
+    return outside
 
 
 def steady_rate(c, backend, reps: int, window, repeats: int) -> dict:
