@@ -176,6 +176,7 @@ def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7) ->
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
     gpu = run_line(c, backend=resolve_backend("cuda"), **args)
+    _wait_for_cpu_compile()
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
     kpis = compare_kpis(gpu, cpu)
@@ -255,6 +256,30 @@ def steady_rate(c, backend, reps: int, window, repeats: int) -> dict:
             "compile_s": round(first.compile_seconds, 1), "device": backend.device_name, "ok": rate is not None}
 
 
+_CPU_COMPILE = None  # the background process that fills numba's disk cache with the CPU engine
+
+
+def start_cpu_compile() -> None:
+    """Compile the CPU engine into numba's disk cache in a second process while this one compiles CUDA."""
+    global _CPU_COMPILE
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from benchmarks.gpu_check import small_line\n"
+            "from twin.backend import resolve_backend\n"
+            "from twin.runner import run_line\n"
+            "run_line(small_line(), 1, 0.01, 0.0, 1, resolve_backend('cpu'), snapshot_minutes=0)\n") % str(ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    _CPU_COMPILE = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+
+
+def _wait_for_cpu_compile(timeout: float = 240.0) -> None:
+    if _CPU_COMPILE is not None:
+        try:
+            _CPU_COMPILE.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass  # this process compiles it itself
+
+
 def resident_replicas(c, backend) -> int:
     """The largest replication count one chunk holds in free device memory (the backend's own estimate)."""
     from twin import runner
@@ -273,6 +298,7 @@ def run_check(args) -> dict:
            "commit": _commit(), "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
            "measured": "on this host: every time below is a measurement, nothing is modelled", "steps": {}}
     steps = doc["steps"]
+    start_cpu_compile()
     _step(steps, "preflight", budget, 0.0, preflight)
     device = steps["preflight"].get("device", "unknown")
     doc["device"] = device
