@@ -252,8 +252,9 @@ def project_kernels() -> list:
 
     CUDADispatcher.__init__ = recording_init
     try:
-        modules = [importlib.import_module(f"kernels.{info.name}") for info in pkgutil.iter_modules(kernels.__path__)]
-        launchers = [m.cuda_launcher() for m in modules if callable(getattr(m, "cuda_launcher", None))]
+        with offline_device():
+            modules = [importlib.import_module(info.name) for info in pkgutil.walk_packages(kernels.__path__, "kernels.")]
+            launchers = [m.cuda_launcher() for m in modules if callable(getattr(m, "cuda_launcher", None))]
     finally:
         CUDADispatcher.__init__ = init
     for holder in [*(v for m in modules for v in vars(m).values()), *launchers]:
@@ -324,6 +325,7 @@ _ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\w+)'")
 _PROPERTIES = re.compile(r"Function properties for (\S+)")
 _STACK = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 _REGS = re.compile(r"Used (\d+) registers")
+_COMPILE_MS = re.compile(r"Compile time = ([\d.]+) ms")
 
 
 class Assembly:
@@ -346,6 +348,8 @@ class Assembly:
                 raise RuntimeError(f"ptxas -arch={self.arch} failed: {log.strip()[-2000:]}")
             entry, regs, stack, spill_store, spill_load = parse_ptxas_log(log)
             sass = sass_instructions(self.cubin.read_bytes(), entry)
+            own = [float(x) for x in _COMPILE_MS.findall(log)]
+            seconds = sum(own) / 1e3 if own else seconds  # ptxas's own figure; our wall clock includes waiting
         finally:
             self.tmp.cleanup()
         return ArchResources(self.arch, regs, stack, spill_store, spill_load, sass, round(seconds, 2))
@@ -476,7 +480,10 @@ def report(archs=ARCHS, only: str | None = None, signatures: dict | None = None,
     probe_seconds = time.perf_counter() - started
     by_key = {tuple(json.loads(k)): v for k, v in signatures["kernels"].items()}
     pending, unlaunched = [], []
-    for dispatcher in project_kernels():
+    found = project_kernels()
+    built = {_kernel_key(d.py_func) for d in found}
+    not_built = [f"{v['module']}.{v['name']}" for k, v in by_key.items() if k not in built]
+    for dispatcher in found:
         fn = dispatcher.py_func
         key = _kernel_key(fn)
         if only and only not in fn.__qualname__ and only not in fn.__module__:
@@ -505,7 +512,7 @@ def report(archs=ARCHS, only: str | None = None, signatures: dict | None = None,
     return {
         "compute_capability": list(COMPUTE_CAPABILITY), "archs": archs, "ptxas": str(ptxas),
         "probe_seconds": round(probe_seconds, 1), "probe_failures": signatures["probe_failures"],
-        "not_launched_by_probes": unlaunched, "kernels": [_as_dict(r) for r in rows],
+        "not_launched_by_probes": unlaunched, "not_found_here": not_built, "kernels": [_as_dict(r) for r in rows],
         "any_spill": any(r.spills for r in rows),
     }
 
@@ -566,6 +573,8 @@ def format_report(data: dict) -> str:
                        f"{' (cached)' if k.get('cached') else ''}")
     for name, why in data["probe_failures"].items():
         out.append(f"probe {name} failed, its kernels are missing: {why}")
+    for name in data.get("not_found_here", []):
+        out.append(f"launched by a probe but not built by the kernels package here (not compiled): {name}")
     for name in data["not_launched_by_probes"]:
         out.append(f"not launched by any probe (no signature, not compiled): {name}")
     spilling = [k["name"] for k in data["kernels"] if k["spills"]]

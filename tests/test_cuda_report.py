@@ -79,6 +79,7 @@ def test_register_bound_follows_from_the_occupancy_target():
 def test_every_kernel_was_found_launched_and_compiled(report):
     assert report["probe_failures"] == {}, report["probe_failures"]
     assert report["not_launched_by_probes"] == [], "kernels without a probe signature were not compiled"
+    assert report["not_found_here"] == [], "launched kernels that kernels.*.cuda_launcher() did not build"
     assert report["kernels"], "no CUDA kernel found"
     assert {k["name"] for k in report["kernels"]} == set(_kernel_names())
     for k in report["kernels"]:
