@@ -291,17 +291,18 @@ def resident_replicas(c, backend) -> int:
 # ----------------------------------------------------------------------------- driver
 
 
-def run_check(args) -> dict:
+def run_check(args, doc: dict | None = None) -> dict:
+    """Run every step into ``doc`` (filled in place, so a saver sees each step as it ends)."""
     sizes = DRY if args.dry_run else REAL
     budget = Budget(args.budget_s)
-    doc = {"check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run, "budget_s": args.budget_s,
+    doc = {} if doc is None else doc
+    doc |= {"check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run, "budget_s": args.budget_s,
            "commit": _commit(), "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
            "measured": "on this host: every time below is a measurement, nothing is modelled", "steps": {}}
     steps = doc["steps"]
     start_cpu_compile()
     _step(steps, "preflight", budget, 0.0, preflight)
-    device = steps["preflight"].get("device", "unknown")
-    doc["device"] = device
+    doc["device"] = steps["preflight"].get("device", "unknown")
     if not steps["preflight"].get("ok"):
         return doc
     small = small_line()
@@ -336,11 +337,14 @@ def _rates(steps, budget, c, sizes, args):
         steps["resident_estimate"] = {"error": f"{type(err).__name__}: {err}"}
     window, repeats = sizes["window_days"], sizes["repeats"]
     days_per_rep = window[0] + repeats * (window[0] + window[1])  # warm-up run, then h1 and h2 per repeat
-    rate = None  # replication-days per second at the last count measured (more replications: rarely slower)
-    for i, n in enumerate(counts):
-        estimate = 30.0 if rate is None else n * days_per_rep / rate + 5.0
+    runs = 1 + 2 * repeats
+    rate, fixed = None, 0.0  # at the last count: replication-days/s, and seconds per run and replication outside
+    for i, n in enumerate(counts):  # the window (allocation, copies); more replications are rarely slower per day
+        estimate = 30.0 if rate is None else n * (days_per_rep / rate + runs * fixed) + 5.0
         rate_step = _step(steps, f"cuda_rate_{n}", budget, estimate, lambda n=n: steady_rate(c, cuda, n, window, repeats))
-        rate = rate_step.get("replication_days_per_s") or rate
+        if rate_step.get("replication_days_per_s"):
+            rate = rate_step["replication_days_per_s"]
+            fixed = max(0.0, rate_step["median_s_h1"] - n * window[0] / rate) / n
         if i == 0:
             cores = os.cpu_count() or 1
             cpu = resolve_backend("cpu", 0)
@@ -353,7 +357,18 @@ def _rates(steps, budget, c, sizes, args):
         steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
 
 
+_SAVE = None  # called with nothing after every step: the JSON on disk is never more than one step behind
+
+
 def _step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> dict:
+    try:
+        return _run_step(steps, name, budget, estimate, fn)
+    finally:
+        if _SAVE is not None:
+            _SAVE()
+
+
+def _run_step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> dict:
     if not budget.fits(estimate):
         steps[name] = {"skipped": f"time guard: needs about {estimate:.0f} s, {budget.left():.0f} s left"}
         return steps[name]
@@ -375,7 +390,8 @@ def _summary(step: dict) -> str:
 def write_result(doc: dict, out_dir: Path) -> Path:
     """Atomic write of the check's JSON, named by time and device."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", str(doc.get("device", "unknown")).lower()).strip("-") or "unknown"
+    device = doc.get("device") or doc.get("steps", {}).get("preflight", {}).get("device", "unknown")
+    slug = re.sub(r"[^a-z0-9]+", "-", str(device).lower()).strip("-") or "unknown"
     path = out_dir / f"{doc['started_utc']}_gpucheck_{slug}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))
@@ -402,9 +418,13 @@ def main(argv=None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-    doc = run_check(args)
+    global _SAVE
+    doc = {}
+    out_dir = Path(args.out) if args.out else RESULTS
+    _SAVE = lambda: write_result(doc, out_dir)  # noqa: E731  (a killed run keeps its finished steps)
+    doc.update(run_check(args, doc))
     doc["finished_utc"] = _now()
-    path = write_result(doc, Path(args.out) if args.out else RESULTS)
+    path = write_result(doc, out_dir)
     print(path)
     failed = [k for k, s in doc["steps"].items() if isinstance(s, dict) and (
         "error" in s or (s.get("ok") is False and "_rate" not in k and k != "cpu_rate"))]
