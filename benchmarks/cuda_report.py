@@ -145,9 +145,11 @@ def probe_line() -> dict:
     groups = [
         {"name": "A", "area": "A", "tools": 2, "dispatch": "fifo", "failures": {"ttf": exp(300.0), "repair": exp(30.0)},
          "pm": [{"name": "w", "every_wafers": 40, "duration": {"dist": "constant", "value": 15}}], "condition": wear},
-        {"name": "B", "area": "A", "tools": 2, "dispatch": "fifo", "setup": {"minutes": 5}, "tool_choice": "least_setup"},
+        {"name": "B", "area": "A", "tools": 2, "dispatch": "fifo", "setup": {"minutes": 5},
+         "tool_choice": "least_setup"},
     ]
-    route = [{"group": "A", "time": exp(20.0), "per": "lot"}, {"group": "B", "time": exp(15.0), "per": "lot", "setup": "x"},
+    route = [{"group": "A", "time": exp(20.0), "per": "lot"},
+             {"group": "B", "time": exp(15.0), "per": "lot", "setup": "x"},
              {"group": "A", "time": exp(10.0), "per": "lot", "rework": {"prob": 0.3, "to_step": 2}},
              {"group": "B", "time": 12.0, "per": "batch", "batch": {"min": 2, "max": 3, "max_wait": 30}}]
     return {"name": "probe", "tool_groups": groups, "products": [{"name": "p", "route": route}],
@@ -199,7 +201,8 @@ def record_signatures() -> dict:
 
 def discover_signatures(timeout: float = 900.0) -> dict:
     """Run :func:`record_signatures` in a subprocess with the simulator switched on before numba loads."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": path}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "signatures.json"
         proc = subprocess.run([sys.executable, "-m", "benchmarks.cuda_report", "--record-to", str(out)],
@@ -253,7 +256,8 @@ def project_kernels() -> list:
     CUDADispatcher.__init__ = recording_init
     try:
         with offline_device():
-            modules = [importlib.import_module(info.name) for info in pkgutil.walk_packages(kernels.__path__, "kernels.")]
+            names = [info.name for info in pkgutil.walk_packages(kernels.__path__, "kernels.")]
+            modules = [importlib.import_module(name) for name in names]
             launchers = [m.cuda_launcher() for m in modules if callable(getattr(m, "cuda_launcher", None))]
     finally:
         CUDADispatcher.__init__ = init

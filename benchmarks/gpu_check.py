@@ -296,7 +296,8 @@ def run_check(args, doc: dict | None = None) -> dict:
     sizes = DRY if args.dry_run else REAL
     budget = Budget(args.budget_s)
     doc = {} if doc is None else doc
-    doc |= {"check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run, "budget_s": args.budget_s,
+    doc |= {"schema": "fabtwin-gpucheck/1", "check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run,
+            "budget_s": args.budget_s,
            "commit": _commit(), "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
            "measured": "on this host: every time below is a measurement, nothing is modelled", "steps": {}}
     steps = doc["steps"]
@@ -315,8 +316,8 @@ def run_check(args, doc: dict | None = None) -> dict:
     else:
         hvlm = hvlm_line(folder)
         timed = small if args.dry_run else hvlm  # the simulator runs HVLM at ~0.01 replication-days/s
-        _step(steps, "hvlm", budget, 20.0, lambda: {"data_dir": str(folder),
-                                                   **compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0)})
+        _step(steps, "hvlm", budget, 20.0, lambda: {
+            "data_dir": str(folder), **compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0)})
     doc["timed_line"] = timed.line.name
     _rates(steps, budget, timed, sizes, args)
     return doc
@@ -341,7 +342,8 @@ def _rates(steps, budget, c, sizes, args):
     rate, fixed = None, 0.0  # at the last count: replication-days/s, and seconds per run and replication outside
     for i, n in enumerate(counts):  # the window (allocation, copies); more replications are rarely slower per day
         estimate = 30.0 if rate is None else n * (days_per_rep / rate + runs * fixed) + 5.0
-        rate_step = _step(steps, f"cuda_rate_{n}", budget, estimate, lambda n=n: steady_rate(c, cuda, n, window, repeats))
+        rate_step = _step(steps, f"cuda_rate_{n}", budget, estimate,
+                          lambda n=n: steady_rate(c, cuda, n, window, repeats))
         if rate_step.get("replication_days_per_s"):
             rate = rate_step["replication_days_per_s"]
             fixed = max(0.0, rate_step["median_s_h1"] - n * window[0] / rate) / n
@@ -349,7 +351,8 @@ def _rates(steps, budget, c, sizes, args):
             cores = os.cpu_count() or 1
             cpu = resolve_backend("cpu", 0)
             reps = max(2, cores * (1 if args.dry_run else 8))
-            _step(steps, "cpu_rate", budget, 20.0, lambda: {"threads": cores, **steady_rate(c, cpu, reps, window, repeats)})
+            _step(steps, "cpu_rate", budget, 20.0,
+                  lambda: {"threads": cores, **steady_rate(c, cpu, reps, window, repeats)})
     best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items() if k.startswith("cuda_rate_")),
                default=0.0)
     cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
@@ -376,7 +379,8 @@ def _run_step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> di
     try:
         steps[name] = fn()
     except Exception as err:
-        steps[name] = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+        steps[name] = {"ok": False, "error": f"{type(err).__name__}: {err}",
+                       "traceback": traceback.format_exc()[-3000:]}
     steps[name]["seconds"] = round(time.perf_counter() - started, 2)
     print(f"[gpu_check] {name}: {_summary(steps[name])}", file=sys.stderr, flush=True)
     return steps[name]
