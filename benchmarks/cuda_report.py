@@ -335,13 +335,14 @@ _COMPILE_MS = re.compile(r"Compile time = ([\d.]+) ms")
 class Assembly:
     """One ``ptxas -v`` run in the background (several assemble in parallel while NVVM compiles)."""
 
-    def __init__(self, ptxas: Path, ptx: str, arch: str):
+    def __init__(self, ptxas: Path, ptx: str, arch: str, max_registers: int | None = None):
         self.arch = arch
         self.tmp = tempfile.TemporaryDirectory()
         src, self.cubin = Path(self.tmp.name) / "k.ptx", Path(self.tmp.name) / "k.cubin"
         src.write_text(ptx)
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(ptxas), "-v", f"-arch={arch}", "-o", str(self.cubin), str(src)],
+        cap = [f"-maxrregcount={max_registers}"] if max_registers else []  # what the driver's JIT applies
+        self.proc = subprocess.Popen([str(ptxas), "-v", f"-arch={arch}", *cap, "-o", str(self.cubin), str(src)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def result(self) -> ArchResources:
@@ -527,11 +528,12 @@ def _start_kernel(dispatcher, argtypes, ptxas, archs, ptx: str | None = None) ->
     row = KernelReport(_short_name(fn), fn.__module__, f"({', '.join(str(t) for t in argtypes)})")
     try:
         started = time.perf_counter()
-        if ptx is None:
+        if ptx is None:  # launch bounds, if any, are in the PTX (.maxntid, .minnctapersm)
             ptx = compile_ptx(dispatcher, argtypes)
             row.nvvm_seconds = round(time.perf_counter() - started, 2)
         row.ptx_bytes = len(ptx)
-        return row, ptx, [Assembly(ptxas, ptx, arch) for arch in archs]
+        cap = dispatcher.targetoptions.get("max_registers")
+        return row, ptx, [Assembly(ptxas, ptx, arch, cap) for arch in archs]
     except Exception as err:
         row.error = f"{type(err).__name__}: {str(err)[:500]}"
         return row, None, []

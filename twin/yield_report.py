@@ -70,7 +70,7 @@ def yield_report(result, out_dir, backend, seed: int, sample_wafers: int = 200, 
             "pareto": "lost dies attributed to steps in proportion to their killer-density contributions",
         },
         "seed": int(sub_seed),
-        "backend": backend.name,
+        "backend": getattr(backend, "name", "cpu"),
         "window_days": window,
         "products": products,
         "total": {
