@@ -180,16 +180,22 @@ def record_signatures() -> dict:
 
     def recording_call(self, *args):
         if not self._device and not sim._kernel_context:
-            types = tuple(typeof(a, Purpose.argument) for a in args)
-            key = json.dumps(_kernel_key(self.fn))
-            entry = seen.setdefault(key, {"name": self.fn.__qualname__, "module": self.fn.__module__, "sigs": []})
-            if types not in distinct.setdefault(key, []):  # equal types may pickle to different bytes
-                distinct[key].append(types)
-                entry["sigs"].append(base64.b64encode(pickle.dumps(types)).decode())
+            try:
+                _record(self.fn, args)
+            except Exception as err:  # an argument numba cannot type or pickle: name it, keep probing
+                failures[f"record {self.fn.__qualname__}"] = f"{type(err).__name__}: {err}"
         return launch(self, *args)
 
-    sim.FakeCUDAKernel.__call__ = recording_call
+    def _record(fn, args):
+        types = tuple(typeof(a, Purpose.argument) for a in args)
+        key = json.dumps(_kernel_key(fn))
+        entry = seen.setdefault(key, {"name": fn.__qualname__, "module": fn.__module__, "sigs": []})
+        if types not in distinct.setdefault(key, []):  # equal types may pickle to different bytes
+            distinct[key].append(types)
+            entry["sigs"].append(base64.b64encode(pickle.dumps(types)).decode())
+
     failures = {}
+    sim.FakeCUDAKernel.__call__ = recording_call
     backend = resolve_backend("cuda")
     for name, probe in PROBES.items():
         try:
