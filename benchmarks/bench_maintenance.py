@@ -37,7 +37,7 @@ WORKLOADS = {  # name: (overrides, candidates, replications, years) for (quick, 
 def compile_seconds() -> float:
     """JIT compile of the CPU kernel in a fresh process with an empty numba cache."""
     code = ("import time; t = time.perf_counter(); from twin.maintain import compose_config, load_study, warm_up;"
-            "s = load_study(compose_config(['backend=cpu'])); t0 = time.perf_counter(); warm_up(s.tool, 'cpu');"
+            "s = load_study(compose_config(['backend=cpu'])); t0 = time.perf_counter(); warm_up(s.tool, s.backend);"
             "print(time.perf_counter() - t0)")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
@@ -92,6 +92,8 @@ def run(quick: bool = False) -> list[dict]:
     """Benchmark rows: one per workload and target, plus the JIT compile time of the CPU kernel."""
     import numba
 
+    from twin.backend import resolve_backend
+
     repeats = 3 if quick else 5
     rows = [{"benchmark": "maintenance_jit_compile", "backend": "cpu", "compile_seconds": round(compile_seconds(), 3)}]
     try:
@@ -101,7 +103,7 @@ def run(quick: bool = False) -> list[dict]:
             for backend, threads, device in _targets():
                 if backend == "cpu":
                     numba.set_num_threads(threads)
-                times, readings = _time(study, backend, repeats)
+                times, readings = _time(study, resolve_backend(backend, threads), repeats)
                 work = len(study.candidates) * replicas * years
                 median = statistics.median(times)
                 rows.append({"benchmark": f"maintenance_{name}", "backend": backend, "threads": threads,

@@ -140,11 +140,12 @@ def compile_seconds(backend: str = "cpu") -> dict:
 
     code = ("import time, numpy as np\n"
             "t0 = time.perf_counter()\n"
+            "from twin.backend import resolve_backend\n"
             "from twin.yield_model import YieldSpec, simulate_wafers\n"
             "t1 = time.perf_counter()\n"
-            f"simulate_wafers(YieldSpec(alpha=2.0), np.full(2, 0.5), 1, backend={backend!r})\n"
+            f"simulate_wafers(YieldSpec(alpha=2.0), np.full(2, 0.5), 1, backend=resolve_backend({backend!r}))\n"
             "t2 = time.perf_counter()\n"
-            f"simulate_wafers(YieldSpec(alpha=2.0), np.full(2, 0.5), 1, backend={backend!r})\n"
+            f"simulate_wafers(YieldSpec(alpha=2.0), np.full(2, 0.5), 1, backend=resolve_backend({backend!r}))\n"
             "t3 = time.perf_counter()\n"
             "print(t1 - t0, t2 - t1 - (t3 - t2))\n")
     with tempfile.TemporaryDirectory() as cache:

@@ -17,6 +17,7 @@ SCRIPT = textwrap.dedent("""
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
     import numpy as np
     from kernels.target import cuda_usable
+    from twin.backend import resolve_backend
     from kernels import maintenance as M
     from twin.distributions import Dist
     from twin.maintain import Candidates, ToolModel, simulate
@@ -34,8 +35,8 @@ SCRIPT = textwrap.dedent("""
                       np.float64)
     cands = Candidates(("x",) * 7, kinds, params)
     args = dict(replicas=3, horizon_hours=80.0, seed=17, rep0=5)
-    gpu = simulate(tool, cands, backend="cuda", chunk_items=7, **args)
-    cpu = simulate(tool, cands, backend="cpu", **args)
+    gpu = simulate(tool, cands, backend=resolve_backend("cuda"), chunk_items=7, **args)
+    cpu = simulate(tool, cands, backend=resolve_backend("cpu"), **args)
     np.testing.assert_allclose(gpu.out, cpu.out, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(gpu.hist, cpu.hist)
     s = cpu.out.sum(axis=1)

@@ -17,6 +17,7 @@ SCRIPT = textwrap.dedent("""
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
     import numpy as np
     from kernels.target import cuda_usable
+    from twin.backend import resolve_backend
     from twin.yield_model import YieldSpec, simulate_wafers
 
     assert cuda_usable()
@@ -25,8 +26,8 @@ SCRIPT = textwrap.dedent("""
                      scratch_length_mm=40.0)
     density = np.array([0.0, 0.1, 0.3, 0.5, 0.2, 0.4])
     args = dict(seed=21, key0=1000, sample=[1, 3, 4])
-    gpu = simulate_wafers(spec, density, backend="cuda", chunk=4, **args)
-    cpu = simulate_wafers(spec, density, backend="cpu", **args)
+    gpu = simulate_wafers(spec, density, backend=resolve_backend("cuda"), chunk=4, **args)
+    cpu = simulate_wafers(spec, density, backend=resolve_backend("cpu"), **args)
     np.testing.assert_array_equal(gpu.good, cpu.good)
     np.testing.assert_array_equal(gpu.die_pass, cpu.die_pass)
     np.testing.assert_array_equal(gpu.n_defects, cpu.n_defects)

@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from theory import within
+from twin.backend import resolve_backend
 from twin.line import parse_line
 from twin.yield_model import expected_die_yield, nb_yield
 from twin.yield_report import dies_lost_by_step, ratio_ci, yield_report
+
+CPU = resolve_backend("cpu")
 
 LOG_DTYPE = np.dtype([
     ("stream", np.int32), ("product", np.int32), ("release_min", np.float64), ("done_min", np.float64),
@@ -74,7 +77,7 @@ def report(tmp_path_factory):
     line = two_product_line()
     res = fake_result(line)
     out = tmp_path_factory.mktemp("run")
-    return line, res, out, yield_report(res, out, "cpu", seed=3, sample_wafers=60)
+    return line, res, out, yield_report(res, out, CPU, seed=3, sample_wafers=60)
 
 
 def test_mc_die_yield_covers_the_model_mean_of_the_same_lots(report):
@@ -157,9 +160,9 @@ def test_wafer_maps_load_in_the_viewer_and_agree_with_the_lot_table(report):
 def test_same_seed_same_report_other_seed_other_wafers(tmp_path):
     line = two_product_line()
     res = fake_result(line, n_lots=20)
-    a = yield_report(res, tmp_path / "a", "cpu", seed=1, sample_wafers=10)
-    b = yield_report(res, tmp_path / "b", "cpu", seed=1, sample_wafers=10)
-    c = yield_report(res, tmp_path / "c", "cpu", seed=2, sample_wafers=10)
+    a = yield_report(res, tmp_path / "a", CPU, seed=1, sample_wafers=10)
+    b = yield_report(res, tmp_path / "b", CPU, seed=1, sample_wafers=10)
+    c = yield_report(res, tmp_path / "c", CPU, seed=2, sample_wafers=10)
     assert a["products"]["logic"]["die_yield"] == b["products"]["logic"]["die_yield"]
     assert a["products"]["logic"]["die_yield"] != c["products"]["logic"]["die_yield"]
 
@@ -168,7 +171,7 @@ def test_no_lots_after_warmup_falls_back_to_all_lots(tmp_path):
     line = two_product_line()
     res = fake_result(line, n_lots=10)
     res.warmup_days = 39.0
-    doc = yield_report(res, tmp_path, "cpu", seed=1, sample_wafers=0)
+    doc = yield_report(res, tmp_path, CPU, seed=1, sample_wafers=0)
     assert "none completed after warm-up" in doc["method"]["die_yield"]
     assert doc["products"]["logic"]["lots"] + doc["products"]["memory"]["lots"] == 10
     assert doc["wafer_maps"]["files"] == {}
@@ -193,7 +196,7 @@ def test_with_the_real_engine_pareto_shares_follow_the_route_densities(tmp_path)
     line = two_product_line(scale=2.0)
     result = run_line(compile_line(line), replicas=2, horizon_days=6.0, warmup_days=1.0, seed=4,
                       backend=resolve_backend("cpu"), snapshot_minutes=0)
-    doc = yield_report(result, tmp_path, "cpu", seed=4, sample_wafers=20)
+    doc = yield_report(result, tmp_path, CPU, seed=4, sample_wafers=20)
     logic = doc["products"]["logic"]
     assert logic["lots"] > 20
     lots = result.lot_log[result.lot_log["product"] == 0]

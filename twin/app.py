@@ -105,7 +105,7 @@ def run_scenario(cfg: dict, out_dir) -> dict:
             raise
         staged, extra = [], {}
         if with_yield:
-            staged, extra["yield"] = _yield_phase(result, out, backend.name, args["seed"], ycfg, yield_compile, signals)
+            staged, extra["yield"] = _yield_phase(result, out, backend, args["seed"], ycfg, yield_compile, signals)
         staged += _smt2020_phase(result, out, cfg.get("line"))
         objective = _objective(cfg.get("objective"), compiled, result)
         if objective is not None:
@@ -149,7 +149,7 @@ def _needed_bytes(compiled, backend, args, with_yield: bool, ycfg: dict) -> int:
     return files + 2 * checkpoint_bytes(compiled, backend, args["replicas"], args["chunk_replicas"])
 
 
-def _yield_phase(result, out: Path, backend_name, seed, ycfg, yield_compile, signals):
+def _yield_phase(result, out: Path, backend, seed, ycfg, yield_compile, signals):
     """The yield report, into a staging folder; an interrupt or a write error drops only this section."""
     if signals.requested or result.interrupted:
         if yield_compile is not None:
@@ -160,7 +160,7 @@ def _yield_phase(result, out: Path, backend_name, seed, ycfg, yield_compile, sig
             staging = staging_dir(out)
             if yield_compile is not None:
                 yield_compile.wait()
-            section = _yield_section(result, staging, backend_name, seed, ycfg)
+            section = _yield_section(result, staging, backend, seed, ycfg)
     except KeyboardInterrupt:
         if yield_compile is not None:
             yield_compile.terminate()
@@ -251,10 +251,10 @@ def _start_yield_compile(backend):
     return compile_cpu_kernel_in_background()
 
 
-def _yield_section(result, out_dir, backend_name, seed, ycfg) -> dict:
+def _yield_section(result, out_dir, backend, seed, ycfg) -> dict:
     from twin.yield_report import yield_report
 
-    return yield_report(result, out_dir, backend_name, seed, sample_wafers=_count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0))
+    return yield_report(result, out_dir, backend, seed, sample_wafers=_count(ycfg.get("sample_wafers", 200), "yield.sample_wafers", 0))
 
 
 def apply_yield_settings(line: Line, ycfg: dict) -> Line:

@@ -169,3 +169,33 @@ class CudaBackend(Backend):
         if not 0 < free < 1e15:  # the simulator reports infinite memory
             free = 2e9
         return max(1, min(replicas, int(0.6 * free // max(bytes_per_rep, 1))))
+
+
+# ----------------------------------------------------------------------------- kernels beside the engine
+# The yield and maintenance kernels take the same Backend value as the engine (never a "cpu"/"cuda"
+# string); a CPU backend's thread count applies only while its kernels run.
+import contextlib  # noqa: E402  (kept in this section so it merges apart from the engine's hunks)
+
+
+def on_cuda(backend) -> bool:
+    """True for a CUDA backend, False for a CPU one or None (the CPU with numba's current threads)."""
+    if backend is None:
+        return False
+    if not isinstance(backend, Backend):
+        raise TypeError(f"backend must be a twin.backend.Backend (resolve_backend(...)), got {backend!r}")
+    return backend.name == CUDA
+
+
+@contextlib.contextmanager
+def cpu_threads(backend):
+    """Run numba CPU kernels on ``backend.threads`` inside the block, then restore the caller's count."""
+    import numba
+
+    threads = getattr(backend, "threads", 0) if backend is not None and not on_cuda(backend) else 0
+    before = numba.get_num_threads()
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

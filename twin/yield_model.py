@@ -414,18 +414,19 @@ class WaferMC:
         return self.good / float(self.gross)
 
 
-def simulate_wafers(spec: YieldSpec, density, seed: int, backend: str = "cpu", key0: int = 0, sample=None,
+def simulate_wafers(spec: YieldSpec, density, seed: int, backend=None, key0: int = 0, sample=None,
                     max_defects: int | None = None, chunk: int = 1 << 18) -> WaferMC:
     """Die-level Monte Carlo of wafers with killer densities ``density`` [n] (defects/cm^2).
 
     Wafer ``w`` draws from the stream keyed ``(seed, key0 + w)``, so results do
-    not depend on ``backend`` (``cpu`` or ``cuda``) or ``chunk``.  ``sample``
-    lists wafer indices whose die map and defects are kept.
+    not depend on ``backend`` (a :class:`twin.backend.Backend`, the engine's;
+    None: the CPU) or ``chunk``.  ``sample`` lists wafer indices whose die map
+    and defects are kept.
     """
     from kernels import yield_kernels as Y
+    from twin.backend import cpu_threads, on_cuda
 
-    if backend not in ("cpu", "cuda"):
-        raise ConfigError("backend", backend, "yield Monte Carlo runs on cpu or cuda")
+    cuda = on_cuda(backend)
     density = np.ascontiguousarray(density, np.float64).ravel()
     if density.size and (not np.all(np.isfinite(density)) or density.min() < 0):
         raise ConfigError("defect_density", float(density.min()), "killer densities must be finite and >= 0")
@@ -446,8 +447,9 @@ def simulate_wafers(spec: YieldSpec, density, seed: int, backend: str = "cpu", k
     defects = np.zeros((max(sample.size, 1), max_defects, Y.N_DEF), np.float64)
     n_def = np.zeros(max(sample.size, 1), np.int32)
     good = np.zeros(n, np.int32)
-    run = _cpu_chunks if backend == "cpu" else _cuda_chunks
-    run(Y, gi, gf, die_id, density, np.uint64(seed), int(key0), slot_all, good, maps, defects, n_def, chunk)
+    run = _cuda_chunks if cuda else _cpu_chunks
+    with cpu_threads(backend):
+        run(Y, gi, gf, die_id, density, np.uint64(seed), int(key0), slot_all, good, maps, defects, n_def, chunk)
     k = sample.size
     kept = [defects[s, : min(int(n_def[s]), max_defects)].copy() for s in range(k)]
     return WaferMC(good, n_dies, sample, maps[:k], kept, n_def[:k].astype(np.int64))

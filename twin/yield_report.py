@@ -36,7 +36,7 @@ def yield_seed(seed: int) -> int:
     return splitmix64_host(int(seed) ^ _YIELD_STREAM)
 
 
-def yield_report(result, out_dir, backend: str, seed: int, sample_wafers: int = 200, pareto_top: int = 20) -> dict:
+def yield_report(result, out_dir, backend, seed: int, sample_wafers: int = 200, pareto_top: int = 20) -> dict:
     """kpis.json["yield"] for ``result``; writes wafer_maps*.npz and yield_lots_rep0.csv into ``out_dir``."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -70,7 +70,7 @@ def yield_report(result, out_dir, backend: str, seed: int, sample_wafers: int = 
             "pareto": "lost dies attributed to steps in proportion to their killer-density contributions",
         },
         "seed": int(sub_seed),
-        "backend": backend,
+        "backend": getattr(backend, "name", "cpu"),
         "window_days": window,
         "products": products,
         "total": {

@@ -23,7 +23,7 @@ def run_study(cfg: dict, out_dir) -> dict:
     with_plot = plot_available()
     if not with_plot:  # said before compute, and the study still runs
         print(f"note: tradeoff.png will be skipped: it needs matplotlib ({PLOT_EXTRA})", file=sys.stderr)
-    backend = study.backend.name
+    backend = study.backend
     compile_s = warm_up(study.tool, backend)
     hours = study.horizon_years * HOURS_PER_YEAR
     raw = simulate(study.tool, study.candidates, study.replicas, hours, study.seed, backend, study.crn,

@@ -29,7 +29,7 @@ def stream_seeds(seed: int) -> np.ndarray:
 
 
 def simulate(tool: ToolModel, candidates: Candidates, replicas: int, horizon_hours: float, seed: int,
-             backend: str = "cpu", crn: bool = True, rep0: int = 0, chunk_items: int = 0) -> Raw:
+             backend=None, crn: bool = True, rep0: int = 0, chunk_items: int = 0) -> Raw:
     """Run every (candidate, replication) item; results depend on the seed and keys only, not on chunks.
 
     With ``crn`` item ``(i, r)`` is keyed by replication ``rep0 + r`` alone, so
@@ -39,17 +39,21 @@ def simulate(tool: ToolModel, candidates: Candidates, replicas: int, horizon_hou
     n_cand = len(candidates)
     out = np.zeros((n_cand, replicas, M.N_OUT), np.float64)
     hist = np.zeros((n_cand, tool.warn_bins), np.int64)
-    chunk = chunk_items or (1 << 18 if backend == "cpu" else 1 << 20)
+    from twin.backend import cpu_threads, on_cuda
+
+    cuda = on_cuda(backend)  # backend: the engine's twin.backend.Backend (None: the CPU)
+    chunk = chunk_items or (1 << 20 if cuda else 1 << 18)
     per = max(1, chunk // replicas)
     stride = 0 if crn else 1 << 32
     seeds = stream_seeds(seed)
-    run = _cpu_chunk if backend == "cpu" else _cuda_chunk(gi, gf, candidates, seeds)
+    run = _cuda_chunk(gi, gf, candidates, seeds) if cuda else _cpu_chunk
     started = time.perf_counter()
-    for a in range(0, n_cand, per):
-        b = min(a + per, n_cand)
-        o, h = run(gi, gf, candidates, seeds, a, b, replicas, rep0, stride)
-        out[a:b] = o.reshape(b - a, replicas, M.N_OUT)
-        hist[a:b] = h.reshape(b - a, replicas, -1).sum(axis=1)
+    with cpu_threads(backend):
+        for a in range(0, n_cand, per):
+            b = min(a + per, n_cand)
+            o, h = run(gi, gf, candidates, seeds, a, b, replicas, rep0, stride)
+            out[a:b] = o.reshape(b - a, replicas, M.N_OUT)
+            hist[a:b] = h.reshape(b - a, replicas, -1).sum(axis=1)
     return Raw(out, hist, horizon_hours, time.perf_counter() - started)
 
 
@@ -80,7 +84,7 @@ def _cuda_chunk(gi, gf, cands, seeds):
     return run
 
 
-def warm_up(tool: ToolModel, backend: str) -> float:
+def warm_up(tool: ToolModel, backend) -> float:
     """Compile (or load from the cache) the kernel on one tiny item; returns seconds."""
     started = time.perf_counter()
     cands = make_candidates("run_to_failure", {})

@@ -1,0 +1,482 @@
+"""One-shot device check for an H100/H200 host: correctness, then timing, in at most 6 minutes.
+
+    python -m benchmarks.gpu_check [--smt2020-dir DIR] [--budget-s 330] [--out DIR]
+    python -m benchmarks.gpu_check --dry-run      # numba's CUDA simulator, tiny line, tiny counts
+
+Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``:
+
+1. ``preflight``: Python, NumPy, numba, numba-cuda, CuPy and driver versions, the device, one trivial kernel;
+2. ``small_line``: a small line on the CPU and on CUDA, same seeds: per-replication event counts must be
+   equal, every KPI's means must agree within the 95% interval of their difference (a real GPU may round
+   ``log``/``exp`` and fused multiply-adds differently from the CPU, so bit equality is not required);
+3. ``hvlm``: the same on SMT2020 HVLM over a short horizon (``--smt2020-dir``, $FABTWIN_SMT2020_DIR, or
+   ``.data/smt2020`` inside the repository, an ignored folder that can travel with the working tree);
+4. ``cuda_rate_<n>``: replication-days per second at n = 1k, 4k, 16k and the largest count that stays
+   resident (estimated from free device memory); ``cpu_rate``: all the host's cores on the same line.
+   Rates are measured in a steady window: after a warm-up run (compile, first launch), each repeat runs
+   horizons h1 and h2 (interleaved, results copied back, so synchronised) and the rate is
+   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
+
+A budget guard skips a step whose estimated time would pass ``--budget-s`` (330 s: 6 minutes less a
+margin).  Needs numpy, numba, numba-cuda (CuPy optional); not hydra, omegaconf, pyvista or pyyaml.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CARRIED_SMT2020 = ROOT / ".data" / "smt2020"
+
+REAL = {"small_reps": 128, "small_days": 20.0, "small_warmup": 2.0, "hvlm_reps": 16, "hvlm_days": 1.0,
+        "counts": (1000, 4000, 16000), "window_days": (0.25, 0.75), "repeats": 3}
+DRY = {"small_reps": 2, "small_days": 0.3, "small_warmup": 0.05, "hvlm_reps": 1, "hvlm_days": 0.002,
+       "counts": (2, 4), "window_days": (0.05, 0.1), "repeats": 2}
+
+
+class Budget:
+    """Seconds left before the guard; a step runs only if its estimate fits."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def fits(self, estimate: float) -> bool:
+        return estimate < self.left()
+
+
+# ----------------------------------------------------------------------------- lines
+
+
+def small_line_data() -> dict:
+    """Two stations with failures, wafer-count PM, setups, a batch step and rework (a plain mapping)."""
+    exp = lambda mean: {"dist": "exponential", "mean": mean}  # noqa: E731
+    groups = [
+        {"name": "A", "area": "A", "tools": 3, "dispatch": "fifo",
+         "failures": {"ttf": exp(600.0), "repair": exp(40.0)},
+         "pm": [{"name": "w", "every_wafers": 200, "duration": {"dist": "constant", "value": 20}}]},
+        {"name": "B", "area": "A", "tools": 2, "dispatch": "fifo", "setup": {"minutes": 5},
+         "tool_choice": "least_setup"},
+    ]
+    route = [{"group": "A", "time": exp(20.0), "per": "lot"},
+             {"group": "B", "time": exp(15.0), "per": "lot", "setup": "x"},
+             {"group": "A", "time": exp(10.0), "per": "lot", "rework": {"prob": 0.1, "to_step": 2}},
+             {"group": "B", "time": 12.0, "per": "batch", "batch": {"min": 2, "max": 3, "max_wait": 30},
+              "setup": "y"}]
+    return {"name": "gpucheck_small", "tool_groups": groups, "products": [{"name": "p", "route": route}],
+            "releases": [{"name": "p", "product": "p", "kind": "poisson", "interval_minutes": 30.0,
+                          "lot_size": 1, "due_days": 5}]}
+
+
+def small_line():
+    from twin.compile import compile_line
+    from twin.line import parse_line
+
+    return compile_line(parse_line(small_line_data()))
+
+
+def smt2020_dir(arg: str | None) -> Path | None:
+    """The folder holding HVLM/: the argument, $FABTWIN_SMT2020_DIR, the carried copy, ../shared/data/smt2020."""
+    candidates = [arg, os.environ.get("FABTWIN_SMT2020_DIR"), CARRIED_SMT2020,
+                  ROOT.parent / "shared" / "data" / "smt2020"]
+    for c in candidates:
+        if c and (Path(c) / "HVLM" / "tool.txt.1l").is_file():
+            return Path(c)
+    return None
+
+
+def hvlm_line(folder: Path):
+    from twin.compile import compile_line
+    from twin.smt2020 import load_smt2020
+
+    return compile_line(load_smt2020({"loader": "smt2020", "dataset": "HVLM", "data_dir": str(folder)}))
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def preflight() -> dict:
+    import numba
+    import numpy as np
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+           "host_cpu": _cpu_model(), "host_cores": os.cpu_count()}
+    out["numba_cuda"] = _version("numba_cuda") or _version("numba-cuda")
+    out["simulator"] = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    from numba import cuda
+
+    if not out["simulator"]:
+        from numba.cuda.cudadrv.driver import driver
+
+        version = driver.get_version()
+        out["driver_cuda_version"] = f"{version[0]}.{version[1]}" if isinstance(version, tuple) else str(version)
+        dev = cuda.get_current_device()
+        out["compute_capability"] = list(dev.compute_capability)
+        out["multiprocessors"] = int(dev.MULTIPROCESSOR_COUNT)
+        free, total = cuda.current_context().get_memory_info()
+        out["memory_free_gib"], out["memory_total_gib"] = round(free / 2**30, 1), round(total / 2**30, 1)
+        out["nvidia_smi"] = _nvidia_smi()
+    from kernels.target import cuda_device_name
+
+    out["device"] = cuda_device_name()
+    out["cupy"] = _cupy_info()
+    out["trivial_kernel_ok"] = _trivial_kernel()
+    out["ok"] = out["trivial_kernel_ok"]
+    return out
+
+
+def _trivial_kernel() -> bool:
+    """Add one on the device; ``cuda`` is a module global so numba's simulator can swap it in the kernel."""
+    global cuda
+    import numpy as np
+    from numba import cuda
+
+    @cuda.jit
+    def add_one(a):
+        i = cuda.grid(1)
+        if i < a.size:
+            a[i] += 1.0
+
+    host = np.arange(1000, dtype=np.float64)
+    dev = cuda.to_device(host)
+    add_one[(host.size + 127) // 128, 128](dev)
+    return bool(np.array_equal(dev.copy_to_host(), host + 1.0))
+
+
+cuda = None  # numba.cuda, imported by _trivial_kernel()
+
+
+def _cupy_info() -> dict:
+    try:
+        import cupy
+
+        a = cupy.arange(10, dtype=cupy.float64)  # import works without a GPU; an allocation does not
+        return {"version": cupy.__version__, "ok": float(a.sum()) == 45.0}
+    except Exception as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {str(err)[:200]}"}
+
+
+def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7) -> dict:
+    """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs."""
+    from twin.backend import resolve_backend
+    from twin.runner import run_line
+
+    args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
+    gpu = run_line(c, backend=resolve_backend("cuda"), **args)
+    _wait_for_cpu_compile()
+    cpu = run_line(c, backend=resolve_backend("cpu"), **args)
+    events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
+    kpis = compare_kpis(gpu, cpu)
+    return {"replicas": reps, "horizon_days": days, "warmup_days": warmup,
+            "events_cpu": int(sum(events_cpu)), "events_cuda": int(sum(events_gpu)),
+            "events_equal": events_gpu == events_cpu, **kpis,
+            "cuda_compile_s": round(gpu.compile_seconds, 1), "cpu_compile_s": round(cpu.compile_seconds, 1),
+            "ok": events_gpu == events_cpu and not kpis["kpis_outside_ci"]}
+
+
+def _events_per_rep(result) -> list:
+    from kernels import layout as K
+
+    try:
+        return [int(x) for x in result.stats["rep_i"][:, K.R_EVENTS]]
+    except (KeyError, AttributeError, IndexError, TypeError):  # another state layout: the total only
+        return [int(result.events)]
+
+
+def compare_kpis(gpu, cpu) -> dict:
+    """Every KPI of the two runs: the means' agreement and the largest per-replication relative difference."""
+    import numpy as np
+
+    from twin import kpis
+
+    a, b = kpis.per_replication(gpu), kpis.per_replication(cpu)
+    keys = [k for k in sorted(set(a) & set(b)) if np.shape(a[k]) == np.shape(b[k]) and np.isfinite(a[k]).any()]
+    max_rel = 0.0
+    for key in keys:
+        x, y = np.asarray(a[key], float), np.asarray(b[key], float)
+        both = np.isfinite(x) & np.isfinite(y)
+        if both.any():
+            max_rel = max(max_rel, float(np.max(np.abs(x[both] - y[both]) / np.maximum(np.abs(y[both]), 1e-12))))
+    outside = _means_outside_ci({k: a[k] for k in keys}, {k: b[k] for k in keys})
+    return {"kpis_compared": len(keys), "kpis_outside_ci": outside, "max_rel_diff_per_replication": max_rel}
+
+
+def _means_outside_ci(a: dict, b: dict) -> list:
+    """KPIs whose |mean difference| exceeds the 95% half-width of the difference of two independent means."""
+    import math
+
+    from twin import kpis
+
+    outside = []
+    for key in a:
+        sa, sb = kpis.summarize(a[key]), kpis.summarize(b[key])
+        if sa["mean"] is None or sb["mean"] is None:
+            continue
+        half = math.hypot(sa["ci95"] or 0.0, sb["ci95"] or 0.0) + 1e-9 * max(1.0, abs(sb["mean"]))
+        if abs(sa["mean"] - sb["mean"]) > half:
+            outside.append(key)
+    return outside
+
+
+def steady_rate(c, backend, reps: int, window, repeats: int) -> dict:
+    """Replication-days per second over the simulated window [h1, h2], from medians of interleaved runs."""
+    from twin.runner import run_line
+
+    h1, h2 = window
+    args = dict(replicas=reps, warmup_days=0.0, seed=3, backend=backend, snapshot_minutes=0, segments=1,
+                chunk_replicas=reps)
+    first = run_line(c, horizon_days=h1, **args)  # warm-up: compile or cache load, first launch
+    t1, t2, events = [], [], []
+    for _ in range(repeats):
+        t1.append(run_line(c, horizon_days=h1, **args).wall_seconds)
+        r2 = run_line(c, horizon_days=h2, **args)
+        t2.append(r2.wall_seconds)
+        events.append(r2.events)
+    m1, m2 = statistics.median(t1), statistics.median(t2)
+    dt = m2 - m1
+    rate = reps * (h2 - h1) / dt if dt > 0 else None
+    note = {} if rate else {"note": "h2 ran no slower than h1: the window is too short to time"}
+    return {**note, "replicas": reps, "window_days": [h1, h2], "repeats": repeats, "median_s_h1": round(m1, 4),
+            "median_s_h2": round(m2, 4), "times_h1": [round(t, 4) for t in t1], "times_h2": [round(t, 4) for t in t2],
+            "replication_days_per_s": rate, "events_h2": int(events[-1]),
+            "events_per_s": (events[-1] - first.events) / dt if dt > 0 else None,
+            "compile_s": round(first.compile_seconds, 1), "device": backend.device_name, "ok": rate is not None}
+
+
+_CPU_COMPILE = None  # the background process that fills numba's disk cache with the CPU engine
+
+
+def start_cpu_compile() -> None:
+    """Compile the CPU engine into numba's disk cache in a second process while this one compiles CUDA."""
+    global _CPU_COMPILE
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from benchmarks.gpu_check import small_line\n"
+            "from twin.backend import resolve_backend\n"
+            "from twin.runner import run_line\n"
+            "run_line(small_line(), 1, 0.01, 0.0, 1, resolve_backend('cpu'), snapshot_minutes=0)\n") % str(ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    _CPU_COMPILE = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+
+
+def _wait_for_cpu_compile(timeout: float = 240.0) -> None:
+    if _CPU_COMPILE is not None:
+        try:
+            _CPU_COMPILE.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass  # this process compiles it itself
+
+
+def resident_replicas(c, backend) -> int:
+    """The largest replication count one chunk holds in free device memory (the backend's own estimate)."""
+    from twin import runner
+
+    per = runner.bytes_per_replication(c)
+    return int(backend.chunk_size(per, 10**9))
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_check(args, doc: dict | None = None) -> dict:
+    """Run every step into ``doc`` (filled in place, so a saver sees each step as it ends)."""
+    sizes = DRY if args.dry_run else REAL
+    budget = Budget(args.budget_s)
+    doc = {} if doc is None else doc
+    doc |= {"schema": "fabtwin-gpucheck/1", "check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run,
+            "budget_s": args.budget_s,
+           "commit": _commit(), "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
+           "measured": "on this host: every time below is a measurement, nothing is modelled", "steps": {}}
+    steps = doc["steps"]
+    start_cpu_compile()
+    _step(steps, "preflight", budget, 0.0, preflight)
+    doc["device"] = steps["preflight"].get("device", "unknown")
+    if not steps["preflight"].get("ok"):
+        return doc
+    small = small_line()
+    _step(steps, "small_line", budget, 30.0,
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"]))
+    folder = smt2020_dir(args.smt2020_dir)
+    timed = small
+    if folder is None:
+        steps["hvlm"] = {"skipped": "no SMT2020 folder (use --smt2020-dir, FABTWIN_SMT2020_DIR or .data/smt2020)"}
+    else:
+        hvlm = hvlm_line(folder)
+        timed = small if args.dry_run else hvlm  # the simulator runs HVLM at ~0.01 replication-days/s
+        _step(steps, "hvlm", budget, 20.0, lambda: {
+            "data_dir": str(folder), **compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0)})
+    doc["timed_line"] = timed.line.name
+    _rates(steps, budget, timed, sizes, args)
+    return doc
+
+
+def _rates(steps, budget, c, sizes, args):
+    """CUDA at each count, the all-cores CPU after the first count (so the comparison survives the guard)."""
+    from twin.backend import resolve_backend
+
+    cuda = resolve_backend("cuda")
+    counts = list(sizes["counts"])
+    try:
+        resident = resident_replicas(c, cuda)
+        steps["resident_estimate"] = {"replicas": resident}
+        if resident > counts[-1] and not args.dry_run:
+            counts.append(resident)
+    except Exception as err:
+        steps["resident_estimate"] = {"error": f"{type(err).__name__}: {err}"}
+    window, repeats = sizes["window_days"], sizes["repeats"]
+    days_per_rep = window[0] + repeats * (window[0] + window[1])  # warm-up run, then h1 and h2 per repeat
+    runs = 1 + 2 * repeats
+    rate, fixed = None, 0.0  # at the last count: replication-days/s, and seconds per run and replication outside
+    for i, n in enumerate(counts):  # the window (allocation, copies); more replications are rarely slower per day
+        estimate = 30.0 if rate is None else n * (days_per_rep / rate + runs * fixed) + 5.0
+        rate_step = _step(steps, f"cuda_rate_{n}", budget, estimate,
+                          lambda n=n: steady_rate(c, cuda, n, window, repeats))
+        if rate_step.get("replication_days_per_s"):
+            rate = rate_step["replication_days_per_s"]
+            fixed = max(0.0, rate_step["median_s_h1"] - n * window[0] / rate) / n
+        if i == 0:
+            cores = os.cpu_count() or 1
+            cpu = resolve_backend("cpu", 0)
+            reps = max(2, cores * (1 if args.dry_run else 8))
+            _step(steps, "cpu_rate", budget, 20.0,
+                  lambda: {"threads": cores, **steady_rate(c, cpu, reps, window, repeats)})
+    best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items() if k.startswith("cuda_rate_")),
+               default=0.0)
+    cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
+    if best and cpu_rate:
+        steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
+
+
+_SAVE = None  # called with nothing after every step: the JSON on disk is never more than one step behind
+
+
+def _step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> dict:
+    try:
+        return _run_step(steps, name, budget, estimate, fn)
+    finally:
+        if _SAVE is not None:
+            _SAVE()
+
+
+def _run_step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> dict:
+    if not budget.fits(estimate):
+        steps[name] = {"skipped": f"time guard: needs about {estimate:.0f} s, {budget.left():.0f} s left"}
+        return steps[name]
+    started = time.perf_counter()
+    try:
+        steps[name] = fn()
+    except Exception as err:
+        steps[name] = {"ok": False, "error": f"{type(err).__name__}: {err}",
+                       "traceback": traceback.format_exc()[-3000:]}
+    steps[name]["seconds"] = round(time.perf_counter() - started, 2)
+    print(f"[gpu_check] {name}: {_summary(steps[name])}", file=sys.stderr, flush=True)
+    return steps[name]
+
+
+def _summary(step: dict) -> str:
+    keys = ("ok", "events_equal", "replication_days_per_s", "device", "error", "skipped", "seconds")
+    return ", ".join(f"{k}={step[k]}" for k in keys if k in step)
+
+
+def write_result(doc: dict, out_dir: Path) -> Path:
+    """Atomic write of the check's JSON, named by time and device."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = doc.get("device") or doc.get("steps", {}).get("preflight", {}).get("device", "unknown")
+    slug = re.sub(r"[^a-z0-9]+", "-", str(device).lower()).strip("-") or "unknown"
+    path = out_dir / f"{doc['started_utc']}_gpucheck_{slug}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--smt2020-dir", help="folder holding HVLM/ (default: $FABTWIN_SMT2020_DIR, .data/smt2020)")
+    parser.add_argument("--budget-s", type=float, default=330.0, help="time guard in seconds (default 330)")
+    parser.add_argument("--out", help="results folder (default benchmarks/results)")
+    parser.add_argument("--dry-run", action="store_true", help="numba's CUDA simulator, tiny line and counts")
+    args = parser.parse_args(argv)
+    if args.budget_s <= 0:
+        print(f"gpu_check: --budget-s {args.budget_s}: must be > 0 seconds", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        if "numba" in sys.modules and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+            print("gpu_check: --dry-run needs NUMBA_ENABLE_CUDASIM=1 before numba is imported", file=sys.stderr)
+            return 2
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    sys.path.insert(0, str(ROOT))
+    import warnings
+
+    warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+    global _SAVE
+    doc = {}
+    out_dir = Path(args.out) if args.out else RESULTS
+    _SAVE = lambda: write_result(doc, out_dir)  # noqa: E731  (a killed run keeps its finished steps)
+    doc.update(run_check(args, doc))
+    doc["finished_utc"] = _now()
+    path = write_result(doc, out_dir)
+    print(path)
+    failed = [k for k, s in doc["steps"].items() if isinstance(s, dict) and (
+        "error" in s or (s.get("ok") is False and "_rate" not in k and k != "cpu_rate"))]
+    if failed:
+        print(f"gpu_check: failed steps: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        from twin.backend import cpu_model
+
+        return cpu_model()
+    except Exception:
+        return platform.processor()
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _nvidia_smi() -> str:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
+                               "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The device check's CPU-side pieces and its whole flow under numba's CUDA simulator.
+
+``python -m benchmarks.gpu_check --dry-run`` runs every step (preflight, CPU against CUDA on the small
+line, SMT2020 HVLM when the data is here, timing, the all-cores CPU rate, the JSON) on tiny counts,
+in a subprocess (the simulator must be on before numba is imported) that cannot import hydra,
+omegaconf, pyvista or yaml, as on the device machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import gpu_check as G  # noqa: E402
+
+SMT2020 = ROOT.parent / "shared" / "data" / "smt2020"
+if not (SMT2020 / "HVLM").is_dir():
+    SMT2020 = Path("/work/shared/data/smt2020")
+
+# Run the check with the packages the device machine lacks made unimportable.
+DRY_RUN = textwrap.dedent("""
+    import sys
+    for name in ("hydra", "omegaconf", "pyvista", "yaml"):
+        sys.modules[name] = None
+    from benchmarks.gpu_check import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_path):
+    pytest.importorskip("numba.cuda")
+    args = ["--dry-run", "--out", str(tmp_path)]
+    if (SMT2020 / "HVLM").is_dir():
+        args += ["--smt2020-dir", str(SMT2020)]
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", DRY_RUN, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    (path,) = tmp_path.glob("*_gpucheck_*.json")
+    doc = json.loads(path.read_text())
+    steps = doc["steps"]
+    assert doc["dry_run"] and "simulator" in doc["device"] and "simulator" in path.name
+    assert steps["preflight"]["trivial_kernel_ok"] and steps["preflight"]["simulator"]
+    small = steps["small_line"]
+    assert small["ok"] and small["events_equal"] and small["events_cpu"] > 0 and small["kpis_compared"] > 10
+    assert small["max_rel_diff_per_replication"] == 0.0  # the simulator runs the CPU's arithmetic
+    if (SMT2020 / "HVLM").is_dir():
+        assert steps["hvlm"]["ok"] and steps["hvlm"]["events_equal"] and steps["hvlm"]["events_cpu"] > 1000
+    for n in G.DRY["counts"]:
+        assert steps[f"cuda_rate_{n}"]["replicas"] == n and "replication_days_per_s" in steps[f"cuda_rate_{n}"]
+    assert steps["cpu_rate"]["threads"] >= 1 and steps["cpu_rate"]["replicas"] >= 2
+    # tiny windows may be too short to time: then the rate is None with a note, never a made-up number
+    for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"])):
+        rate = steps[name]["replication_days_per_s"]
+        assert (rate is not None and rate > 0) or "too short" in steps[name]["note"], steps[name]
+
+
+def test_budget_guard_skips_a_step_that_does_not_fit():
+    steps, ran = {}, []
+    G._step(steps, "long", G.Budget(5.0), 60.0, lambda: ran.append(1) or {"ok": True})
+    G._step(steps, "short", G.Budget(5.0), 1.0, lambda: ran.append(2) or {"ok": True})
+    assert "time guard" in steps["long"]["skipped"] and ran == [2] and steps["short"]["ok"]
+
+
+def test_a_failing_step_is_recorded_and_the_next_one_still_runs():
+    steps = {}
+    G._step(steps, "bad", G.Budget(60.0), 0.0, lambda: 1 / 0)
+    G._step(steps, "good", G.Budget(60.0), 0.0, lambda: {"ok": True})
+    assert steps["bad"]["ok"] is False and "ZeroDivisionError" in steps["bad"]["error"] and steps["good"]["ok"]
+
+
+def test_kpi_comparison_flags_a_shifted_mean_and_accepts_noise():
+    """Two samples of one law agree within the CI of their difference; a shift of 10 standard errors does not."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    same = G._means_outside_ci({"k": rng.normal(5, 1, 400)}, {"k": rng.normal(5, 1, 400)})
+    shifted = G._means_outside_ci({"k": rng.normal(5.7, 1, 400)}, {"k": rng.normal(5, 1, 400)})
+    assert same == [] and shifted == ["k"]
+
+
+def test_result_file_is_named_by_time_and_device_and_written_whole(tmp_path):
+    path = G.write_result({"started_utc": "20260101T000000Z", "device": "NVIDIA H200", "steps": {}}, tmp_path)
+    assert path.name == "20260101T000000Z_gpucheck_nvidia-h200.json"
+    assert json.loads(path.read_text())["device"] == "NVIDIA H200" and not list(tmp_path.glob("*.tmp"))
+
+
+def test_small_line_is_built_without_yaml():
+    c = G.small_line()
+    assert c.n_tools == 5 and len(c.group_names) == 2
+
+
+def test_bad_budget_is_one_line_and_exit_2(capsys):
+    assert G.main(["--budget-s", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--budget-s" in err[0]
