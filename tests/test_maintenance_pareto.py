@@ -44,7 +44,7 @@ def test_no_candidate_dominates_the_best(tool, objective):
     cfg = compose_config([*tool, f"objective={objective}", "replicas=8", "horizon_years=0.5", "backend=cpu"])
     study = load_study(cfg)
     raw = simulate(study.tool, study.candidates, study.replicas, study.horizon_years * HOURS_PER_YEAR, study.seed,
-                   "cpu", study.crn)
+                   study.backend, study.crn)
     s = summarise(study.tool, raw, objective)
     good, cost = s.kpis["good_dies_per_year"][0], s.kpis["cost_per_year"][0]
     assert dominated_by(good, cost, s.best).size == 0
