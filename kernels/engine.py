@@ -624,6 +624,12 @@ def make_engine(jit):
                           qi, qf, step_wafers, step_defects, s_f, g, best_t, best_pick, now, warmup, horizon)
 
     @jit
+    def may_dispatch(qi, g):
+        """True when group ``g`` has both a waiting lot and a standby tool. Checked before calling
+        ``dispatch_group``: a call passes ~30 arrays and was the largest single cost of an event."""
+        return qi[g, Q_LEN] > 0 and qi[g, Q_IDLE] > 0
+
+    @jit
     def dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                        s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on):
@@ -644,27 +650,20 @@ def make_engine(jit):
                               qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
 
     @jit
-    def arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+    def join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon):
+        """The lot joins the queue of its step's group; returns the group (the caller dispatches it)."""
         g = si[li[lot, L_STEP], SI_GROUP]
         enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
-        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+        return g
 
     @jit
-    def tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
-        """A tool became available: pending PM first, else serve its queue."""
+    def release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+        """A tool became available: pending PM first; True when its group should then dispatch."""
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
         if ti[t, T_PM_PENDING] != 0:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-            return
-        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+            return False
+        return may_dispatch(qi, tool_group[t])
 
     @jit
     def release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -686,9 +685,11 @@ def make_engine(jit):
                          s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
             return
         li[lot, L_STEP] = step
-        arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+        g = join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon)
+        if may_dispatch(qi, g):
+            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                           s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
 
     @jit
     def reworks(si, sf, li, rng, lot, s):
@@ -706,42 +707,40 @@ def make_engine(jit):
         return True
 
     @jit
-    def move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
-        """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
+    def leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                   s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+        """The lot finished its route: count it; a CONWIP stream releases the next lot."""
+        stream = li[lot, L_STREAM]
+        complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+        if ri[stream, RI_KIND] == REL_CONWIP:
+            release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                        s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
+
+    @jit
+    def lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+        """A lot's processing at its current step ended: start queue-time clocks, then rework
+        loop-back or the next sampled step after a transport delay. True when the route is done
+        (the caller then calls ``leave_line``: a call that passes every array, so only then)."""
+        s = li[lot, L_STEP]
+        if si[s, SI_QT_ANCHOR] != 0:
+            li[lot, L_QT_ANCHOR] = s
+            lf[lot, LF_QT_T] = now
         if reworks(si, sf, li, rng, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
             nxt = sampled_step(si, sf, rng, s + 1, si[s, SI_LAST])
         if nxt < 0:
-            stream = li[lot, L_STREAM]
-            complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                         s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
-            if ri[stream, RI_KIND] == REL_CONWIP:
-                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                            s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
-            return
+            return True
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
         row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
         delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], rng)
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
-
-    @jit
-    def lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                 s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
-        """A lot's processing at its current step ended: start queue-time clocks, move on."""
-        s = li[lot, L_STEP]
-        if si[s, SI_QT_ANCHOR] != 0:
-            li[lot, L_QT_ANCHOR] = s
-            lf[lot, LF_QT_T] = now
-        move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on)
+        return False
 
     @jit
     def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -756,9 +755,10 @@ def make_engine(jit):
         for k in range(n):
             lot = tlots[t, k]
             add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
-            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+            if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                           s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
         tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
         worn_out = False
         if gi[g, GI_HEALTH] != 0:
@@ -773,9 +773,10 @@ def make_engine(jit):
             ti[t, T_INTERRUPTED] = -1
             start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             return
-        tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+        if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                           s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
 
     @jit
     def on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -797,9 +798,10 @@ def make_engine(jit):
                 ti[t, T_INTERRUPTED] = -1
                 start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
                 return
-            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+            if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
         elif state == UNSCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
@@ -808,9 +810,10 @@ def make_engine(jit):
                 ti[t, T_INTERRUPTED] = -1
                 begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, resumed, tf[t, TF_PHASE_LEFT], now, warmup, horizon)
                 return
-            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+            if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
 
     @jit
     def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
@@ -848,9 +851,11 @@ def make_engine(jit):
         ident = (code >> 4) & 0xFFFFFFFF
         ver = code >> 36
         if kind == EV_ARRIVE:
-            arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
+            if may_dispatch(qi, g):
+                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
         elif kind == EV_ACTIVITY_END:
             if ver == (ti[ident, T_VER] & VER_MASK):
                 on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -873,15 +878,17 @@ def make_engine(jit):
                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                       s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
         elif kind == EV_LOT_DONE:
-            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, ident, now):
+                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                           s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
         elif kind == EV_BATCH_TIMEOUT:
             if qf[ident, QF_TIMEOUT_AT] <= now:
                 qf[ident, QF_TIMEOUT_AT] = INF
-            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            if may_dispatch(qi, ident):
+                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
 
     # ------------------------------------------------------------------ snapshots (replication 0)
 

@@ -52,7 +52,7 @@ def device_jit(target: str):
         import numba
 
         keyed_cache_dir()
-        compile_cpu = numba.njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+        compile_cpu = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)
         return lambda func: _one_specialisation(compile_cpu(func))
     if target == CUDA:
         from numba import cuda
