@@ -746,6 +746,8 @@ def make_engine(jit):
     def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                    s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+        """Processing ended: lots move on, the tool wears, wafer-count PMs arm, the tool serves again."""
+        end_busy(gi, tool_group, ti, tf, t, now)
         g = tool_group[t]
         s = ti[t, T_STEP]
         density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
@@ -779,29 +781,21 @@ def make_engine(jit):
                            s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
 
     @jit
-    def on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                        s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+    def on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+        """Setup, PM or repair ended (processing ends go to ``finish_job``); True when the tool's
+        group should dispatch."""
         state = ti[t, T_STATE]
         if state == SETUP:
             end_busy(gi, tool_group, ti, tf, t, now)
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
-        elif state == PRODUCTIVE:
-            end_busy(gi, tool_group, ti, tf, t, now)
-            finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == SCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             if ti[t, T_FAIL_PENDING] != 0:
                 ti[t, T_FAIL_PENDING] = 0
                 ti[t, T_INTERRUPTED] = -1
                 start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-                return
-            if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
-                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+                return False
+            return release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
         elif state == UNSCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
@@ -809,11 +803,9 @@ def make_engine(jit):
             if resumed >= 0:
                 ti[t, T_INTERRUPTED] = -1
                 begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, resumed, tf[t, TF_PHASE_LEFT], now, warmup, horizon)
-                return
-            if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
-                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+                return False
+            return release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
+        return False
 
     @jit
     def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
@@ -832,9 +824,7 @@ def make_engine(jit):
         start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
 
     @jit
-    def on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on):
+    def on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon):
         t = ident // MAX_PM
         slot = ident - t * MAX_PM
         row = tool_group[t] * MAX_PM + slot
@@ -842,53 +832,6 @@ def make_engine(jit):
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-
-    @jit
-    def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on):
-        kind = code & 15
-        ident = (code >> 4) & 0xFFFFFFFF
-        ver = code >> 36
-        if kind == EV_ARRIVE:
-            g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
-            if may_dispatch(qi, g):
-                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
-        elif kind == EV_ACTIVITY_END:
-            if ver == (ti[ident, T_VER] & VER_MASK):
-                on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_FAIL:
-            if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
-                on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
-        elif kind == EV_RELEASE:
-            release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                        s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-            if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
-                gap = rf[ident, RF_INTERVAL]
-                if ri[ident, RI_KIND] == REL_POISSON:
-                    gap = -gap * math.log(uniform(rng))
-                schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
-        elif kind == EV_PM_DUE:
-            on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_LOT_DONE:
-            if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, ident, now):
-                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_BATCH_TIMEOUT:
-            if qf[ident, QF_TIMEOUT_AT] <= now:
-                qf[ident, QF_TIMEOUT_AT] = INF
-            if may_dispatch(qi, ident):
-                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
 
     # ------------------------------------------------------------------ snapshots (replication 0)
 
@@ -958,7 +901,8 @@ def make_engine(jit):
     def advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, until, warmup, horizon, log_on):
-        """Process every event with time <= ``until`` (the rest stays in the heap)."""
+        """Process every event with time <= ``until`` (the rest stays in the heap), in time order
+        (ties: docs/ARCHITECTURE.md, Event tie order)."""
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
             now = ht[0]
             if now > until:
@@ -968,9 +912,54 @@ def make_engine(jit):
             if log_on != 0:
                 record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)
             rep_i[R_EVENTS] += 1
-            handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                         s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on)
+            # the event's handler, here rather than in a function of its own: a call that passes
+            # every array costs more than most handlers
+            kind = code & 15
+            ident = (code >> 4) & 0xFFFFFFFF
+            ver = code >> 36
+            if kind == EV_ARRIVE:
+                g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
+                if may_dispatch(qi, g):
+                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                   s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+            elif kind == EV_ACTIVITY_END:
+                if ver == (ti[ident, T_VER] & VER_MASK):
+                    if ti[ident, T_STATE] == PRODUCTIVE:
+                        finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                    elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
+                                         warmup, horizon):
+                        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                       s_i, s_f, ct_hist, log, tool_group[ident], now, warmup, horizon, log_on)
+            elif kind == EV_FAIL:
+                if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
+                    on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
+            elif kind == EV_RELEASE:
+                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                            s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
+                    gap = rf[ident, RF_INTERVAL]
+                    if ri[ident, RI_KIND] == REL_POISSON:
+                        gap = -gap * math.log(uniform(rng))
+                    schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
+            elif kind == EV_PM_DUE:
+                on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
+            elif kind == EV_LOT_DONE:
+                if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, ident, now):
+                    leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            elif kind == EV_BATCH_TIMEOUT:
+                if qf[ident, QF_TIMEOUT_AT] <= now:
+                    qf[ident, QF_TIMEOUT_AT] = INF
+                if may_dispatch(qi, ident):
+                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 
