@@ -87,8 +87,8 @@ def make_engine(jit):
             child = 2 * i + 1
             if child >= n:
                 break
-            if child + 1 < n and ht[child + 1] < ht[child]:
-                child += 1
+            if child + 1 < n:
+                child += np.int64(ht[child + 1] < ht[child])  # branch-free: the comparison is a coin toss
             if ht[child] >= t:
                 break
             ht[i] = ht[child]
@@ -630,9 +630,8 @@ def make_engine(jit):
         return qi[g, Q_LEN] > 0 and qi[g, Q_IDLE] > 0
 
     @jit
-    def dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on):
+    def dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                       qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
         if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
             dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                                  qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
@@ -687,9 +686,8 @@ def make_engine(jit):
         li[lot, L_STEP] = step
         g = join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon)
         if may_dispatch(qi, g):
-            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                           qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
 
     @jit
     def reworks(si, sf, li, rng, lot, s):
@@ -776,9 +774,8 @@ def make_engine(jit):
             start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             return
         if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
-            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                           qi, qf, step_wafers, step_defects, s_f, tool_group[t], now, warmup, horizon)
 
     @jit
     def on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
@@ -920,9 +917,8 @@ def make_engine(jit):
             if kind == EV_ARRIVE:
                 g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
                 if may_dispatch(qi, g):
-                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                   s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                   qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
             elif kind == EV_ACTIVITY_END:
                 if ver == (ti[ident, T_VER] & VER_MASK):
                     if ti[ident, T_STATE] == PRODUCTIVE:
@@ -931,9 +927,8 @@ def make_engine(jit):
                                    s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
                     elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
                                          warmup, horizon):
-                        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                       s_i, s_f, ct_hist, log, tool_group[ident], now, warmup, horizon, log_on)
+                        dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                       qi, qf, step_wafers, step_defects, s_f, tool_group[ident], now, warmup, horizon)
             elif kind == EV_FAIL:
                 if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
                     on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
@@ -957,9 +952,8 @@ def make_engine(jit):
                 if qf[ident, QF_TIMEOUT_AT] <= now:
                     qf[ident, QF_TIMEOUT_AT] = INF
                 if may_dispatch(qi, ident):
-                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                   qi, qf, step_wafers, step_defects, s_f, ident, now, warmup, horizon)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 
