@@ -741,24 +741,9 @@ def make_engine(jit):
         return False
 
     @jit
-    def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                   s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
-        """Processing ended: lots move on, the tool wears, wafer-count PMs arm, the tool serves again."""
-        end_busy(gi, tool_group, ti, tf, t, now)
-        g = tool_group[t]
-        s = ti[t, T_STEP]
-        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
-        wafers = ti[t, T_JOB_WAFERS]
-        n = ti[t, T_NLOTS]
-        ti[t, T_NLOTS] = 0
-        for k in range(n):
-            lot = tlots[t, k]
-            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
-            if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, lot, now):
-                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+    def wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
+        """After a job of ``wafers``: condition advances, a watched tool is read, wafer-count PMs arm.
+        True when the tool wore out (it fails there and then)."""
         tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], rng)
         worn_out = False
         if gi[g, GI_HEALTH] != 0:
@@ -769,18 +754,12 @@ def make_engine(jit):
                 tf[t, TF_PM_W0 + slot] += wafers
                 if tf[t, TF_PM_W0 + slot] >= pmf[row, PF_EVERY]:
                     ti[t, T_PM_PENDING] |= 1 << slot
-        if worn_out:
-            ti[t, T_INTERRUPTED] = -1
-            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-            return
-        if release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
-            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                           qi, qf, step_wafers, step_defects, s_f, tool_group[t], now, warmup, horizon)
+        return worn_out
 
     @jit
     def on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
-        """Setup, PM or repair ended (processing ends go to ``finish_job``); True when the tool's
-        group should dispatch."""
+        """Setup, PM or repair ended (processing ends are handled in the event loop); True when the
+        tool's group should dispatch."""
         state = ti[t, T_STATE]
         if state == SETUP:
             end_busy(gi, tool_group, ti, tf, t, now)
@@ -922,9 +901,31 @@ def make_engine(jit):
             elif kind == EV_ACTIVITY_END:
                 if ver == (ti[ident, T_VER] & VER_MASK):
                     if ti[ident, T_STATE] == PRODUCTIVE:
-                        finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                        # processing ended: lots move on, the tool wears, wafer-count PMs arm, it serves again
+                        t = ident
+                        end_busy(gi, tool_group, ti, tf, t, now)
+                        g = tool_group[t]
+                        s = ti[t, T_STEP]
+                        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
+                        wafers = ti[t, T_JOB_WAFERS]
+                        n = ti[t, T_NLOTS]
+                        ti[t, T_NLOTS] = 0
+                        for k in range(n):
+                            lot = tlots[t, k]
+                            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
+                            if lot_done(si, sf, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+                                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers,
+                                           step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+                        if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
+                            ti[t, T_INTERRUPTED] = -1
+                            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup,
+                                         horizon)
+                        elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now,
+                                          warmup, horizon):
+                            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf,
+                                           tlots, li, lf, qi, qf, step_wafers, step_defects, s_f, g, now, warmup,
+                                           horizon)
                     elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
                                          warmup, horizon):
                         dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
