@@ -885,8 +885,8 @@ def make_engine(jit):
                 break
             code = hc[0]
             heap_pop(ht, hc, rep_i)
-            if log_on != 0:
-                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)
+            if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
+                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
             rep_i[R_EVENTS] += 1
             # the event's handler, here rather than in a function of its own: a call that passes
             # every array costs more than most handlers
