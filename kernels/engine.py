@@ -87,11 +87,15 @@ def make_engine(jit):
             child = 2 * i + 1
             if child >= n:
                 break
+            smaller = ht[child]
             if child + 1 < n:
-                child += np.int64(ht[child + 1] < ht[child])  # branch-free: the comparison is a coin toss
-            if ht[child] >= t:
+                right = ht[child + 1]
+                take_right = right < smaller  # a coin toss: selected without a branch
+                child += np.int64(take_right)
+                smaller = min(smaller, right)  # the chosen child's time, without loading it again
+            if smaller >= t:
                 break
-            ht[i] = ht[child]
+            ht[i] = smaller
             hc[i] = hc[child]
             i = child
         ht[i] = t
