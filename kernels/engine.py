@@ -319,8 +319,10 @@ def make_engine(jit):
         return chosen < 0 or chosen == t
 
     @jit
-    def select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now):
-        """Best waiting lot for standby tool ``t`` under its group's rule; -1 if none is eligible."""
+    def select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now):
+        """Best waiting lot for standby tool ``t`` under its group's rule (-1 if none is eligible), and
+        the earliest time a batch that is not ready yet may start anyway (INF if none; the caller
+        arms the group's batch time-out: ``arm_batch_timeout``)."""
         rule = gi[g, GI_RULE]
         current = ti[t, T_SETUP]
         hold_setup = current >= 0 and ti[t, T_RUN] < gi[g, GI_MIN_RUN]
@@ -362,12 +364,16 @@ def make_engine(jit):
                         and (family >= 0 or not hold_setup)):
                     break
             lot = li[lot, L_NEXT]
-        if next_timeout < qf[g, QF_TIMEOUT_AT]:
-            qf[g, QF_TIMEOUT_AT] = next_timeout
-            schedule(ht, hc, rep_i, next_timeout, EV_BATCH_TIMEOUT, g, 0)
         if hold_setup and best_same >= 0:
-            return best_same
-        return best
+            return best_same, next_timeout
+        return best, next_timeout
+
+    @jit
+    def arm_batch_timeout(qf, ht, hc, rep_i, g, at):
+        """Schedule group ``g``'s batch time-out at ``at`` unless an earlier one is pending."""
+        if at < qf[g, QF_TIMEOUT_AT]:
+            qf[g, QF_TIMEOUT_AT] = at
+            schedule(ht, hc, rep_i, at, EV_BATCH_TIMEOUT, g, 0)
 
     @jit
     def begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, state, duration, now, warmup, horizon):
@@ -625,7 +631,8 @@ def make_engine(jit):
                     return
                 if ti[t, T_STATE] != STANDBY:
                     continue
-                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+                arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0:
                     if gi[g, GI_DEDICATED] == 0:
                         return  # eligibility depends on the tool only through dedication
@@ -663,7 +670,8 @@ def make_engine(jit):
             if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
                 return
             if ti[t, T_STATE] == STANDBY:
-                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+                arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0 and gi[g, GI_DEDICATED] == 0:
                     return  # eligibility depends on the tool only through dedication
                 if pick >= 0:
