@@ -15,11 +15,13 @@ numba CUDA on a real GPU, never the simulator) the replication count sweeps
 - a sweep stops growing once one point takes longer than ``max_point_s``.
 
     python benchmarks/bench_engine.py [--quick]
+    python benchmarks/bench_engine.py --against /path/to/other/checkout [rounds]
 
 ``run(quick)`` returns the rows, so ``twin bench`` can call it.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -173,6 +175,62 @@ def hvlm_target(compiled, quick: bool) -> dict:
     return out
 
 
+_HVLM_CHILD = """
+import json, sys, time
+import numba
+numba.set_num_threads(1)
+from twin.backend import resolve_backend
+from twin.compile import compile_line
+from twin.line import load_line
+from twin.runner import run_line
+c = compile_line(load_line("smt2020_hvlm"))
+b = resolve_backend("cpu", 1)
+b.warm_up(c)
+cpu = time.process_time()
+r = run_line(c, 1, 30.0, 0.0, seed=int(sys.argv[1]), backend=b)
+cpu = time.process_time() - cpu
+print(json.dumps({"seconds": r.wall_seconds, "cpu_seconds": cpu, "events": r.events}))
+"""
+
+
+def side_by_side(other: str, rounds: int = 5) -> dict:
+    """HVLM target (30 days, 1 replication, 1 thread) of this checkout against the checkout at ``other``.
+
+    Each round runs both checkouts once, in alternating order (A B, B A, ...), each in a fresh
+    process with its own kernels (numba caches are keyed by kernel source); seeds 1, 2, ... are the
+    same for both. The ratio uses CPU time (``time.process_time`` around ``run_line``): on a shared
+    machine wall time also counts the time other processes hold the core. Returns the medians and
+    the ratio other / this (> 1: this checkout is faster).
+    """
+    times = {"this": [], "other": []}
+    cpu = {"this": [], "other": []}
+    events = {"this": [], "other": []}
+    roots = {"this": str(ROOT), "other": str(Path(other).resolve())}
+    for k in range(rounds):
+        order = ("this", "other") if k % 2 == 0 else ("other", "this")
+        for name in order:
+            env = {**os.environ, "PYTHONPATH": roots[name]}
+            proc = subprocess.run([sys.executable, "-c", _HVLM_CHILD, str(1 + k)], env=env, cwd=roots[name],
+                                  capture_output=True, text=True, timeout=1800, check=True)
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            times[name].append(out["seconds"])
+            cpu[name].append(out["cpu_seconds"])
+            events[name].append(out["events"])
+    med = {name: statistics.median(v) for name, v in cpu.items()}
+    wall = {name: statistics.median(v) for name, v in times.items()}
+    return {"benchmark": "engine_hvlm_side_by_side", "other": roots["other"], "rounds": rounds,
+            "device": cpu_name(), "wall_seconds": times, "cpu_seconds": cpu, "events": events,
+            "cpu_seconds_median_this": med["this"], "cpu_seconds_median_other": med["other"],
+            "wall_seconds_median_this": wall["this"], "wall_seconds_median_other": wall["other"],
+            "speedup_this_vs_other": med["other"] / med["this"]}
+
+
+def cpu_name() -> str:
+    from twin.backend import cpu_model
+
+    return cpu_model()
+
+
 def run(quick: bool, sizes=None, repeats=None) -> list[dict]:
     """Benchmark rows for every line and backend; CUDA only on a real GPU (else a 'not measured' row)."""
     import numba
@@ -224,6 +282,11 @@ def print_rows(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--against" in argv:  # python benchmarks/bench_engine.py --against /path/to/other/checkout [rounds]
+        i = argv.index("--against")
+        rounds = int(argv[i + 2]) if len(argv) > i + 2 else 5
+        print(json.dumps(side_by_side(argv[i + 1], rounds), indent=1))
+        return 0
     print_rows(run(quick="--quick" in argv))
     return 0
 

@@ -88,20 +88,50 @@ def make_engine(jit):
             child = 2 * i + 1
             if child >= n:
                 break
-            if child + 1 < n and ht[child + 1] < ht[child]:
-                child += 1
-            if ht[child] >= t:
+            smaller = ht[child]
+            if child + 1 < n:
+                right = ht[child + 1]
+                take_right = right < smaller  # a coin toss: selected without a branch
+                child += np.int64(take_right)
+                smaller = min(smaller, right)  # the chosen child's time, without loading it again
+            if smaller >= t:
                 break
-            ht[i] = ht[child]
+            ht[i] = smaller
             hc[i] = hc[child]
             i = child
         ht[i] = t
         hc[i] = code
 
     @jit
+    def schedule(ht, hc, rep_i, t, kind, ident, ver):
+        """Put an event in the out-box, the slots right after the heap's last entry; ``flush_outbox``
+        pushes the out-box in order after each event. The heap ends up exactly as if every event were
+        pushed at once (nothing reads the heap in between), and its push code exists in one place
+        instead of at every scheduling site (code size and registers on CUDA)."""
+        # explicit int64: the CUDA simulator follows NumPy's rules, where int32 << 36 overflows
+        code = np.int64(kind) + (np.int64(ident) << 4) + ((np.int64(ver) & VER_MASK) << 36)
+        slot = rep_i[R_HEAP_N] + rep_i[R_OUTBOX_N]
+        if slot >= ht.shape[0]:
+            rep_i[R_ERROR] = ERR_HEAP_CAPACITY
+            return
+        ht[slot] = t
+        hc[slot] = code
+        rep_i[R_OUTBOX_N] += 1
+
+    @jit
+    def flush_outbox(ht, hc, rep_i):
+        """Push the out-box's events, oldest first (pushing slot n + k only writes slots <= n + k)."""
+        first = rep_i[R_HEAP_N]
+        for k in range(rep_i[R_OUTBOX_N]):
+            heap_push(ht, hc, rep_i, ht[first + k], hc[first + k])
+        rep_i[R_OUTBOX_N] = 0
+
+    @jit
     def cancel_failure(ht, hc, rep_i, ti, t):
         """Take tool ``t``'s pending calendar failure out of the heap (a wear-out repair re-arms the
-        clock; left in, the stale event stayed until its time and long runs overflowed the calendar)."""
+        clock; left in, the stale event stayed until its time and long runs overflowed the calendar).
+        The out-box is pushed first, so the heap is whole and nothing lies after its last entry."""
+        flush_outbox(ht, hc, rep_i)
         code = np.int64(EV_FAIL) + (np.int64(t) << 4) + ((np.int64(ti[t, T_FAIL_VER]) & VER_MASK) << 36)
         n = rep_i[R_HEAP_N]
         i = 0
@@ -131,12 +161,6 @@ def make_engine(jit):
             i = child
         ht[i] = last_t
         hc[i] = last_code
-
-    @jit
-    def schedule(ht, hc, rep_i, t, kind, ident, ver):
-        # explicit int64: the CUDA simulator follows NumPy's rules, where int32 << 36 overflows
-        code = np.int64(kind) + (np.int64(ident) << 4) + ((np.int64(ver) & VER_MASK) << 36)
-        heap_push(ht, hc, rep_i, t, code)
 
     # ------------------------------------------------------------------ time-weighted statistics
 
@@ -344,8 +368,10 @@ def make_engine(jit):
         return chosen >= 0 and (ti[chosen, T_STATE] == SCHED_DOWN or ti[chosen, T_STATE] == UNSCHED_DOWN)
 
     @jit
-    def select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now):
-        """Best waiting lot for standby tool ``t`` under its group's rule; -1 if none is eligible."""
+    def select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now):
+        """Best waiting lot for standby tool ``t`` under its group's rule (-1 if none is eligible), and
+        the earliest time a batch that is not ready yet may start anyway (INF if none; the caller
+        arms the group's batch time-out: ``arm_batch_timeout``)."""
         rule = gi[g, GI_RULE]
         current = ti[t, T_SETUP]
         hold_setup = current >= 0 and ti[t, T_RUN] < gi[g, GI_MIN_RUN]
@@ -387,12 +413,16 @@ def make_engine(jit):
                         and (family >= 0 or not hold_setup)):
                     break
             lot = li[lot, L_NEXT]
-        if next_timeout < qf[g, QF_TIMEOUT_AT]:
-            qf[g, QF_TIMEOUT_AT] = next_timeout
-            schedule(ht, hc, rep_i, next_timeout, EV_BATCH_TIMEOUT, g, 0)
         if hold_setup and (best_same >= 0 or gi[g, GI_STRICT_MIN_RUN] != 0):
-            return best_same  # strict minimum run: the tool waits for a lot of its setup
-        return best
+            return best_same, next_timeout  # strict minimum run: the tool waits for a lot of its setup
+        return best, next_timeout
+
+    @jit
+    def arm_batch_timeout(qf, ht, hc, rep_i, g, at):
+        """Schedule group ``g``'s batch time-out at ``at`` unless an earlier one is pending."""
+        if at < qf[g, QF_TIMEOUT_AT]:
+            qf[g, QF_TIMEOUT_AT] = at
+            schedule(ht, hc, rep_i, at, EV_BATCH_TIMEOUT, g, 0)
 
     @jit
     def begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, state, duration, now, warmup, horizon):
@@ -681,7 +711,8 @@ def make_engine(jit):
                     return
                 if ti[t, T_STATE] != STANDBY:
                     continue
-                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+                arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0:
                     if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
                         return  # eligibility depends on the tool only through dedication or a strict min run
@@ -702,9 +733,14 @@ def make_engine(jit):
                           qi, qf, step_wafers, step_defects, s_f, g, best_t, best_pick, now, warmup, horizon)
 
     @jit
-    def dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on):
+    def may_dispatch(qi, g):
+        """True when group ``g`` has both a waiting lot and a standby tool. Checked before calling
+        ``dispatch_group``: a call passes ~30 arrays and was the largest single cost of an event."""
+        return qi[g, Q_LEN] > 0 and qi[g, Q_IDLE] > 0
+
+    @jit
+    def dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                       qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
         if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
             dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                                  qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
@@ -714,7 +750,8 @@ def make_engine(jit):
             if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
                 return
             if ti[t, T_STATE] == STANDBY:
-                pick = select_lot(gi, si, sf, ri, ti, li, lf, qi, qf, step_wafers, ht, hc, rep_i, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+                arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
                     return  # eligibility depends on the tool only through dedication or a strict min run
                 if pick >= 0:
@@ -722,28 +759,21 @@ def make_engine(jit):
                               qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
 
     @jit
-    def arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+    def join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon):
+        """The lot joins the queue of its step's group; returns the group (the caller dispatches it)."""
         g = si[li[lot, L_STEP], SI_GROUP]
         enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
-        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, g, now, warmup, horizon, log_on)
+        return g
 
     @jit
-    def tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
-        """A tool became available: pending PM first, else serve its queue."""
+    def release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+        """A tool became available: pending PM first; True when its group should then dispatch."""
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
         if ti[t, T_PM_PENDING] != 0:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
             if gi[tool_group[t], GI_DED_RELEASE] == 0:
-                return
-        dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
+                return False
+        return may_dispatch(qi, tool_group[t])
 
     @jit
     def release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -767,9 +797,10 @@ def make_engine(jit):
                          s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
             return
         li[lot, L_STEP] = step
-        arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-               s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+        g = join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon)
+        if may_dispatch(qi, g):
+            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                           qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
 
     @jit
     def reworks(si, sf, li, rng, lot, s):
@@ -787,61 +818,47 @@ def make_engine(jit):
         return True
 
     @jit
-    def move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on):
-        """After step ``s``: rework loop-back, next sampled step with transport, or completion."""
+    def leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                   s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+        """The lot finished its route: count it; a CONWIP stream releases the next lot."""
+        stream = li[lot, L_STREAM]
+        complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+        if ri[stream, RI_KIND] == REL_CONWIP:
+            release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                        s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
+
+    @jit
+    def lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+        """A lot's processing at its current step ended: start queue-time clocks, then rework
+        loop-back or the next sampled step after a transport delay. True when the route is done
+        (the caller then calls ``leave_line``: a call that passes every array, so only then)."""
+        s = li[lot, L_STEP]
+        if si[s, SI_QT_ANCHOR] != 0:
+            li[lot, L_QT_ANCHOR] = s
+            lf[lot, LF_QT_T] = now
         own = rng[lot_row(tool_group.shape[0], ri.shape[0], lot)]
         if reworks(si, sf, li, own, lot, s):
             nxt = si[s, SI_REWORK_TO]
         else:
             nxt = sampled_step(si, sf, own, s + 1, si[s, SI_LAST])
         if nxt < 0:
-            stream = li[lot, L_STREAM]
-            complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                         s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
-            if ri[stream, RI_KIND] == REL_CONWIP:
-                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                            s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
-            return
+            return True
         li[lot, L_STEP] = nxt
         li[lot, L_STATUS] = IN_TRANSIT
         row = si[s, SI_MOVE_FROM] + si[nxt, SI_MOVE_TO]
         delay = sample(int(transport[row, 0]), transport[row, 1], transport[row, 2], transport[row, 3], own)
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
+        return False
 
     @jit
-    def lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                 s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
-        """A lot's processing at its current step ended: start queue-time clocks, move on."""
-        s = li[lot, L_STEP]
-        if si[s, SI_QT_ANCHOR] != 0:
-            li[lot, L_QT_ANCHOR] = s
-            lf[lot, LF_QT_T] = now
-        move_on(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                s_i, s_f, ct_hist, log, lot, s, now, warmup, horizon, log_on)
-
-    @jit
-    def finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                   s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
-        g = tool_group[t]
-        s = ti[t, T_STEP]
-        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
-        wafers = ti[t, T_JOB_WAFERS]
-        n = ti[t, T_NLOTS]
-        ti[t, T_NLOTS] = 0
-        for k in range(n):
-            lot = tlots[t, k]
-            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
-            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
-        wear = rng[tool_row(tool_group.shape[0], TOOL_CONDITION, t)]
+    def wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
+        """After a job of ``wafers``: condition advances, a watched tool is read, wafer-count PMs arm.
+        True when the tool wore out (it fails there and then)."""
+        wear = rng[tool_row(ti.shape[0], TOOL_CONDITION, t)]
         tf[t, TF_COND] = advance_condition(tf[t, TF_COND], wafers, gf[g, GF_DRIFT], gf[g, GF_NOISE], wear)
         worn_out = False
         if gi[g, GI_HEALTH] != 0:
@@ -852,42 +869,27 @@ def make_engine(jit):
                 tf[t, TF_PM_W0 + slot] += wafers
                 if tf[t, TF_PM_W0 + slot] >= pmf[row, PF_EVERY]:
                     ti[t, T_PM_PENDING] |= 1 << slot
-        if worn_out:
-            ti[t, T_INTERRUPTED] = -1
-            if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
-                cancel_failure(ht, hc, rep_i, ti, t)
-            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-            return
-        tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+        return worn_out
 
     @jit
-    def on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                        s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on):
+    def on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+        """Setup, PM or repair ended (processing ends are handled in the event loop); True when the
+        tool's group should dispatch."""
         state = ti[t, T_STATE]
         if state == SETUP:
             end_busy(gi, tool_group, ti, tf, t, now)
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
-        elif state == PRODUCTIVE:
-            end_busy(gi, tool_group, ti, tf, t, now)
-            finish_job(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                       s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
         elif state == SCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             if ti[t, T_FAIL_PENDING] != 0:
                 ti[t, T_FAIL_PENDING] = 0
                 ti[t, T_INTERRUPTED] = -1
                 start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-                return
+                return False
             if has_age_pm(pmi, tool_group[t]):
                 arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
                 restart_age(pmi, pmf, rep_i, ht, hc, ti, tf, t, tool_group[t], now)
-            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+            return release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
         elif state == UNSCHED_DOWN:
             renew_tool(gi, gf, rng, ti, tf, t, tool_group[t], now)
             arm_failure(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, t, now, False)
@@ -897,10 +899,9 @@ def make_engine(jit):
             if resumed >= 0:
                 ti[t, T_INTERRUPTED] = -1
                 begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, resumed, tf[t, TF_PHASE_LEFT], now, warmup, horizon)
-                return
-            tool_free(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, t, now, warmup, horizon, log_on)
+                return False
+            return release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
+        return False
 
     @jit
     def on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
@@ -919,71 +920,22 @@ def make_engine(jit):
         start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
 
     @jit
-    def on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                  s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on):
+    def on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon):
+        """A PM fell due; True when the tool's group should dispatch (its lots bound to the tool may
+        move to another under ``dedication: release_when_down``)."""
         t = ident // MAX_PM
         slot = ident - t * MAX_PM
         row = tool_group[t] * MAX_PM + slot
         if pmi[row, PI_KIND] == PM_AGE:
             if now != tf[t, TF_PM_W0 + slot]:
-                return  # stale: the tool was renewed since this due time was set
+                return False  # stale: the tool was renewed since this due time was set
         else:
             schedule(ht, hc, rep_i, now + pmf[row, PF_EVERY], EV_PM_DUE, ident, 0)
         ti[t, T_PM_PENDING] |= 1 << slot
         if ti[t, T_STATE] == STANDBY:
             start_pm(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
-            if gi[tool_group[t], GI_DED_RELEASE] != 0:
-                dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, tool_group[t], now, warmup, horizon, log_on)
-
-    @jit
-    def handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on):
-        kind = code & 15
-        ident = (code >> 4) & 0xFFFFFFFF
-        ver = code >> 36
-        if kind == EV_ARRIVE:
-            arrive(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                   s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_ACTIVITY_END:
-            if ver == (ti[ident, T_VER] & VER_MASK):
-                on_activity_end(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_FAIL:
-            if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
-                on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
-                if gi[tool_group[ident], GI_DED_RELEASE] != 0:
-                    dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                                   s_i, s_f, ct_hist, log, tool_group[ident], now, warmup, horizon, log_on)
-        elif kind == EV_RELEASE:
-            release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                        s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-            if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
-                gap = rf[ident, RF_INTERVAL]
-                if ri[ident, RI_KIND] == REL_POISSON:
-                    gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
-                schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
-        elif kind == EV_PM_DUE:
-            on_pm_due(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                      rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                      s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_LOT_DONE:
-            lot_done(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                     s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
-        elif kind == EV_BATCH_TIMEOUT:
-            if qf[ident, QF_TIMEOUT_AT] <= now:
-                qf[ident, QF_TIMEOUT_AT] = INF
-            dispatch_group(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                           s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            return gi[tool_group[t], GI_DED_RELEASE] != 0 and may_dispatch(qi, tool_group[t])
+        return False
 
     # ------------------------------------------------------------------ snapshots (replication 0)
 
@@ -1056,19 +1008,95 @@ def make_engine(jit):
     def advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, until, warmup, horizon, log_on):
-        """Process every event with time <= ``until`` (the rest stays in the heap)."""
+        """Process every event with time <= ``until`` (the rest stays in the heap), in time order
+        (ties: docs/ARCHITECTURE.md, Event tie order)."""
+        flush_outbox(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
             now = ht[0]
             if now > until:
                 break
             code = hc[0]
             heap_pop(ht, hc, rep_i)
-            if log_on != 0:
-                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)
+            if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
+                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
             rep_i[R_EVENTS] += 1
-            handle_event(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                         s_i, s_f, ct_hist, log, code, now, warmup, horizon, log_on)
+            # the event's handler, here rather than in a function of its own: a call that passes
+            # every array costs more than most handlers
+            kind = code & 15
+            ident = (code >> 4) & 0xFFFFFFFF
+            ver = code >> 36
+            if kind == EV_ARRIVE:
+                g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
+                if may_dispatch(qi, g):
+                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                   qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
+            elif kind == EV_ACTIVITY_END:
+                if ver == (ti[ident, T_VER] & VER_MASK):
+                    if ti[ident, T_STATE] == PRODUCTIVE:
+                        # processing ended: lots move on, the tool wears, wafer-count PMs arm, it serves again
+                        t = ident
+                        end_busy(gi, tool_group, ti, tf, t, now)
+                        g = tool_group[t]
+                        s = ti[t, T_STEP]
+                        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
+                        wafers = ti[t, T_JOB_WAFERS]
+                        n = ti[t, T_NLOTS]
+                        ti[t, T_NLOTS] = 0
+                        for k in range(n):
+                            lot = tlots[t, k]
+                            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
+                            if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+                                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers,
+                                           step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+                        if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
+                            ti[t, T_INTERRUPTED] = -1
+                            if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
+                                cancel_failure(ht, hc, rep_i, ti, t)
+                            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup,
+                                         horizon)
+                        elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now,
+                                          warmup, horizon):
+                            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf,
+                                           tlots, li, lf, qi, qf, step_wafers, step_defects, s_f, g, now, warmup,
+                                           horizon)
+                    elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
+                                         warmup, horizon):
+                        dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                       qi, qf, step_wafers, step_defects, s_f, tool_group[ident], now, warmup, horizon)
+            elif kind == EV_FAIL:
+                if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
+                    on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
+                    if gi[tool_group[ident], GI_DED_RELEASE] != 0 and may_dispatch(qi, tool_group[ident]):
+                        dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots,
+                                       li, lf, qi, qf, step_wafers, step_defects, s_f, tool_group[ident], now, warmup,
+                                       horizon)
+            elif kind == EV_RELEASE:
+                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                            s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
+                    gap = rf[ident, RF_INTERVAL]
+                    if ri[ident, RI_KIND] == REL_POISSON:
+                        gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
+                    schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
+            elif kind == EV_PM_DUE:
+                if on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon):
+                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                   qi, qf, step_wafers, step_defects, s_f, tool_group[ident // MAX_PM], now, warmup,
+                                   horizon)
+            elif kind == EV_LOT_DONE:
+                if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
+                    leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+            elif kind == EV_BATCH_TIMEOUT:
+                if qf[ident, QF_TIMEOUT_AT] <= now:
+                    qf[ident, QF_TIMEOUT_AT] = INF
+                if may_dispatch(qi, ident):
+                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                                   qi, qf, step_wafers, step_defects, s_f, ident, now, warmup, horizon)
+            flush_outbox(ht, hc, rep_i)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 

@@ -2,20 +2,25 @@
 
 Imported only when the CUDA backend is used.  The kernel bodies are the same
 device functions the CPU launchers call (:func:`kernels.engine.make_engine`).
+Kernels are cached on disk (``cache=True``) in the folder
+:func:`kernels.target.keyed_cache_dir` keys by every kernel source, so a second
+process loads them instead of recompiling.
 """
 from __future__ import annotations
 
 from numba import cuda
 
 from kernels.engine import make_engine
-from kernels.target import CUDA, device_jit
+from kernels.target import CUDA, device_jit, keyed_cache_dir
+
+keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (device functions included)
 
 THREADS_PER_BLOCK = 64
 
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA))
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep0, warmup, horizon):
@@ -27,7 +32,7 @@ def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transp
                   s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, seed, rep0 + r, warmup, horizon)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, rep0, until, warmup, horizon):
@@ -41,7 +46,7 @@ def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, tra
                      until, warmup, horizon, log_on)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _finalize_kernel(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
     r = cuda.grid(1)
     if r < ti.shape[2]:

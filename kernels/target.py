@@ -46,13 +46,15 @@ def device_jit(target: str):
     CPU device functions are compiled without numba's reference counting
     (``_nrt=False``): they only read and write arrays their launcher owns and
     never allocate, and counting references to the ~30 arrays passed down at
-    every call cost more than the model itself (HVLM: 2.2 s -> 0.95 s).
+    every call cost more than the model itself (HVLM: 2.2 s -> 0.95 s).  NumPy's error model: a
+    division by zero gives inf/nan instead of a check and branch at every division (the kernels
+    never divide by a value that can be zero without guarding it).
     """
     if target == CPU:
         import numba
 
         keyed_cache_dir()
-        compile_cpu = numba.njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+        compile_cpu = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)
         return lambda func: _one_specialisation(compile_cpu(func))
     if target == CUDA:
         from numba import cuda
