@@ -500,7 +500,6 @@ def make_engine(jit):
         if sf[s, SF_CASCADE] > 0.0:
             # Cascading tool: each lot finishes after its full time, the tool is free after the interval.
             done_at = now + setup_time + tf[t, TF_PROC_PENDING]
-            tf[t, TF_INSIDE_UNTIL] = max(tf[t, TF_INSIDE_UNTIL], done_at)
             density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
             for k in range(n):
                 lot = tlots[t, k]
@@ -513,6 +512,8 @@ def make_engine(jit):
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, SETUP, setup_time, now, warmup, horizon)
         else:
             begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, PRODUCTIVE, tf[t, TF_PROC_PENDING], now, warmup, horizon)
+        if sf[s, SF_CASCADE] > 0.0:  # after begin_phase closed the standby spell: this job's lots leave then
+            tf[t, TF_INSIDE_UNTIL] = max(tf[t, TF_INSIDE_UNTIL], now + setup_time + gf[g, GF_LOAD] + process + gf[g, GF_UNLOAD])
 
     @jit
     def go_down(tool_group, rep_i, ht, hc, ti, tf, qi, t, state, duration, counter, now, warmup, horizon):

@@ -226,3 +226,20 @@ def min_run_line(strict):
 ])
 def test_a_strict_minimum_run_waits_for_a_lot_of_its_setup(strict, expected):
     assert finish_by_lot(run(min_run_line(strict))) == pytest.approx(expected)
+
+
+def test_an_idle_cascading_tool_is_busy_only_until_its_last_lot_leaves():
+    """Lots of 5 wafers every 100 min (never meeting): the tool is held 5 x 2 = 10 min, each lot is inside
+    1 + 11 + 1 = 13 min, so each job adds exactly 3 min of standby with a lot inside, not the idle gap."""
+    group = station("C", 1)
+    group.update(load_minutes=1.0, unload_minutes=1.0)
+    step = {"group": "C", "time": 11.0, "per": "lot", "cascade": {"interval": 2.0, "per": "wafer"}}
+    releases = [{"name": "p", "product": "p", "interval_minutes": 100.0, "lot_size": 5, "due_days": 100}]
+    line = parse_line({"name": "idle", "tool_groups": [group], "products": [{"name": "p", "route": [step]}],
+                       "releases": releases})
+    result = run(with_groups(line, cascade_load=False))
+    jobs = len(result.lot_log)
+    tf = result.stats["tf"][0, 0]
+    assert jobs == 29  # releases at 0, 100, ..., 2800 finish by 2880
+    assert tf[K.TF_E10_0 + K.PRODUCTIVE] == pytest.approx(10.0 * jobs)
+    assert tf[K.TF_STANDBY_LOADED] == pytest.approx(3.0 * jobs)
