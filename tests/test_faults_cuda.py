@@ -21,6 +21,7 @@ SCRIPT = textwrap.dedent("""
     from lines import exp_step, open_line, station
     from twin import runner
     from twin.backend import resolve_backend
+    runner.SEGMENT_TARGET_SECONDS = 0.0  # one segment a launch: a boundary after each of the 10
     from twin.compile import compile_line
 
     failures = {{"ttf": {{"dist": "exponential", "mean": 300.0}}, "repair": {{"dist": "exponential", "mean": 30.0}}}}
