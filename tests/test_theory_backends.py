@@ -27,7 +27,7 @@ def one_station(tools: int, service_mean: float, interarrival: float, failures=N
 
 def test_mmc_wait_matches_erlang_c(backend_kind):
     c, service, interarrival = 3, 60.0, 25.0  # utilisation 0.8
-    replicas, days = sized(backend_kind, cpu=(16, 400.0), sim=(4, 60.0))
+    replicas, days = sized(backend_kind, cpu=(16, 400.0), sim=(3, 16.0))
     rows = per_replication_kpis(backend_kind, one_station(c, service, interarrival), replicas, days, 10.0, seed=11)
     wait = kpis.summarize(rows["tool_group.M.queue_wait_minutes"])
     assert within(wait["mean"], wait["ci95"], mmc_wait(c, 1.0 / interarrival, service)), wait
@@ -38,7 +38,7 @@ def test_mmc_wait_matches_erlang_c(backend_kind):
 def test_availability_is_mtbf_over_mtbf_plus_mttr(backend_kind):
     mtbf, mttr = 1000.0, 100.0
     failures = {"ttf": {"dist": "exponential", "mean": mtbf}, "repair": {"dist": "exponential", "mean": mttr}}
-    replicas, days = sized(backend_kind, cpu=(16, 200.0), sim=(4, 40.0))
+    replicas, days = sized(backend_kind, cpu=(16, 200.0), sim=(3, 20.0))
     rows = per_replication_kpis(backend_kind, one_station(1, 20.0, 200.0, failures), replicas, days, 5.0, seed=3)
     s = kpis.summarize(rows["tool_group.M.availability"])
     assert within(s["mean"], s["ci95"], mtbf / (mtbf + mttr)), s

@@ -8,6 +8,7 @@ from twin.errors import ConfigError
 from twin.maintain.checks import _first_line
 from twin.maintain.outputs import print_summary, run_study
 from twin.maintain.study import load_study
+from twin.sweeps import split_args  # Hydra flags before overrides, as twin run splits them
 
 
 def config_search_path() -> str:
@@ -26,26 +27,6 @@ def compose_config(overrides: list[str] = ()) -> dict:
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="maintain", overrides=[*overrides, config_search_path()])
     return OmegaConf.to_container(cfg, resolve=True)
-
-
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-name", "-cn", "--config-dir",
-                     "-cd", "--experimental-rerun"}
-
-
-def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Hydra flags first (argparse wants them before the overrides), overrides after."""
-    flags, overrides = [], []
-    it = iter(argv)
-    for a in it:
-        if a.startswith("-"):
-            flags.append(a)
-            if a in _FLAGS_WITH_VALUE:
-                nxt = next(it, None)
-                if nxt is not None:
-                    flags.append(nxt)
-        else:
-            overrides.append(a)
-    return flags, overrides
 
 
 def validate_overrides(overrides: list[str], multirun: bool) -> None:

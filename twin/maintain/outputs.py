@@ -15,6 +15,7 @@ from twin.maintain.plot import PLOT_EXTRA, plot_available, plot_tradeoff
 from twin.maintain.simulate import Raw, simulate, warm_up
 from twin.maintain.study import OBJECTIVES, Study, _label, load_study
 from twin.maintain.summary import HOURS_PER_YEAR, KPIS, Summary, summarise
+from twin.rundir import atomic_open, atomic_write_text
 
 
 def run_study(cfg: dict, out_dir) -> dict:
@@ -33,9 +34,10 @@ def run_study(cfg: dict, out_dir) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_policies_csv(out / "policies.csv", study, summary)
     doc = best_policy_doc(study, summary, raw, compile_s, cfg)
-    (out / "best_policy.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     if with_plot:
         plot_tradeoff(out / "tradeoff.png", study, summary)
+    # every file lands atomically; best_policy.json last, so its presence means a complete folder
+    atomic_write_text(out / "best_policy.json", json.dumps(doc, indent=2, default=_json_default) + "\n")
     return doc
 
 
@@ -47,7 +49,7 @@ def write_policies_csv(path, study: Study, s: Summary) -> None:
     score = np.nan_to_num(sign * s.kpis[key][0], nan=-np.inf)
     order = np.argsort(np.lexsort((-score, ~on_front)))  # the front first (the best is rank 1), then the rest
     params = list(cands.columns)
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["candidate", "policy", *params, *(f"{k}{s_}" for k in KPIS for s_ in ("", "_ci95")),
                     *s.warnings, "rank", "gap_to_best", "gap_ci95", "tied_with_best",

@@ -36,7 +36,10 @@ def plot_tradeoff(path, study: Study, s: Summary) -> None:
     fig.suptitle(f"{study.tool.name}: {_label(study, study.policy)}, {len(study.candidates)} candidates x "
                  f"{study.replicas} replications x {study.horizon_years:g} years")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from twin.rundir import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
