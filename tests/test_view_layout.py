@@ -204,13 +204,12 @@ def test_default_smat_path_is_beside_the_checkout_or_the_working_folder(monkeypa
 
     monkeypatch.delenv(L.SMAT_ENV, raising=False)
     monkeypatch.delenv(data.DATA_ENV, raising=False)
-    beside_package = [p for p, how in data.candidates("smat2022") if how == "beside the checkout"]
     holding = [p for p, _ in data.candidates("smat2022") if (p / "equipment.csv").is_file()]
     assert L.smat2022_dir() == (holding[0] if holding else None)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    if not any((p / "equipment.csv").is_file() for p in beside_package):
+    if not any((p / "equipment.csv").is_file() for p, _ in data.candidates("smat2022")):
         assert L.smat2022_dir() is None  # neither beside the package nor above this folder
     monkeypatch.setenv(data.DATA_ENV, str(tmp_path))  # $FABTWIN_DATA wins, and holds no floor
     assert L.smat2022_dir() is None

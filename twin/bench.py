@@ -478,8 +478,8 @@ def main(argv: list[str]) -> int:
     except argparse.ArgumentError as err:
         raise ConfigError("bench", str(err.argument_name), str(err)) from None
     args.argv = list(argv)
+    check_extras(args, argv)  # a missing extra is said before anything else
     folder = locate_benchmarks()
-    check_extras(args, argv)
     out_dir = Path(args.out) if args.out else folder / "results"
     compare = load_module(folder, "compare")
     doc = run_matrix(folder, args)
