@@ -177,18 +177,24 @@ def _check_group_option(key: str, value: str) -> None:
 
 def compose_run(overrides: list[str]) -> dict:
     """config.yaml with ``overrides`` as ``twin run`` composes it, Hydra's errors as one ConfigError."""
+    return compose_or_name_the_override(_compose, overrides, _hydra_reason)
+
+
+def compose_or_name_the_override(compose, overrides: list[str], why) -> dict:
+    """``compose(overrides)``, or a ConfigError naming the first override that breaks it, with
+    ``why(err, overrides before it, its key)`` as the reason (shared by twin run and twin maintain)."""
     try:
-        return _compose(overrides)
+        return compose(overrides)
     except ConfigError:
         raise
     except Exception:
         pass
-    for i in range(len(overrides)):  # name the first override that breaks composition
+    for i in range(len(overrides)):
         try:
-            _compose(overrides[: i + 1])
+            compose(overrides[: i + 1])
         except Exception as err:
             key, _, value = overrides[i].partition("=")
-            raise ConfigError(key.lstrip("+~"), value, _hydra_reason(err, overrides[:i], key.lstrip("+~"))) from None
+            raise ConfigError(key.lstrip("+~"), value, why(err, overrides[:i], key.lstrip("+~"))) from None
     raise ConfigError("overrides", " ".join(overrides), "Hydra could not compose this config")
 
 

@@ -8,7 +8,7 @@ from twin.errors import ConfigError
 from twin.maintain.checks import _first_line
 from twin.maintain.outputs import print_summary, run_study
 from twin.maintain.study import load_study
-from twin.sweeps import split_args  # Hydra flags before overrides, as twin run splits them
+from twin.sweeps import compose_or_name_the_override, split_args  # as twin run splits and composes
 
 
 def config_search_path() -> str:
@@ -69,17 +69,7 @@ def _compose_checked(overrides: list[str]) -> dict:
         key, _, value = o.partition("=")
         if key in GROUPS and value not in group_options(key):
             raise ConfigError(key, value, f"allowed: {', '.join(group_options(key))}")
-    try:
-        return compose_config(overrides)
-    except Exception:  # Hydra's composition errors; name the override that causes it
-        pass
-    for i in range(len(overrides)):  # find the first override that breaks composition
-        try:
-            compose_config(overrides[: i + 1])
-        except Exception as err:
-            key, _, value = overrides[i].partition("=")
-            raise ConfigError(key.lstrip("+~"), value, _why(overrides[:i], key.lstrip("+~"), err)) from None
-    raise ConfigError("overrides", " ".join(overrides), "Hydra could not compose this config")
+    return compose_or_name_the_override(compose_config, overrides, lambda err, before, key: _why(before, key, err))
 
 
 def _why(before: list[str], key: str, err) -> str:
