@@ -87,6 +87,20 @@ def test_a_failed_shard_is_rerun_and_counted_once(reference, threads_client, tmp
     assert_identical(sharded, single)
 
 
+def test_back_to_back_runs_of_one_line_keep_their_data(threads_client):
+    """Runs that follow each other at once must not lose the line they scattered.
+
+    With content-hashed scatter keys every run of one line shares a key, and the release of the
+    previous run's key can reach the scheduler after this run scattered it (dask/distributed#8576);
+    the shards were then cancelled for "lost dependencies".
+    """
+    c = small_line()
+    for _ in range(25):
+        result = dist.run_distributed(c, 2, cluster=threads_client, shard_replicas=1, snapshot_minutes=0.0,
+                                      horizon_days=0.2, warmup_days=0.0, seed=1)
+        assert result.replicas == 2
+
+
 def die_once(marker: str, compiled, first, n, *args, **kwargs):
     """A shard whose worker process dies the first time it runs shard 3."""
     if first == 3 and not Path(marker).exists():

@@ -95,7 +95,10 @@ def _run_shards(client, shards, function, compiled, kwargs, retries) -> dict:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:12]
-    [line] = client.scatter([compiled], broadcast=True)
+    # hash=False: a fresh key per run.  With content-hashed keys, two runs of the same line share a key,
+    # and the release of the first run's key can reach the scheduler after the second run scattered it,
+    # which cancels the second run's shards for "lost dependencies" (dask/distributed#8576).
+    [line] = client.scatter([compiled], broadcast=True, hash=False)
     futures = [client.submit(function, line, first, n, **kwargs, key=f"twin-shard-{token}-{first}",
                              retries=retries, pure=False) for first, n in shards]
     parts = {}
