@@ -51,8 +51,29 @@ def test_maintenance_takes_the_same_backend_value():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads to tell counts apart")
-@pytest.mark.xfail(strict=True, reason="CpuBackend.__init__ still calls numba.set_num_threads (twin/backend.py)")
 def test_building_a_backend_leaves_the_thread_count_alone():
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     resolve_backend("cpu", 1)
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads to tell counts apart")
+def test_the_engine_runs_on_the_backend_s_threads_and_restores_the_caller_s(monkeypatch):
+    from kernels import launch_cpu
+    from lines import exp_step, open_line, station
+    from twin.compile import compile_line
+    from twin.runner import run_line
+
+    seen = []
+    advance = launch_cpu.advance_all
+
+    def counting_advance(*args):
+        seen.append(numba.get_num_threads())
+        return advance(*args)
+
+    monkeypatch.setattr(launch_cpu, "advance_all", counting_advance)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    line = compile_line(open_line([station("A", 1)], [exp_step("A", 10.0)], 15.0))
+    run_line(line, 2, horizon_days=1.0, warmup_days=0.0, seed=1, backend=resolve_backend("cpu", 1))
+    assert seen and set(seen) == {1}
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS

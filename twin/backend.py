@@ -63,14 +63,14 @@ class CpuBackend(Backend):
     def __init__(self, threads: int = 0):
         import numba
 
-        self.threads = threads or numba.config.NUMBA_NUM_THREADS
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        self.device_name = f"{cpu_model()}, {numba.get_num_threads()} threads"
+        self.threads = min(threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+        self.device_name = f"{cpu_model()}, {self.threads} threads"
 
     def launchers(self):
+        """The CPU launchers, each run on this backend's threads (building a backend sets nothing)."""
         from kernels import launch_cpu
 
-        return launch_cpu
+        return _OnThreads(launch_cpu, self)
 
     def zeros(self, n, shape, dtype):
         return np.zeros((n, *shape), dtype)
@@ -99,6 +99,22 @@ class CpuBackend(Backend):
 
     def chunk_size(self, bytes_per_rep, replicas):
         return max(1, min(replicas, int(2e9 // max(bytes_per_rep, 1))))
+
+
+class _OnThreads:
+    """A launcher module whose functions run inside :func:`cpu_threads` of one backend."""
+
+    def __init__(self, module, backend):
+        self._module, self._backend = module, backend
+
+    def __getattr__(self, name):
+        launcher = getattr(self._module, name)
+
+        def on_threads(*args):
+            with cpu_threads(self._backend):
+                return launcher(*args)
+
+        return on_threads
 
 
 class CudaBackend(Backend):
