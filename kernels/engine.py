@@ -1,10 +1,11 @@
 """The fab-line engine: one replication's discrete-event simulation, written once.
 
 ``make_engine(jit)`` returns three device functions over one replication's
-state views — ``init_rep``, ``advance_rep`` (process every event up to a time)
-and ``finalize_rep`` (close time-weighted statistics at the horizon).  The
-launchers in :mod:`kernels.launch` call them once per replication, in a
-``prange`` loop on the CPU or one CUDA thread per replication.
+state views (the bundles of :mod:`kernels.state`) — ``init_rep``,
+``advance_rep`` (process every event up to a time) and ``finalize_rep`` (close
+time-weighted statistics at the horizon).  The launchers
+(:mod:`kernels.launch_cpu`, :mod:`kernels.launch_cuda`) call them once per
+replication, in a ``prange`` loop on the CPU or one CUDA thread per replication.
 
 Event semantics (docs/ARCHITECTURE.md has the full list):
 
@@ -956,10 +957,11 @@ def make_engine(jit):
     # ------------------------------------------------------------------ entry points
 
     @jit
-    def init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
-                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                 s_i, s_f, ct_hist, log, seed, rep, warmup, horizon):
-        """Fresh replication ``rep``: empty fab, initial WIP queued at t=0, first events armed."""
+    def init_rep(line, wip, state, seed, rep, warmup, horizon):
+        """Fresh replication ``rep`` (``state``: its views): empty fab, initial WIP queued at t=0,
+        first events armed."""
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
         seed_streams(rng, seed, rep, tool_group, gi, ri.shape[0])
         n_lots = li.shape[0]
         for lot in range(n_lots):
@@ -1006,11 +1008,13 @@ def make_engine(jit):
             schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
 
     @jit
-    def advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                    s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, until, warmup, horizon, log_on):
+    def advance_rep(line, state, rep_zero, until, warmup, horizon, log_on):
         """Process every event with time <= ``until`` (the rest stays in the heap), in time order
-        (ties: docs/ARCHITECTURE.md, Event tie order)."""
+        (ties: docs/ARCHITECTURE.md, Event tie order); ``log_on``: this is replication 0, which
+        writes ``rep_zero`` (lot log, snapshots)."""
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
+        log, snap_t, snap_tool, snap_queue = rep_zero
         flush_outbox(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
             now = ht[0]
@@ -1102,8 +1106,9 @@ def make_engine(jit):
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 
     @jit
-    def finalize_rep(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
+    def finalize_rep(state, warmup, horizon):
         """Close every time-weighted statistic at the horizon."""
+        ti, tf, qi, qf, s_i, s_f = state.ti, state.tf, state.qi, state.qf, state.s_i, state.s_f
         for t in range(ti.shape[0]):
             state = ti[t, T_STATE]
             if state == STANDBY:

@@ -1,16 +1,17 @@
 """CUDA launchers: one thread per replication, replication axis leading (as on the CPU).
 
 Imported only when the CUDA backend is used.  The kernel bodies are the same
-device functions the CPU launchers call (:func:`kernels.engine.make_engine`).
-Kernels are cached on disk (``cache=True``) in the folder
-:func:`kernels.target.keyed_cache_dir` keys by every kernel source, so a second
-process loads them instead of recompiling.
+device functions the CPU launchers call (:func:`kernels.engine.make_engine`),
+on the same bundles (:mod:`kernels.state`).  Kernels are cached on disk
+(``cache=True``) in the folder :func:`kernels.target.keyed_cache_dir` keys by
+every kernel source, so a second process loads them instead of recompiling.
 """
 from __future__ import annotations
 
 from numba import cuda
 
 from kernels.engine import make_engine
+from kernels.state import make_state_views
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (device functions included)
@@ -18,54 +19,42 @@ keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (d
 THREADS_PER_BLOCK = 64
 
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA))
+_replication = make_state_views(device_jit(CUDA))
 
 
 @cuda.jit(cache=True)
-def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
-                 rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                 s_i, s_f, ct_hist, log, seed, rep0, warmup, horizon):
+def _init_kernel(line, wip, state, seed, rep0, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[0]:
-        _init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
-                  rng[r], rep_i[r], ht[r], hc[r], ti[r], tf[r], tlots[r],
-                  li[r], lf[r], qi[r], qf[r], step_wafers[r], step_defects[r],
-                  s_i[r], s_f[r], ct_hist[r], log, seed, rep0 + r, warmup, horizon)
+    if r < state.rng.shape[0]:
+        _init_rep(line, wip, _replication(state, r), seed, rep0 + r, warmup, horizon)
 
 
 @cuda.jit(cache=True)
-def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                    s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, rep0, until, warmup, horizon):
+def _advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[0]:
+    if r < state.rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
-        _advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng[r], rep_i[r], ht[r], hc[r], ti[r], tf[r], tlots[r],
-                     li[r], lf[r], qi[r], qf[r], step_wafers[r], step_defects[r],
-                     s_i[r], s_f[r], ct_hist[r], log, snap_t, snap_tool, snap_queue,
-                     until, warmup, horizon, log_on)
+        _advance_rep(line, _replication(state, r), rep_zero, until, warmup, horizon, log_on)
 
 
 @cuda.jit(cache=True)
-def _finalize_kernel(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
+def _finalize_kernel(state, warmup, horizon):
     r = cuda.grid(1)
-    if r < ti.shape[0]:
-        _finalize_rep(ti[r], tf[r], qi[r], qf[r], s_i[r], s_f[r], warmup, horizon)
+    if r < state.rng.shape[0]:
+        _finalize_rep(_replication(state, r), warmup, horizon)
 
 
 def _blocks(n):
     return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
 
 
-def init_all(*args):
-    n = args[12].shape[0]  # rng: [R, streams, 2]
-    _init_kernel[_blocks(n)](*args)
+def init_all(line, wip, state, seed, rep0, warmup, horizon):
+    _init_kernel[_blocks(state.rng.shape[0])](line, wip, state, seed, rep0, warmup, horizon)
 
 
-def advance_all(*args):
-    n = args[11].shape[0]  # rng: [R, streams, 2]
-    _advance_kernel[_blocks(n)](*args)
+def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
+    _advance_kernel[_blocks(state.rng.shape[0])](line, state, rep_zero, rep0, until, warmup, horizon)
 
 
-def finalize_all(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
-    _finalize_kernel[_blocks(ti.shape[0])](ti, tf, qi, qf, s_i, s_f, warmup, horizon)
+def finalize_all(state, warmup, horizon):
+    _finalize_kernel[_blocks(state.rng.shape[0])](state, warmup, horizon)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from kernels import layout as K
+from kernels.state import LineTables, RepZero
 from kernels.target import CPU, CUDA, cuda_device_name, cuda_usable
 from twin.errors import ConfigError
 
@@ -82,7 +83,7 @@ class CpuBackend(Backend):
         return c.wip
 
     def rep_zero(self, buffers, has_rep0):
-        return buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue
+        return RepZero(buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)
 
     def copy_rep_zero(self, buffers, logs, has_rep0):
         pass
@@ -161,7 +162,7 @@ class CudaBackend(Backend):
 
         key = id(c)
         if key not in self._static_cache:
-            self._static_cache[key] = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in c.static_tables())
+            self._static_cache[key] = LineTables(*(cuda.to_device(np.ascontiguousarray(a)) for a in c.static_tables()))
         return self._static_cache[key]
 
     def wip(self, c):
@@ -172,7 +173,7 @@ class CudaBackend(Backend):
     def rep_zero(self, buffers, has_rep0):
         from numba import cuda
 
-        return tuple(cuda.to_device(a) for a in (buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue))
+        return RepZero(*(cuda.to_device(a) for a in (buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)))
 
     def copy_rep_zero(self, buffers, logs, has_rep0):
         if has_rep0:

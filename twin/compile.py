@@ -53,9 +53,11 @@ class CompiledLine:
         return self.lot_capacity + self.n_tools * (2 + K.MAX_PM) + conwip + len(self.stream_names) + len(self.group_names) + 64
 
     def static_tables(self):
-        """The static arguments of the engine, in the kernels' order."""
-        return (self.gi, self.gf, self.pmi, self.pmf, self.si, self.sf, self.setup_mat,
-                self.ri, self.rf, self.tool_group, self.transport)
+        """The engine's static bundle (kernels/state.py)."""
+        from kernels.state import LineTables
+
+        return LineTables(self.gi, self.gf, self.pmi, self.pmf, self.si, self.sf, self.setup_mat,
+                          self.ri, self.rf, self.tool_group, self.transport)
 
 
 def compile_line(line: Line, dispatch: str | None = None, max_lots: int = 0) -> CompiledLine:

@@ -20,6 +20,7 @@ import numpy as np
 
 from kernels import layout as K
 from kernels.rng import stream_count
+from kernels.state import STATE_FIELDS, RepState
 from twin.backend import Backend
 from twin.compile import MINUTES_PER_DAY, CompiledLine
 from twin.errors import ConfigError
@@ -48,8 +49,7 @@ def state_shapes(c: CompiledLine) -> dict:
     }
 
 
-STATE_ORDER = ("rng", "rep_i", "ht", "hc", "ti", "tf", "tlots", "li", "lf", "qi", "qf",
-               "step_wafers", "step_defects", "s_i", "s_f", "ct_hist")
+STATE_ORDER = STATE_FIELDS  # the per-replication bundle's fields (kernels/state.py)
 RESULT_FIELDS = ("rep_i", "ti", "tf", "qi", "qf", "step_defects", "s_i", "s_f", "ct_hist")
 
 
@@ -255,8 +255,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
     state = {name: backend.from_host(a.copy()) for name, a in cut.state.items()}
     launch = backend.launchers()
     horizon = cut.until
-    launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"],
-                        warmup_days * MINUTES_PER_DAY, horizon)
+    launch.finalize_all(RepState(**state), warmup_days * MINUTES_PER_DAY, horizon)
     stats = {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
     _raise_on_capacity(stats["rep_i"], c, stats["s_i"])
     snaps = rep0.snapshots()
@@ -484,14 +483,14 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
     launch = backend.launchers()
     if saved_state is None:
         state = {name: backend.zeros(n, *shapes[name]) for name in STATE_ORDER}
-        launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), first, warmup, horizon)
+        launch.init_all(static, backend.wip(c), RepState(**state), np.uint64(seed), first, warmup, horizon)
     else:
         state = {name: backend.from_host(saved_state[name]) for name in STATE_ORDER}
     previous = horizon * start_segment / segments
     if bar is not None and start_segment:
         bar.update(n * previous / MINUTES_PER_DAY)
     for k, until in _segment_ends(horizon, segments, start_segment):
-        launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, first, until, warmup, horizon)
+        launch.advance_all(static, RepState(**state), logs, first, until, warmup, horizon)
         backend.synchronize()
         if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
             bar.set_postfix_str(f"day {until / MINUTES_PER_DAY:,.0f} of {horizon / MINUTES_PER_DAY:,.0f}", refresh=False)
@@ -499,7 +498,7 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
             previous = until
         if boundary is not None and k < segments:
             boundary(first, n, k, until, state, logs)
-    launch.finalize_all(state["ti"], state["tf"], state["qi"], state["qf"], state["s_i"], state["s_f"], warmup, horizon)
+    launch.finalize_all(RepState(**state), warmup, horizon)
     backend.copy_rep_zero(rep0, logs, first == 0)
     return {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
 

@@ -131,6 +131,7 @@ def stability_windows(c, replicas: int, horizon_days: float, window_days: float,
     per window and replication, WIP (time average and at the window's end), throughput and mean
     cycle time of the lots finished in the window (normal lots, hot lots, and per lot type).
     Returns rows (window_start_days, window_end_days, name, metric, mean, ci95, n)."""
+    from kernels.state import RepState
     from twin.runner import STATE_ORDER, _RepZeroBuffers, state_shapes
 
     horizon = horizon_days * MINUTES_PER_DAY
@@ -142,12 +143,12 @@ def stability_windows(c, replicas: int, horizon_days: float, window_days: float,
     logs = backend.rep_zero(rep0, True)
     launch = backend.launchers()
     backend.warm_up(c)
-    launch.init_all(*static, backend.wip(c), *(state[k] for k in STATE_ORDER), logs[0], np.uint64(seed), 0, 0.0, horizon)
+    launch.init_all(static, backend.wip(c), RepState(**state), np.uint64(seed), 0, 0.0, horizon)
     previous = None
     rows = []
     start = 0.0
     for end in ends:
-        launch.advance_all(*static, *(state[name] for name in STATE_ORDER), *logs, 0, float(end), 0.0, horizon)
+        launch.advance_all(static, RepState(**state), logs, 0, float(end), 0.0, horizon)
         backend.synchronize()
         snap = _window_counters(backend.to_host(state["s_f"]), backend.to_host(state["s_i"]), end)
         rows += _window_rows(c, snap, previous, start, end)

@@ -1,0 +1,79 @@
+"""The engine's state travels as three named bundles instead of about 30 loose arrays.
+
+- :class:`LineTables`: the static tables of one compiled line (read-only, shared by every replication);
+- :class:`RepState`: the per-replication state, each array ``[replication, ...]`` on both targets
+  (kernels/layout.py says why); :func:`make_state_views` cuts one replication's views out of it;
+- :class:`RepZero`: replication 0's lot log and state snapshots.
+
+numba types a ``typing.NamedTuple`` of arrays as a named tuple (on the CPU, under the CUDA simulator,
+and as a CUDA kernel argument: numba-cuda flattens tuple arguments), and unpacking it is free: the
+fields are compile-time members. The engine's entry points take the bundles and unpack them once; the
+handlers below them keep taking only the arrays they use, because on the CPU a call passes every array
+it is given (docs/ARCHITECTURE.md, "Calls, not memory").
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class LineTables(NamedTuple):
+    """Static tables (kernels/layout.py names their columns)."""
+
+    gi: np.ndarray  # tool groups (int)
+    gf: np.ndarray  # tool groups (float)
+    pmi: np.ndarray  # PM slots (int)
+    pmf: np.ndarray  # PM slots (float)
+    si: np.ndarray  # steps of every route (int)
+    sf: np.ndarray  # steps (float)
+    setup_mat: np.ndarray  # change-over minutes, family x family
+    ri: np.ndarray  # release streams (int)
+    rf: np.ndarray  # release streams (float)
+    tool_group: np.ndarray  # tool -> group
+    transport: np.ndarray  # transport laws by (from, to) location
+
+
+class RepState(NamedTuple):
+    """Per-replication state; ``twin.runner.state_shapes`` gives each array's shape and type."""
+
+    rng: np.ndarray  # random substreams
+    rep_i: np.ndarray  # scalars: free-lot head, heap size, event count, error, cursors
+    ht: np.ndarray  # event calendar: times
+    hc: np.ndarray  # event calendar: packed (kind, id, version) codes
+    ti: np.ndarray  # tools (int)
+    tf: np.ndarray  # tools (float)
+    tlots: np.ndarray  # lots in each tool's current job
+    li: np.ndarray  # lot slots (int)
+    lf: np.ndarray  # lot slots (float)
+    qi: np.ndarray  # tool groups: queues (int)
+    qf: np.ndarray  # tool groups: statistics (float)
+    step_wafers: np.ndarray  # wafers waiting per step
+    step_defects: np.ndarray  # defect density x wafers per step
+    s_i: np.ndarray  # release streams: counters
+    s_f: np.ndarray  # release streams: window statistics
+    ct_hist: np.ndarray  # release streams: cycle-time histograms
+
+
+class RepZero(NamedTuple):
+    """Replication 0's outputs, written in place by the kernels."""
+
+    log: np.ndarray  # lot log rows
+    snap_t: np.ndarray  # snapshot times
+    snap_tool: np.ndarray  # tool state at each snapshot
+    snap_queue: np.ndarray  # queue lengths at each snapshot
+
+
+STATE_FIELDS = RepState._fields
+
+
+def make_state_views(jit):
+    """``replication(state, r)``: replication ``r``'s views of every state array (C-contiguous)."""
+
+    @jit
+    def replication(state, r):
+        return RepState(state.rng[r], state.rep_i[r], state.ht[r], state.hc[r], state.ti[r], state.tf[r],
+                        state.tlots[r], state.li[r], state.lf[r], state.qi[r], state.qf[r], state.step_wafers[r],
+                        state.step_defects[r], state.s_i[r], state.s_f[r], state.ct_hist[r])
+
+    return replication
