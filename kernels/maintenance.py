@@ -323,7 +323,7 @@ THREADS_PER_BLOCK = 128
 
 
 def cuda_launcher():
-    """Build (once) the CUDA kernel: one thread per item, item axis trailing (coalesced)."""
+    """Build (once) the CUDA kernel: one thread per item, item axis leading (as the CPU launcher)."""
     global _CUDA, cuda
     if _CUDA is None:
         # A module global (not a local import), so numba's CUDA simulator can swap it inside the kernel.
@@ -334,14 +334,14 @@ def cuda_launcher():
         @cuda.jit
         def kernel(gi, gf, kinds, params, seeds, cand0, reps, rep0, stride, out, hist, rng):
             i = cuda.grid(1)
-            if i < out.shape[1]:
+            if i < out.shape[0]:
                 cand = cand0 + i // reps
                 key = cand * stride + rep0 + i % reps
-                simulate_item(gi, gf, kinds, params, seeds, cand, key, rng[:, S_LIFE, i], rng[:, S_DOWN, i],
-                              rng[:, S_PATH, i], out[:, i], hist[:, i])
+                simulate_item(gi, gf, kinds, params, seeds, cand, key, rng[i, S_LIFE], rng[i, S_DOWN], rng[i, S_PATH],
+                              out[i], hist[i])
 
         def launch(gi, gf, kinds, params, seeds, cand0, reps, rep0, stride, out, hist, rng):
-            n = out.shape[1]
+            n = out.shape[0]
             blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
             kernel[blocks, THREADS_PER_BLOCK](gi, gf, kinds, params, seeds, cand0, reps, rep0, stride, out, hist, rng)
 

@@ -75,11 +75,11 @@ def _cuda_chunk(gi, gf, cands, seeds):
 
     def run(gi, gf, cands, seeds, a, b, replicas, rep0, stride):
         n = (b - a) * replicas
-        d_out = cuda.device_array((M.N_OUT, n), np.float64)
-        d_hist = cuda.device_array((int(gi[M.GI_BINS]), n), np.int32)
-        d_rng = cuda.device_array((2, 3, n), np.uint64)
+        d_out = cuda.device_array((n, M.N_OUT), np.float64)
+        d_hist = cuda.device_array((n, int(gi[M.GI_BINS])), np.int32)
+        d_rng = cuda.device_array((n, 3, 2), np.uint64)
         launch(*d_static, a, replicas, rep0, stride, d_out, d_hist, d_rng)
-        return d_out.copy_to_host().T, d_hist.copy_to_host().T
+        return d_out.copy_to_host(), d_hist.copy_to_host()
 
     return run
 
