@@ -41,7 +41,6 @@ MAX_REGISTERS = REGISTERS_PER_SM // (TARGET_WARPS_PER_SM * WARP)
 OVER_BOUND = {
     "launch_cuda._advance_kernel": "196 registers, no spills (ec80624: 255, 60 / 400 B spilled): 10 warps/SM; "
                                    "the warp-per-replication engine (docs/ARCHITECTURE.md) is the fix",
-    "maintenance.cuda_launcher.kernel": "154 registers: 12 warps/SM (capping it at 128 spills 60 B)",
 }
 
 PROBLEM = R.toolchain_problem()
