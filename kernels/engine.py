@@ -35,9 +35,11 @@ import math
 
 import numpy as np
 
+from kernels.calendar import HEAP, make_calendar
 from kernels.condition import make_condition
 from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
+from kernels.lanes import make_lanes
 from kernels.layout import *  # noqa: F401,F403  (column constants)
 from kernels.rng import LOT_INITIAL, LOT_RELEASED, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM, make_rng, make_streams
 
@@ -47,121 +49,35 @@ RULE_FIFO = RULE_IDS["fifo"]
 RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
-def make_engine(jit):
-    """Compile the engine's device functions with ``jit`` (CPU or CUDA)."""
+def make_engine(jit, calendar=HEAP):
+    """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
+    calendar's form (kernels/calendar.py; every form gives the same events in the same order)."""
     seed_state, next_u64, uniform = make_rng(jit)
     seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
     rule_key = make_rule_key(jit)
 
-    # ------------------------------------------------------------------ event heap
-
-    @jit
-    def heap_push(ht, hc, rep_i, t, code):
-        n = rep_i[R_HEAP_N]
-        if n >= ht.shape[0]:
-            rep_i[R_ERROR] = ERR_HEAP_CAPACITY
-            return
-        i = n
-        while i > 0:
-            parent = (i - 1) >> 1
-            if ht[parent] <= t:
-                break
-            ht[i] = ht[parent]
-            hc[i] = hc[parent]
-            i = parent
-        ht[i] = t
-        hc[i] = code
-        rep_i[R_HEAP_N] = n + 1
-
-    @jit
-    def heap_pop(ht, hc, rep_i):
-        """Drop the earliest event (read ``ht[0]``, ``hc[0]`` first)."""
-        n = rep_i[R_HEAP_N] - 1
-        rep_i[R_HEAP_N] = n
-        if n <= 0:
-            return
-        t = ht[n]
-        code = hc[n]
-        i = 0
-        while True:
-            child = 2 * i + 1
-            if child >= n:
-                break
-            smaller = ht[child]
-            if child + 1 < n:
-                right = ht[child + 1]
-                take_right = right < smaller  # a coin toss: selected without a branch
-                child += np.int64(take_right)
-                smaller = min(smaller, right)  # the chosen child's time, without loading it again
-            if smaller >= t:
-                break
-            ht[i] = smaller
-            hc[i] = hc[child]
-            i = child
-        ht[i] = t
-        hc[i] = code
+    # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
+    calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
+        jit, calendar, make_lanes(jit))
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
-        """Put an event in the out-box, the slots right after the heap's last entry; ``flush_outbox``
-        pushes the out-box in order after each event. The heap ends up exactly as if every event were
-        pushed at once (nothing reads the heap in between), and its push code exists in one place
-        instead of at every scheduling site (code size and registers on CUDA)."""
+        """Put event (``kind``, ``ident``, version ``ver``) in the calendar at time ``t``."""
         # explicit int64: the CUDA simulator follows NumPy's rules, where int32 << 36 overflows
         code = np.int64(kind) + (np.int64(ident) << 4) + ((np.int64(ver) & VER_MASK) << 36)
-        slot = rep_i[R_HEAP_N] + rep_i[R_OUTBOX_N]
-        if slot >= ht.shape[0]:
-            rep_i[R_ERROR] = ERR_HEAP_CAPACITY
-            return
-        ht[slot] = t
-        hc[slot] = code
-        rep_i[R_OUTBOX_N] += 1
-
-    @jit
-    def flush_outbox(ht, hc, rep_i):
-        """Push the out-box's events, oldest first (pushing slot n + k only writes slots <= n + k)."""
-        first = rep_i[R_HEAP_N]
-        for k in range(rep_i[R_OUTBOX_N]):
-            heap_push(ht, hc, rep_i, ht[first + k], hc[first + k])
-        rep_i[R_OUTBOX_N] = 0
+        calendar_put(ht, hc, rep_i, t, code)
 
     @jit
     def cancel_failure(ht, hc, rep_i, ti, t):
-        """Take tool ``t``'s pending calendar failure out of the heap (a wear-out repair re-arms the
-        clock; left in, the stale event stayed until its time and long runs overflowed the calendar).
-        The out-box is pushed first, so the heap is whole and nothing lies after its last entry."""
-        flush_outbox(ht, hc, rep_i)
+        """Take tool ``t``'s pending calendar failure out (a wear-out repair re-arms the clock; left in,
+        the stale event stayed until its time and long runs overflowed the calendar)."""
+        calendar_flush(ht, hc, rep_i)
         code = np.int64(EV_FAIL) + (np.int64(t) << 4) + ((np.int64(ti[t, T_FAIL_VER]) & VER_MASK) << 36)
-        n = rep_i[R_HEAP_N]
-        i = 0
-        while i < n and hc[i] != code:
-            i += 1
-        if i == n:
-            return
-        last_t = ht[n - 1]
-        last_code = hc[n - 1]
-        rep_i[R_HEAP_N] = n - 1
-        if i == n - 1:
-            return
-        while i > 0 and ht[(i - 1) >> 1] > last_t:  # sift the last entry up from the hole...
-            ht[i] = ht[(i - 1) >> 1]
-            hc[i] = hc[(i - 1) >> 1]
-            i = (i - 1) >> 1
-        while True:  # ...or down
-            child = 2 * i + 1
-            if child >= n - 1:
-                break
-            if child + 1 < n - 1 and ht[child + 1] < ht[child]:
-                child += 1
-            if ht[child] >= last_t:
-                break
-            ht[i] = ht[child]
-            hc[i] = hc[child]
-            i = child
-        ht[i] = last_t
-        hc[i] = last_code
+        slot = calendar_find(ht, hc, rep_i, code)
+        if slot >= 0:
+            calendar_take(ht, hc, rep_i, slot)
 
     # ------------------------------------------------------------------ time-weighted statistics
 
@@ -963,6 +879,7 @@ def make_engine(jit):
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
         seed_streams(rng, seed, rep, tool_group, gi, ri.shape[0])
+        calendar_clear(ht, hc, rep_i)
         n_lots = li.shape[0]
         for lot in range(n_lots):
             li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1
@@ -1009,19 +926,20 @@ def make_engine(jit):
 
     @jit
     def advance_rep(line, state, rep_zero, until, warmup, horizon, log_on):
-        """Process every event with time <= ``until`` (the rest stays in the heap), in time order
+        """Process every event with time <= ``until`` (the rest stays in the calendar), in time order
         (ties: docs/ARCHITECTURE.md, Event tie order); ``log_on``: this is replication 0, which
         writes ``rep_zero`` (lot log, snapshots)."""
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
         log, snap_t, snap_tool, snap_queue = rep_zero
-        flush_outbox(ht, hc, rep_i)  # the events init_rep scheduled
+        calendar_flush(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
-            now = ht[0]
+            slot = calendar_first(ht, hc)
+            now = ht[slot]
             if now > until:
                 break
-            code = hc[0]
-            heap_pop(ht, hc, rep_i)
+            code = hc[slot]
+            calendar_take(ht, hc, rep_i, slot)
             if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
                 record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
             rep_i[R_EVENTS] += 1
@@ -1101,7 +1019,7 @@ def make_engine(jit):
                 if may_dispatch(qi, ident):
                     dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                                    qi, qf, step_wafers, step_defects, s_f, ident, now, warmup, horizon)
-            flush_outbox(ht, hc, rep_i)
+            calendar_flush(ht, hc, rep_i)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 

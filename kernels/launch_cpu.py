@@ -1,14 +1,17 @@
 """CPU launchers: one ``prange`` iteration per replication, replication axis leading."""
 from __future__ import annotations
 
+import types
+
 import numba
 from numba import prange
 
+from kernels.calendar import BLOCKED, HEAP
 from kernels.engine import make_engine
 from kernels.state import make_state_views
 from kernels.target import CPU, device_jit
 
-_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU))
+_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU), HEAP)  # the heap: fastest from cache
 _replication = make_state_views(device_jit(CPU))
 
 
@@ -29,3 +32,26 @@ def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
 def finalize_all(state, warmup, horizon):
     for r in prange(state.rng.shape[0]):
         _finalize_rep(_replication(state, r), warmup, horizon)
+
+
+class _Launchers:
+    """The launchers above, compiled again over an engine with another calendar form."""
+
+    def __init__(self, calendar):
+        engine = dict(zip(("_init_rep", "_advance_rep", "_finalize_rep"), make_engine(device_jit(CPU), calendar)))
+        for launcher in (init_all, advance_all, finalize_all):
+            source = launcher.py_func
+            function = types.FunctionType(source.__code__, dict(source.__globals__, **engine), source.__name__)
+            setattr(self, source.__name__, numba.njit(parallel=True)(function))
+
+
+def blocked_launchers():
+    """The CPU launchers over the blocked calendar (built on first use, not cached), so that tests and
+    benchmarks can check on the CPU that both forms give the same events."""
+    global _BLOCKED
+    if _BLOCKED is None:
+        _BLOCKED = _Launchers(BLOCKED)
+    return _BLOCKED
+
+
+_BLOCKED = None

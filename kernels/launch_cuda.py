@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from numba import cuda
 
+from kernels.calendar import HEAP
 from kernels.engine import make_engine
 from kernels.state import make_state_views
 from kernels.target import CUDA, device_jit, keyed_cache_dir
@@ -18,7 +19,9 @@ keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (d
 
 THREADS_PER_BLOCK = 64
 
-_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA))
+# One thread per replication keeps the heap: the blocked calendar's scans pay only when a warp's lanes
+# share them (offline sm_90: 246 registers with it, 196 with the heap; docs/ARCHITECTURE.md).
+_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA), HEAP)
 _replication = make_state_views(device_jit(CUDA))
 
 

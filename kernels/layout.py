@@ -65,7 +65,8 @@ RI_PRODUCT, RI_KIND, RI_LOT_SIZE, RI_PRIORITY, RI_WIP_CAP, RI_MAX_LOTS, RI_FIRST
 RF_INTERVAL, RF_DUE, RF_START, RF_CT_BIN, RF_DIE_AREA, RF_ALPHA, RF_GROSS_DIES, N_RF = range(8)
 
 # ---- per replication: scalars
-# R_OUTBOX_N: events scheduled by the current handler, waiting right after the heap's last entry
+# R_HEAP_N: events pending in the calendar (kernels/calendar.py); R_OUTBOX_N: events the current handler
+# scheduled, waiting in the heap's out-box
 R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, R_OUTBOX_N, N_RI_STATE = range(9)
 RS_NOW, N_RF_STATE = range(2)
 ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY = range(3)

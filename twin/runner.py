@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import layout as K
+from kernels.calendar import calendar_sizes
 from kernels.rng import stream_count
 from kernels.state import STATE_FIELDS, RepState
 from twin.backend import Backend
@@ -32,8 +33,8 @@ def state_shapes(c: CompiledLine) -> dict:
     return {
         "rng": ((stream_count(T, NS, L), 2), np.uint64),
         "rep_i": ((K.N_RI_STATE,), np.int64),
-        "ht": ((c.heap_capacity,), np.float64),
-        "hc": ((c.heap_capacity,), np.int64),
+        "ht": ((calendar_sizes(c.heap_capacity)[0],), np.float64),
+        "hc": ((calendar_sizes(c.heap_capacity)[1],), np.int64),
         "ti": ((T, K.N_TI), np.int32),
         "tf": ((T, K.N_TF), np.float64),
         "tlots": ((T, c.max_batch_lots), np.int32),
