@@ -1,4 +1,4 @@
-"""CUDA launchers: one thread per replication, replication axis trailing (coalesced).
+"""CUDA launchers: one thread per replication, replication axis leading (as on the CPU).
 
 Imported only when the CUDA backend is used.  The kernel bodies are the same
 device functions the CPU launchers call (:func:`kernels.engine.make_engine`).
@@ -25,11 +25,11 @@ def _init_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transp
                  rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                  s_i, s_f, ct_hist, log, seed, rep0, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[2]:
+    if r < rng.shape[0]:
         _init_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
-                  rng[:, :, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
-                  li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
-                  s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, seed, rep0 + r, warmup, horizon)
+                  rng[r], rep_i[r], ht[r], hc[r], ti[r], tf[r], tlots[r],
+                  li[r], lf[r], qi[r], qf[r], step_wafers[r], step_defects[r],
+                  s_i[r], s_f[r], ct_hist[r], log, seed, rep0 + r, warmup, horizon)
 
 
 @cuda.jit(cache=True)
@@ -37,20 +37,20 @@ def _advance_kernel(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, tra
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, snap_t, snap_tool, snap_queue, rep0, until, warmup, horizon):
     r = cuda.grid(1)
-    if r < rng.shape[2]:
+    if r < rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
         _advance_rep(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng[:, :, r], rep_i[:, r], ht[:, r], hc[:, r], ti[:, :, r], tf[:, :, r], tlots[:, :, r],
-                     li[:, :, r], lf[:, :, r], qi[:, :, r], qf[:, :, r], step_wafers[:, r], step_defects[:, r],
-                     s_i[:, :, r], s_f[:, :, r], ct_hist[:, :, r], log, snap_t, snap_tool, snap_queue,
+                     rng[r], rep_i[r], ht[r], hc[r], ti[r], tf[r], tlots[r],
+                     li[r], lf[r], qi[r], qf[r], step_wafers[r], step_defects[r],
+                     s_i[r], s_f[r], ct_hist[r], log, snap_t, snap_tool, snap_queue,
                      until, warmup, horizon, log_on)
 
 
 @cuda.jit(cache=True)
 def _finalize_kernel(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
     r = cuda.grid(1)
-    if r < ti.shape[2]:
-        _finalize_rep(ti[:, :, r], tf[:, :, r], qi[:, :, r], qf[:, :, r], s_i[:, :, r], s_f[:, :, r], warmup, horizon)
+    if r < ti.shape[0]:
+        _finalize_rep(ti[r], tf[r], qi[r], qf[r], s_i[r], s_f[r], warmup, horizon)
 
 
 def _blocks(n):
@@ -58,14 +58,14 @@ def _blocks(n):
 
 
 def init_all(*args):
-    n = args[12].shape[2]  # rng: [streams, 2, R]
+    n = args[12].shape[0]  # rng: [R, streams, 2]
     _init_kernel[_blocks(n)](*args)
 
 
 def advance_all(*args):
-    n = args[11].shape[2]  # rng: [streams, 2, R]
+    n = args[11].shape[0]  # rng: [R, streams, 2]
     _advance_kernel[_blocks(n)](*args)
 
 
 def finalize_all(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
-    _finalize_kernel[_blocks(ti.shape[2])](ti, tf, qi, qf, s_i, s_f, warmup, horizon)
+    _finalize_kernel[_blocks(ti.shape[0])](ti, tf, qi, qf, s_i, s_f, warmup, horizon)

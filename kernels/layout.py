@@ -1,10 +1,13 @@
 """Column layout of the engine's tables (struct of arrays).
 
 Static line tables are 2-D ``[row, column]`` arrays; per-replication state has
-one more axis for the replication (leading on the CPU, trailing on CUDA so
-that neighbouring threads touch neighbouring addresses).  Kernel bodies see a
-per-replication view and index it with the constants below, which numba
-folds at compile time.
+one more axis for the replication, leading on both targets: a replication's
+state is one contiguous block, so a kernel body's view of it is C-contiguous
+and its index arithmetic needs no run-time strides (on CUDA the trailing axis
+gave strided views that cost about 60 registers and made the advance kernel
+spill; a warp that works on one replication reads neighbouring rows of the
+same block).  Kernel bodies index the view with the constants below, which
+numba folds at compile time.
 """
 
 # ---- SEMI E10 states (tool state codes double as E10 indices)

@@ -25,7 +25,7 @@ ZEROS = textwrap.dedent("""
         pass
     state = backend.zeros(3, (4096, 8), np.float64)
     assert cuda.is_cuda_array(state), type(state)
-    assert state.shape == (4096, 8, 3), state.shape
+    assert state.shape == (3, 4096, 8), state.shape
     host = state.copy_to_host()
     assert host.dtype == np.float64 and not host.any(), "state is not zero"
     print("OK zeros")

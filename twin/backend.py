@@ -1,8 +1,8 @@
 """The backend is a value, resolved once from config and passed down.
 
 ``Backend`` hides where arrays live (NumPy on the CPU, numba device arrays on
-CUDA), which layout they use (replication axis leading on the CPU, trailing on
-CUDA), and which launchers run the shared kernel bodies.
+CUDA) and which launchers run the shared kernel bodies.  Both keep the
+replication axis leading (kernels/layout.py says why).
 """
 from __future__ import annotations
 
@@ -135,12 +135,12 @@ class CudaBackend(Backend):
         return launch_cuda
 
     def zeros(self, n, shape, dtype):
-        """State array ``[*shape, n]`` allocated and zeroed on the device: nothing is built on the host
+        """State array ``[n, *shape]`` allocated and zeroed on the device: nothing is built on the host
         or crosses PCIe (34k HVLM replications are about 61 GB). CuPy's memory pool keeps the blocks
         for the next chunk; without CuPy, a numba device array and a device memset."""
         from numba import cuda
 
-        full = (*shape, n)
+        full = (n, *shape)
         if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             return cuda.to_device(np.zeros(full, dtype))  # the simulator's "device" is host memory
         try:
@@ -185,12 +185,12 @@ class CudaBackend(Backend):
         cuda.synchronize()
 
     def to_host(self, a):
-        return np.ascontiguousarray(np.moveaxis(a.copy_to_host(), -1, 0))
+        return a.copy_to_host()
 
     def from_host(self, a):
         from numba import cuda
 
-        return cuda.to_device(np.ascontiguousarray(np.moveaxis(a, 0, -1)))
+        return cuda.to_device(np.ascontiguousarray(a))
 
     def chunk_size(self, bytes_per_rep, replicas):
         from numba import cuda
