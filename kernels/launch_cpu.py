@@ -1,13 +1,16 @@
-"""CPU launchers: one ``prange`` iteration per replication, replication axis leading."""
+"""CPU launchers: one ``prange`` iteration per replication (per replication and tool group for the
+group sums), replication axis leading."""
 from __future__ import annotations
 
 import numba
 from numba import prange
 
 from kernels.engine import make_engine
+from kernels.reduce import make_group_sum
 from kernels.target import CPU, device_jit
 
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU))
+_group_sum = make_group_sum(device_jit(CPU))
 
 
 @numba.njit(parallel=True, cache=True)
@@ -36,3 +39,13 @@ def advance_all(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transpo
 def finalize_all(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
     for r in prange(ti.shape[0]):
         _finalize_rep(ti[r], tf[r], qi[r], qf[r], s_i[r], s_f[r], warmup, horizon)
+
+
+@numba.njit(parallel=True, cache=True)
+def group_sums(gi, x, fields, out):
+    """``out[r, g, j]``: column ``fields[j]`` of ``x[r]`` (``[R, tools, columns]``) summed over group g's tools."""
+    groups = out.shape[1]
+    for k in prange(out.shape[0] * groups):
+        r = k // groups
+        g = k - r * groups
+        _group_sum(gi, x[r], fields, out[r, g], g)

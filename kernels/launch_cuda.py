@@ -1,4 +1,5 @@
-"""CUDA launchers: one thread per replication, replication axis leading (as on the CPU).
+"""CUDA launchers: one thread per replication (per replication and tool group for the group sums),
+replication axis leading (as on the CPU).
 
 Imported only when the CUDA backend is used.  The kernel bodies are the same
 device functions the CPU launchers call (:func:`kernels.engine.make_engine`).
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 from numba import cuda
 
+import numpy as np
+
 from kernels.engine import make_engine
+from kernels.reduce import make_group_sum
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (device functions included)
@@ -18,6 +22,7 @@ keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (d
 THREADS_PER_BLOCK = 64
 
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA))
+_group_sum = make_group_sum(device_jit(CUDA))
 
 
 @cuda.jit(cache=True)
@@ -69,3 +74,26 @@ def advance_all(*args):
 
 def finalize_all(ti, tf, qi, qf, s_i, s_f, warmup, horizon):
     _finalize_kernel[_blocks(ti.shape[0])](ti, tf, qi, qf, s_i, s_f, warmup, horizon)
+
+
+@cuda.jit(cache=True)
+def _group_sum_kernel(gi, x, fields, out):
+    k = cuda.grid(1)
+    groups = out.shape[1]
+    if k < out.shape[0] * groups:
+        r = k // groups
+        g = k - r * groups
+        _group_sum(gi, x[r], fields, out[r, g], g)
+
+
+def group_sums(gi, x, fields, out):
+    """``out[r, g, j]``: column ``fields[j]`` of ``x[r]`` summed over group g's tools, one thread per (r, g).
+
+    ``x`` (``[R, tools, columns]``) and ``out`` (``[R, groups, len(fields)]``) are device arrays, numba's or
+    any with ``__cuda_array_interface__`` (CuPy); ``fields`` may be a host array (it is a few integers).
+    """
+    if isinstance(fields, np.ndarray):
+        fields = cuda.to_device(np.ascontiguousarray(fields, np.int64))
+    n = out.shape[0] * out.shape[1]
+    if n:
+        _group_sum_kernel[_blocks(n)](gi, x, fields, out)
