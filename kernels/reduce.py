@@ -20,15 +20,14 @@ def make_group_sum(jit):
         """``out[j] = sum of x[t, fields[j]]`` over the tools ``t`` of group ``g``, in tool order.
 
         ``x`` is one replication's per-tool table ``[tools, columns]``, ``out`` its row ``[len(fields)]``
-        of group ``g``; an integer table sums in int64, a float one in float64.
+        of group ``g``; the sums are in ``out``'s type (int64 for the integer table, float64 for the float one).
         """
         first = gi[g, GI_FIRST_TOOL]
         last = first + gi[g, GI_NTOOLS]
         for j in range(fields.shape[0]):
             f = fields[j]
-            acc = 0
+            out[j] = 0  # the sum runs in out's type (int64 over int32 counts) on every target, the simulator too
             for t in range(first, last):
-                acc += x[t, f]
-            out[j] = acc
+                out[j] += x[t, f]
 
     return group_sum
