@@ -3,9 +3,9 @@
 The runner owns memory and time: it allocates each chunk's state once, keeps
 it on the device while the kernels advance simulated time segment by segment
 (a progress bar between segments, no host copies inside), and copies only the
-statistics back: the per-tool tables as per-group sums and one replication's
-rows (:mod:`twin.tool_sums`).  Replications are independent shards keyed by their global
-index, so any chunk size gives the same numbers.
+statistics back (the per-tool tables as per-group sums and one replication's
+rows, :mod:`twin.tool_sums`).  Replications are independent shards keyed by
+their global index, so any chunk size gives the same numbers.
 """
 from __future__ import annotations
 
