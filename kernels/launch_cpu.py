@@ -1,4 +1,5 @@
-"""CPU launchers: one ``prange`` iteration per replication, replication axis leading."""
+"""CPU launchers: one ``prange`` iteration per replication (per replication and tool group for the
+group sums), replication axis leading."""
 from __future__ import annotations
 
 import types
@@ -8,11 +9,13 @@ from numba import prange
 
 from kernels.calendar import BLOCKED, HEAP
 from kernels.engine import make_engine
+from kernels.reduce import make_group_sum
 from kernels.state import make_state_views
 from kernels.target import CPU, device_jit
 
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU), HEAP)  # the heap: fastest from cache
 _replication = make_state_views(device_jit(CPU))
+_group_sum = make_group_sum(device_jit(CPU))
 
 
 @numba.njit(parallel=True, cache=True)
@@ -34,6 +37,16 @@ def finalize_all(state, warmup, horizon):
         _finalize_rep(_replication(state, r), warmup, horizon)
 
 
+@numba.njit(parallel=True, cache=True)
+def group_sums(gi, x, fields, out):
+    """``out[r, g, j]``: column ``fields[j]`` of ``x[r]`` (``[R, tools, columns]``) summed over group g's tools."""
+    groups = out.shape[1]
+    for k in prange(out.shape[0] * groups):
+        r = k // groups
+        g = k - r * groups
+        _group_sum(gi, x[r], fields, out[r, g], g)
+
+
 class _Launchers:
     """The launchers above, compiled again over an engine with another calendar form."""
 
@@ -43,6 +56,9 @@ class _Launchers:
             source = launcher.py_func
             function = types.FunctionType(source.__code__, dict(source.__globals__, **engine), source.__name__)
             setattr(self, source.__name__, numba.njit(parallel=True)(function))
+
+    def __getattr__(self, name):  # the launchers that do not run the engine (group sums)
+        return globals()[name]
 
 
 def blocked_launchers():

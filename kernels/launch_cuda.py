@@ -1,4 +1,5 @@
-"""CUDA launchers: one thread per replication, replication axis leading (as on the CPU).
+"""CUDA launchers: one thread per replication (per replication and tool group for the group sums),
+replication axis leading (as on the CPU).
 
 Imported only when the CUDA backend is used.  The kernel bodies are the same
 device functions the CPU launchers call (:func:`kernels.engine.make_engine`),
@@ -8,10 +9,12 @@ every kernel source, so a second process loads them instead of recompiling.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda
 
 from kernels.calendar import HEAP
 from kernels.engine import make_engine
+from kernels.reduce import make_group_sum
 from kernels.state import make_state_views
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
@@ -23,6 +26,7 @@ THREADS_PER_BLOCK = 64
 # share them (offline sm_90: 246 registers with it, 196 with the heap; docs/ARCHITECTURE.md).
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA), HEAP)
 _replication = make_state_views(device_jit(CUDA))
+_group_sum = make_group_sum(device_jit(CUDA))
 
 
 @cuda.jit(cache=True)
@@ -61,3 +65,26 @@ def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
 
 def finalize_all(state, warmup, horizon):
     _finalize_kernel[_blocks(state.rng.shape[0])](state, warmup, horizon)
+
+
+@cuda.jit(cache=True)
+def _group_sum_kernel(gi, x, fields, out):
+    k = cuda.grid(1)
+    groups = out.shape[1]
+    if k < out.shape[0] * groups:
+        r = k // groups
+        g = k - r * groups
+        _group_sum(gi, x[r], fields, out[r, g], g)
+
+
+def group_sums(gi, x, fields, out):
+    """``out[r, g, j]``: column ``fields[j]`` of ``x[r]`` summed over group g's tools, one thread per (r, g).
+
+    ``x`` (``[R, tools, columns]``) and ``out`` (``[R, groups, len(fields)]``) are device arrays, numba's or
+    any with ``__cuda_array_interface__`` (CuPy); ``fields`` may be a host array (it is a few integers).
+    """
+    if isinstance(fields, np.ndarray):
+        fields = cuda.to_device(np.ascontiguousarray(fields, np.int64))
+    n = out.shape[0] * out.shape[1]
+    if n:
+        _group_sum_kernel[_blocks(n)](gi, x, fields, out)

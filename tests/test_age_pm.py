@@ -16,7 +16,7 @@ from scipy import integrate
 from kernels import layout as K
 from lines import exp_step, open_line, station
 from theory import within
-from twin import kpis
+from twin import kpis, tool_sums
 from twin.backend import resolve_backend
 from twin.compile import compile_line
 from twin.errors import ConfigError
@@ -49,10 +49,10 @@ def simulate(pm: dict, replicas=48, seed=3):
                       resolve_backend("cpu"), snapshot_minutes=0)
     rows = kpis.per_replication(result)
     window = (HORIZON_DAYS - WARMUP_DAYS) * 1440.0
-    ti = result.stats["ti"][:, 1]
+    fails, pms = tool_sums.ti_sum(result.stats, K.T_FAILS)[:, 1], tool_sums.ti_sum(result.stats, K.T_PMS)[:, 1]  # T: one tool
     return {"availability": kpis.summarize(rows["tool_group.T.availability"]),
-            "failures_per_minute": kpis.summarize(ti[:, K.T_FAILS] / window),
-            "pms_per_minute": kpis.summarize(ti[:, K.T_PMS] / window)}
+            "failures_per_minute": kpis.summarize(fails / window),
+            "pms_per_minute": kpis.summarize(pms / window)}
 
 
 def test_age_pm_matches_the_age_replacement_renewal_reward_formula():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kernels import layout as K
+from twin import tool_sums
 from twin.backend import resolve_backend
 from twin.compile import compile_line
 from twin.errors import ConfigError
@@ -43,7 +44,7 @@ def test_wear_out_repairs_keep_the_event_calendar_bounded_for_20_years():
     # every life holds at most 100 wafers (then it wears out), so repairs >= lives - 1 >= wafers / 100 - 1 per tool;
     # the calendar clock adds about horizon / 2e5 failures per tool (Poisson; 5 sd margin)
     wafers = s_i[:, :, K.S_DONE].sum(axis=1) * 25
-    repairs = r.stats["ti"][:, :, K.T_FAILS].sum(axis=1)
+    repairs = tool_sums.ti_sum(r.stats, K.T_FAILS).sum(axis=1)
     calendar = c.n_tools * 365.0 * years * 1440.0 / 2.0e5
     assert (repairs >= wafers / 100 - c.n_tools).all()
     assert (repairs <= (wafers + 25 * c.n_tools) / 100 + calendar + 5 * np.sqrt(calendar)).all()

@@ -25,7 +25,7 @@ from kernels import layout as K
 from lines import exp_step, open_line, station
 from twin import kpis
 from twin.backend import resolve_backend
-from twin.compile import compile_line
+from twin.compile import CompiledLine, compile_line
 from twin.runner import run_line
 
 CPU = resolve_backend("cpu")
@@ -42,8 +42,9 @@ def three_groups(tools_b: int):
     return open_line(groups, [exp_step("A", 20.0), exp_step("B", 30.0), exp_step("C", 20.0)], 15.0)
 
 
-def run(line, replicas, seed, horizon_days=20.0, warmup_days=2.0):
-    return run_line(compile_line(line), replicas, horizon_days, warmup_days, seed, CPU, snapshot_minutes=0)
+def run(line, replicas, seed, horizon_days=20.0, warmup_days=2.0, first_replica=0):
+    c = line if isinstance(line, CompiledLine) else compile_line(line)
+    return run_line(c, replicas, horizon_days, warmup_days, seed, CPU, snapshot_minutes=0, first_replica=first_replica)
 
 
 def cycle_time(result):
@@ -51,12 +52,24 @@ def cycle_time(result):
     return s_f[:, K.SS_CT_SUM] / s_f[:, K.SS_CT_N]
 
 
+def each_replication(line, replicas, seed):
+    """Every replication run alone (``first_replica``: the numbers it has in a run of all of them), so
+    that each one's per-tool rows are at hand: a result keeps only its first replication's."""
+    c = compile_line(line)
+    return [run(c, 1, seed, first_replica=r) for r in range(replicas)]
+
+
 def test_scenarios_share_releases_and_failures_of_untouched_groups():
-    base, more_b, other_seed = run(three_groups(3), 16, 3), run(three_groups(4), 16, 3), run(three_groups(3), 16, 4)
-    released = lambda r: r.stats["s_i"][:, 0, K.S_RELEASED]  # noqa: E731
+    base, more_b, other_seed = (each_replication(three_groups(3), 16, 3), each_replication(three_groups(4), 16, 3),
+                                each_replication(three_groups(3), 16, 4))
+    released = lambda runs: np.array([r.stats["s_i"][0, 0, K.S_RELEASED] for r in runs])  # noqa: E731
     np.testing.assert_array_equal(released(base), released(more_b))
-    fails = lambda r, tools: r.stats["ti"][:, tools, K.T_FAILS]  # noqa: E731
-    down = lambda r, tools: r.stats["tf"][:, tools, K.TF_E10_0 + K.UNSCHED_DOWN]  # noqa: E731
+    fails = lambda runs, tools: np.stack([r.stats["rep0_ti"][tools, K.T_FAILS] for r in runs])  # noqa: E731
+    down = lambda runs, tools: np.stack([r.stats["rep0_tf"][tools, K.TF_E10_0 + K.UNSCHED_DOWN] for r in runs])  # noqa: E731
+    cycle_times = lambda runs: np.concatenate([cycle_time(r) for r in runs])  # noqa: E731
+    whole = run(three_groups(3), 16, 3)  # the runs alone are the replications of one run
+    np.testing.assert_array_equal(released(base), whole.stats["s_i"][:, 0, K.S_RELEASED])
+    np.testing.assert_array_equal(np.stack([r.stats["group_ti"][0] for r in base]), whole.stats["group_ti"])
     a, c_base, c_more = [0, 1], [5, 6], [6, 7]  # C's tools move up one index when B has four
     np.testing.assert_array_equal(fails(base, a), fails(more_b, a))
     np.testing.assert_array_equal(fails(base, c_base), fails(more_b, c_more))
@@ -64,7 +77,7 @@ def test_scenarios_share_releases_and_failures_of_untouched_groups():
     # B's first three tools keep their own failure streams too
     np.testing.assert_array_equal(fails(base, [2, 3, 4]), fails(more_b, [2, 3, 4]))
     # ... while the flow through B changed, and another seed changes everything
-    assert not np.array_equal(cycle_time(base), cycle_time(more_b))
+    assert not np.array_equal(cycle_times(base), cycle_times(more_b))
     assert not np.array_equal(released(base), released(other_seed))
     assert not np.array_equal(fails(base, a), fails(other_seed, a))
 

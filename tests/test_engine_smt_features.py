@@ -11,7 +11,7 @@ import pytest
 
 from kernels import layout as K
 from lines import exp_step, station
-from twin import kpis
+from twin import kpis, tool_sums
 from twin.backend import resolve_backend
 from twin.compile import compile_line
 from twin.errors import ConfigError
@@ -125,7 +125,7 @@ def test_least_setup_needs_fewer_setups_than_first_idle():
     per_lot = {}
     for choice in ("first_idle", "least_setup"):
         result = run(mixed_setup_line(choice), replicas=8, horizon_days=40.0, warmup_days=5.0)
-        setups = result.stats["tf"][:, :, K.TF_E10_0 + K.SETUP].sum(axis=1) / 15.0
+        setups = tool_sums.tf_sum(result.stats, K.TF_E10_0 + K.SETUP).sum(axis=1) / 15.0
         done = result.stats["s_f"][:, :, K.SS_DONE].sum(axis=1)
         per_lot[choice] = kpis.summarize(setups / done)
     first, least = per_lot["first_idle"], per_lot["least_setup"]

@@ -7,7 +7,7 @@ import pytest
 from kernels import layout as K
 from lines import exp_step, open_line, station
 from theory import mmc_wait, within
-from twin import kpis
+from twin import kpis, tool_sums
 from twin.backend import resolve_backend
 from twin.compile import compile_line
 from twin.runner import run_line
@@ -77,7 +77,7 @@ def test_time_and_wafer_count_pm_follow_their_calendars():
     result, rows = simulate(line, replicas=8, horizon_days=120)
     window_days = 100.0
     wafers = result.stats["s_f"][:, 0, K.SS_WAFERS_DONE]
-    pms = result.stats["ti"][:, 0, K.T_PMS]
+    pms = tool_sums.ti_sum(result.stats, K.T_PMS)[:, 0]  # group T: one tool
     # one daily PM per day plus one per 500 wafers (within one of each at the window's edges)
     assert np.all(np.abs(pms - (window_days + wafers / 500.0)) <= 2.5), (pms, wafers)
     down = kpis.summarize(rows["tool_group.T.e10.scheduled_down"])

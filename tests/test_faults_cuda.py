@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
     cut = runner.run_line(c, checkpoint=runner.Checkpoint(path, key, settings, 0), stop=lambda: next(asks) >= 5, **args)
     assert cut.interrupted and cut.replicas == 3 and abs(cut.horizon_days - 0.6) < 1e-12, (cut.replicas, cut.horizon_days)
     resumed = runner.run_line(c, checkpoint=runner.Checkpoint(path, key, settings, 0, resume=True), **args)
-    for k in runner.RESULT_FIELDS:
+    for k in (*runner.RESULT_FIELDS, *runner.REP0_FIELDS):
         np.testing.assert_array_equal(resumed.stats[k], whole.stats[k], err_msg=k)
     np.testing.assert_array_equal(resumed.lot_log, whole.lot_log)
     np.testing.assert_array_equal(resumed.snapshots["tool_state"], whole.snapshots["tool_state"])

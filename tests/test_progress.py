@@ -25,7 +25,7 @@ def test_segment_length_does_not_change_results(monkeypatch):
     monkeypatch.setattr(runner, "SEGMENT_TARGET_SECONDS", 0.0)  # one launch per day
     daily = runner.run_line(c, 3, 12.0, 2.0, 5, backend)
     coarse = runner.run_line(c, 3, 12.0, 2.0, 5, backend, segments=3)
-    for name in runner.RESULT_FIELDS:
+    for name in (*runner.RESULT_FIELDS, *runner.REP0_FIELDS):
         np.testing.assert_array_equal(daily.stats[name], coarse.stats[name], err_msg=name)
 
 
@@ -73,7 +73,7 @@ def test_segment_length_does_not_change_the_default_line(monkeypatch):
     monkeypatch.setattr(runner, "SEGMENT_TARGET_SECONDS", 0.0)  # one launch per day
     daily = runner.run_line(c, 2, 8.0, 1.0, 2, backend)
     coarse = runner.run_line(c, 2, 8.0, 1.0, 2, backend, segments=2)
-    for name in runner.RESULT_FIELDS:
+    for name in (*runner.RESULT_FIELDS, *runner.REP0_FIELDS):
         np.testing.assert_array_equal(daily.stats[name], coarse.stats[name], err_msg=name)
     np.testing.assert_array_equal(daily.lot_log, coarse.lot_log)
     np.testing.assert_array_equal(daily.snapshots["tool_state"], coarse.snapshots["tool_state"])

@@ -67,7 +67,7 @@ def test_cascading_lots_leave_one_pitch_apart_and_the_tool_is_busy_while_any_is_
     inside = LOAD + PTIME + (WAFERS - 1) * INTERVAL + UNLOAD
     expected = np.arange(N_LOTS) * pitch + inside
     np.testing.assert_allclose(done_times(result), expected)
-    tf = result.stats["tf"][0, 0]
+    tf = result.stats["rep0_tf"][0]
     assert tf[K.TF_E10_0 + K.PRODUCTIVE] == pytest.approx(N_LOTS * pitch)
     # after the last pitch the tool stands by with lots inside until the last one leaves
     assert tf[K.TF_STANDBY_LOADED] == pytest.approx(expected[-1] - N_LOTS * pitch)
@@ -98,7 +98,7 @@ def test_a_non_cascading_tool_is_busy_exactly_while_held():
     releases = [{"name": "p", "product": "p", "interval_minutes": 30.0, "lot_size": 1, "due_days": 100}]
     line = parse_line({"name": "plain", "tool_groups": [group], "products": [{"name": "p", "route": steps}],
                        "releases": releases})
-    tf = run(line).stats["tf"][0, 0]
+    tf = run(line).stats["rep0_tf"][0]
     assert tf[K.TF_E10_0 + K.PRODUCTIVE] > 0.0 and tf[K.TF_STANDBY_LOADED] == 0.0
 
 
@@ -239,7 +239,7 @@ def test_an_idle_cascading_tool_is_busy_only_until_its_last_lot_leaves():
                        "releases": releases})
     result = run(with_groups(line, cascade_load=False))
     jobs = len(result.lot_log)
-    tf = result.stats["tf"][0, 0]
+    tf = result.stats["rep0_tf"][0]
     assert jobs == 29  # releases at 0, 100, ..., 2800 finish by 2880
     assert tf[K.TF_E10_0 + K.PRODUCTIVE] == pytest.approx(10.0 * jobs)
     assert tf[K.TF_STANDBY_LOADED] == pytest.approx(3.0 * jobs)

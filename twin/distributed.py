@@ -24,7 +24,7 @@ import uuid
 import numpy as np
 
 from twin.errors import ConfigError
-from twin.runner import RESULT_FIELDS, RunResult, check_run_args
+from twin.runner import REP0_FIELDS, RESULT_FIELDS, RunResult, check_run_args
 
 # Thread workers of one process share numba's parallel runtime; runs in one process take turns
 # (each run already uses every core it was given), runs in worker processes do not wait.
@@ -117,6 +117,7 @@ def _merge(compiled, parts: dict, replicas, horizon_days, warmup_days, seed, wal
     stats = {k: np.concatenate([p["stats"][k] for p in ordered]) for k in RESULT_FIELDS}
     assert stats["rep_i"].shape[0] == replicas
     head = ordered[0]
+    stats.update({k: head["stats"][k] for k in REP0_FIELDS})  # replication 0's per-tool rows: the first shard's
     return RunResult(
         compiled=compiled, replicas=replicas, horizon_days=horizon_days, warmup_days=warmup_days, seed=seed,
         backend=head["backend"], device_name=head["device_name"], stats=stats, lot_log=head["lot_log"],

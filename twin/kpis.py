@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from kernels import layout as K
+from twin import tool_sums
 from twin.compile import MINUTES_PER_DAY
 
 # Two-sided 97.5% quantiles of Student's t for small degrees of freedom.
@@ -115,13 +116,13 @@ def _rebin(hist, widths, width):
 
 def _tool_group_kpis(result):
     c = result.compiled
-    tf, ti = result.stats["tf"], result.stats["ti"]
+    e10_minutes = tool_sums.e10_sum(result.stats)  # [R, groups, N_E10], summed over each group's tools
+    fails, pms = tool_sums.ti_sum(result.stats, K.T_FAILS), tool_sums.ti_sum(result.stats, K.T_PMS)
     qf, qi = result.stats["qf"], result.stats["qi"]
     window_min = (result.horizon_days - result.warmup_days) * MINUTES_PER_DAY
     rows = {}
-    for g, name in enumerate(c.group_names):
-        tools = np.flatnonzero(c.tool_group == g)
-        e10 = tf[:, tools, K.TF_E10_0:K.TF_E10_0 + K.N_E10].sum(axis=1) / (window_min * tools.size)
+    for g, (name, n_tools) in enumerate(zip(c.group_names, tool_sums.group_tools(c))):
+        e10 = e10_minutes[:, g] / (window_min * n_tools)
         prefix = f"tool_group.{name}"
         for k, state in enumerate(K.E10_NAMES):
             rows[f"{prefix}.e10.{state}"] = e10[:, k]
@@ -130,11 +131,11 @@ def _tool_group_kpis(result):
         rows[f"{prefix}.busy_of_available"] = _ratio(e10[:, K.PRODUCTIVE] + e10[:, K.SETUP], rows[f"{prefix}.availability"])
         rows[f"{prefix}.queue_wait_minutes"] = _ratio(qf[:, g, K.QF_WAIT_SUM], qi[:, g, K.Q_WAIT_N])
         rows[f"{prefix}.queue_lots"] = qf[:, g, K.QF_AREA] / window_min
-        rows[f"{prefix}.failures_per_tool"] = ti[:, tools, K.T_FAILS].sum(axis=1) / tools.size
-        rows[f"{prefix}.pms_per_tool"] = ti[:, tools, K.T_PMS].sum(axis=1) / tools.size
+        rows[f"{prefix}.failures_per_tool"] = fails[:, g] / n_tools
+        rows[f"{prefix}.pms_per_tool"] = pms[:, g] / n_tools
         warning = c.line.tool_groups[g].warning
         if warning is not None:
-            rows.update(_warning_kpis(prefix, qf[:, g], ti[:, tools, K.T_FAILS].sum(axis=1), warning.window_minutes))
+            rows.update(_warning_kpis(prefix, qf[:, g], fails[:, g], warning.window_minutes))
     return rows
 
 

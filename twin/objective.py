@@ -65,10 +65,9 @@ def objective_section(spec: dict, rows: dict) -> dict:
 def kpi_names(compiled) -> list[str]:
     """Per-replication KPI names of ``compiled`` (from statistics of one all-zero replication)."""
     from twin import kpis
-    from twin.runner import RESULT_FIELDS, RunResult, state_shapes
+    from twin.runner import RunResult, result_shapes
 
-    shapes = state_shapes(compiled)
-    stats = {k: np.zeros((1, *shapes[k][0]), shapes[k][1]) for k in RESULT_FIELDS}
+    stats = {k: np.zeros((1, *shape), dtype) for k, (shape, dtype) in result_shapes(compiled).items()}
     empty = RunResult(compiled=compiled, replicas=1, horizon_days=2.0, warmup_days=1.0, seed=0, backend="cpu",
                       device_name="", stats=stats, lot_log=np.zeros(0), snapshots={})
     with np.errstate(all="ignore"):

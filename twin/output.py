@@ -188,7 +188,7 @@ def write_lots_csv(path, result):
 def write_tools_csv(path, result):
     """Per-tool E10 fractions, availability and failures of replication 0."""
     c = result.compiled
-    tf, ti = result.stats["tf"][0], result.stats["ti"][0]
+    tf, ti = result.stats["rep0_tf"], result.stats["rep0_ti"]  # replication 0's per-tool rows
     window = (result.horizon_days - result.warmup_days) * 1440.0
     with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)

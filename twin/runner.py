@@ -3,8 +3,9 @@
 The runner owns memory and time: it allocates each chunk's state once, keeps
 it on the device while the kernels advance simulated time segment by segment
 (a progress bar between segments, no host copies inside), and copies only the
-statistics back.  Replications are independent shards keyed by their global
-index, so any chunk size gives the same numbers.
+statistics back (the per-tool tables as per-group sums and one replication's
+rows, :mod:`twin.tool_sums`).  Replications are independent shards keyed by
+their global index, so any chunk size gives the same numbers.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from kernels.state import STATE_FIELDS, RepState
 from twin.backend import Backend
 from twin.compile import MINUTES_PER_DAY, CompiledLine
 from twin.errors import ConfigError
+from twin.tool_sums import GROUP_FIELDS, REP0_FIELDS, group_shapes, rep0_bytes
+from twin.tool_sums import to_host as tools_to_host
 
 # Per-replication state: name -> (shape without the replication axis, dtype).
 def state_shapes(c: CompiledLine) -> dict:
@@ -51,7 +54,21 @@ def state_shapes(c: CompiledLine) -> dict:
 
 
 STATE_ORDER = STATE_FIELDS  # the per-replication bundle's fields (kernels/state.py)
-RESULT_FIELDS = ("rep_i", "ti", "tf", "qi", "qf", "step_defects", "s_i", "s_f", "ct_hist")
+# State tables copied to the host as they are at a chunk's end, and the per-replication results: those
+# plus the per-group sums of the per-tool tables (twin.tool_sums).  REP0_FIELDS (replication 0's per-tool
+# rows) are kept once per run, not per replication.
+COPIED_FIELDS = ("rep_i", "qi", "qf", "step_defects", "s_i", "s_f", "ct_hist")
+RESULT_FIELDS = ("rep_i", *GROUP_FIELDS, "qi", "qf", "step_defects", "s_i", "s_f", "ct_hist")
+
+
+def result_shapes(c: CompiledLine) -> dict:
+    """Per-replication results: name -> (shape without the replication axis, dtype), in RESULT_FIELDS order."""
+    shapes = {**state_shapes(c), **group_shapes(c)}
+    return {name: shapes[name] for name in RESULT_FIELDS}
+
+
+def result_bytes_per_replication(c: CompiledLine) -> int:
+    return sum(int(np.prod(shape, dtype=np.float64)) * np.dtype(dt).itemsize for shape, dt in result_shapes(c).values())
 
 
 def bytes_per_replication(c: CompiledLine) -> int:
@@ -69,7 +86,7 @@ class RunResult:
     seed: int
     backend: str
     device_name: str
-    stats: dict  # RESULT_FIELDS -> [R, ...] arrays
+    stats: dict  # RESULT_FIELDS -> [R, ...] arrays; REP0_FIELDS -> replication 0's per-tool rows [tools, ...]
     lot_log: np.ndarray  # replication 0: structured array of completed lots
     snapshots: dict  # replication 0: time_days, tool_state, queue_lots
     wall_seconds: float = 0.0
@@ -227,7 +244,9 @@ class _Progress:
         self.started = time.perf_counter()
 
     def stats(self) -> dict:
-        return {k: np.concatenate([p[k] for p in self.parts]) for k in RESULT_FIELDS}
+        stats = {k: np.concatenate([p[k] for p in self.parts]) for k in RESULT_FIELDS}
+        stats.update({k: self.parts[0][k] for k in REP0_FIELDS})  # the first chunk holds the first replication
+        return stats
 
     def finish_chunk(self, part: dict):
         self.parts.append(part)
@@ -257,7 +276,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
     launch = backend.launchers()
     horizon = cut.until
     launch.finalize_all(RepState(**state), warmup_days * MINUTES_PER_DAY, horizon)
-    stats = {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
+    stats = _results(c, backend, state, cut.n)
     _raise_on_capacity(stats["rep_i"], c, stats["s_i"])
     snaps = rep0.snapshots()
     keep = snaps["time_days"] <= horizon / MINUTES_PER_DAY
@@ -271,7 +290,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
     )
 
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: finished replications keep per-group sums of the per-tool tables
 
 
 class Checkpoint:
@@ -334,7 +353,7 @@ class Checkpoint:
         run.wall_before = float(meta.get("wall_seconds", 0.0))
         done = meta["done"]
         if done:
-            run.parts = [{k: data[f"done_{k}"] for k in RESULT_FIELDS}]
+            run.parts = [{k: data[f"done_{k}"] for k in (*RESULT_FIELDS, *REP0_FIELDS)}]
             run.done = done
         run.rep0.restore({k[5:]: v for k, v in data.items() if k.startswith("rep0_")})
         flight = meta["in_flight"]
@@ -405,10 +424,8 @@ def checkpoint_key(c: CompiledLine, backend_name: str, replicas: int, horizon_da
 
 def checkpoint_bytes(c: CompiledLine, backend: Backend, replicas: int, chunk_replicas: int = 0) -> int:
     """An upper bound on one checkpoint file: a chunk's state, every replication's statistics, rep 0's log."""
-    shapes = state_shapes(c)
-    per_rep = sum(int(np.prod(shapes[k][0])) * np.dtype(shapes[k][1]).itemsize for k in RESULT_FIELDS)
     chunk = default_chunk(c, backend, replicas, chunk_replicas)
-    return chunk * bytes_per_replication(c) + replicas * per_rep
+    return chunk * bytes_per_replication(c) + replicas * result_bytes_per_replication(c) + rep0_bytes(c)
 
 
 def check_run_args(replicas, horizon_days, warmup_days):
@@ -501,7 +518,14 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
             boundary(first, n, k, until, state, logs)
     launch.finalize_all(RepState(**state), warmup, horizon)
     backend.copy_rep_zero(rep0, logs, first == 0)
-    return {name: backend.to_host(state[name]) for name in RESULT_FIELDS}
+    return _results(c, backend, state, n)
+
+
+def _results(c, backend, state, n) -> dict:
+    """What a finished chunk sends to the host: its statistics, the per-tool tables reduced on the device."""
+    out = {name: backend.to_host(state[name]) for name in COPIED_FIELDS}
+    out.update(tools_to_host(c, backend, state, n))
+    return out
 
 
 def _raise_on_capacity(rep_i, c: CompiledLine, s_i):

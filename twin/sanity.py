@@ -167,12 +167,12 @@ class MemoryNeed:
 def memory_needed(c, replicas: int, horizon_days: float, snapshot_minutes: float, chunk: int, on_gpu: bool) -> MemoryNeed:
     """What :func:`twin.runner.run_line` allocates for this run (before it allocates it)."""
     from kernels import layout as K
-    from twin.runner import RESULT_FIELDS, bytes_per_replication, rep_zero_sizes, state_shapes
+    from twin.runner import bytes_per_replication, rep_zero_sizes, result_bytes_per_replication
+    from twin.tool_sums import rep0_bytes
 
-    shapes = state_shapes(c)
-    results = sum(int(np.prod(shapes[k][0], dtype=np.float64)) * np.dtype(shapes[k][1]).itemsize for k in RESULT_FIELDS)
+    results = result_bytes_per_replication(c)
     log_rows, n_snap = rep_zero_sizes(c, horizon_days * MINUTES_PER_DAY, snapshot_minutes)
-    snapshots = n_snap * (8 + c.n_tools + 4 * len(c.group_names))
+    snapshots = n_snap * (8 + c.n_tools + 4 * len(c.group_names)) + rep0_bytes(c)  # and replication 0's tool rows
     return MemoryNeed(bytes_per_replication(c), int(results), max(1, min(chunk, replicas)), replicas,
                       int(snapshots), int(log_rows * K.N_LOG * 8), on_gpu)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import layout as K
-from twin import kpis
+from twin import kpis, tool_sums
 from twin.compile import MINUTES_PER_DAY
 
 REPORT_NAME = "smt2020_report.csv"
@@ -79,18 +79,18 @@ def tool_family_samples(result) -> dict:
     (``utilisation_pct``), or only while it is held by setup or processing (``held_pct``; for a
     cascading tool, the cascade interval)."""
     c = result.compiled
-    tf = result.stats["tf"]
+    e10_minutes = tool_sums.e10_sum(result.stats)  # [R, groups, N_E10], summed over each group's tools
+    loaded = tool_sums.tf_sum(result.stats, K.TF_STANDBY_LOADED)
     window_min = (result.horizon_days - result.warmup_days) * MINUTES_PER_DAY
     out = {}
-    for g, name in enumerate(c.group_names):
-        tools = np.flatnonzero(c.tool_group == g)
-        calendar = window_min * tools.size
-        e10 = tf[:, tools, K.TF_E10_0:K.TF_E10_0 + K.N_E10].sum(axis=1) / calendar
+    for g, (name, n_tools) in enumerate(zip(c.group_names, tool_sums.group_tools(c))):
+        calendar = window_min * n_tools
+        e10 = e10_minutes[:, g] / calendar
         available = 1.0 - e10[:, K.SCHED_DOWN] - e10[:, K.UNSCHED_DOWN]
         held = e10[:, K.PRODUCTIVE] + e10[:, K.SETUP]
-        inside = held + tf[:, tools, K.TF_STANDBY_LOADED].sum(axis=1) / calendar
+        inside = held + loaded[:, g] / calendar
         out[name] = {
-            "tools": np.full(tf.shape[0], float(tools.size)),
+            "tools": np.full(e10_minutes.shape[0], float(n_tools)),
             "availability_pct": 100.0 * available,
             "utilisation_pct": 100.0 * kpis._ratio(inside, available),
             "held_pct": 100.0 * kpis._ratio(held, available),
