@@ -49,9 +49,11 @@ RULE_FIFO = RULE_IDS["fifo"]
 RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
-def make_engine(jit, calendar=HEAP):
+def make_engine(jit, calendar=HEAP, block_min=None):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
-    calendar's form (kernels/calendar.py; every form gives the same events in the same order)."""
+    calendar's form (kernels/calendar.py; every form gives the same events in the same order);
+    ``block_min``: the calendar's scan primitive (kernels/lanes.py's loop unless a launcher whose
+    threads share the scans gives its own)."""
     seed_state, next_u64, uniform = make_rng(jit)
     seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
@@ -60,7 +62,7 @@ def make_engine(jit, calendar=HEAP):
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
-        jit, calendar, make_lanes(jit))
+        jit, calendar, block_min or make_lanes(jit))
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
