@@ -105,6 +105,18 @@ def _probe_engine(cuda_backend):
              backend=cuda_backend, snapshot_minutes=120.0, segments=2)
 
 
+def _probe_engine_warp(cuda_backend):
+    """The warp-per-replication launchers (32 lanes), on a very short horizon: the simulator runs each
+    lane as a Python thread."""
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.line import parse_line
+    from twin.runner import run_line
+
+    run_line(compile_line(parse_line(probe_line())), replicas=1, horizon_days=0.05, warmup_days=0.0, seed=1,
+             backend=resolve_backend("cuda", lanes=32), snapshot_minutes=0.0, segments=1)
+
+
 def _probe_yield(cuda_backend):
     import numpy as np
 
@@ -134,7 +146,8 @@ def _probe_maintenance(cuda_backend):
     simulate(tool, cands, replicas=1, horizon_hours=10.0, seed=1, backend=cuda_backend)
 
 
-PROBES = {"engine": _probe_engine, "yield": _probe_yield, "maintenance": _probe_maintenance}
+PROBES = {"engine": _probe_engine, "engine_warp": _probe_engine_warp, "yield": _probe_yield,
+          "maintenance": _probe_maintenance}
 
 
 def probe_line() -> dict:

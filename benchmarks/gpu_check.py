@@ -15,7 +15,10 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
    resident (estimated from free device memory); ``cpu_rate``: all the host's cores on the same line.
    Rates are measured in a steady window: after a warm-up run (compile, first launch), each repeat runs
    horizons h1 and h2 (interleaved, results copied back, so synchronised) and the rate is
-   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
+   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel;
+5. ``small_line_warp``, ``hvlm_warp``, ``cuda_warp_rate_<n>`` (n = 1k, 4k): the same checks and rates with
+   a warp per replication (kernels/launch_warp.py, 32 lanes; 2 under the simulator). ``speedup`` is the
+   best CUDA rate of either launcher over the all-cores CPU rate (goal: 10x).
 
 A budget guard skips a step whose estimated time would pass ``--budget-s`` (330 s: 6 minutes less a
 margin).  Needs numpy, numba, numba-cuda (CuPy optional); not hydra, omegaconf, pyvista or pyyaml.
@@ -39,10 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CARRIED_SMT2020 = ROOT / ".data" / "smt2020"
 
+# lanes: the warp launcher's lanes per replication (the simulator runs each as a Python thread: 2 there)
 REAL = {"small_reps": 128, "small_days": 20.0, "small_warmup": 2.0, "hvlm_reps": 16, "hvlm_days": 1.0,
-        "counts": (1000, 4000, 16000), "window_days": (0.25, 0.75), "repeats": 3}
+        "counts": (1000, 4000, 16000), "warp_counts": (1000, 4000), "window_days": (0.25, 0.75), "repeats": 3,
+        "lanes": 32}
 DRY = {"small_reps": 2, "small_days": 0.3, "small_warmup": 0.05, "hvlm_reps": 1, "hvlm_days": 0.002,
-       "counts": (2, 4), "window_days": (0.05, 0.1), "repeats": 2}
+       "counts": (2, 4), "warp_counts": (2,), "window_days": (0.05, 0.1), "repeats": 2, "lanes": 2}
 
 
 class Budget:
@@ -169,18 +174,19 @@ def _cupy_info() -> dict:
         return {"ok": False, "error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
-def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7) -> dict:
-    """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs."""
+def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, lanes: int = 0) -> dict:
+    """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs. ``lanes``:
+    0 for a thread per replication, else a warp (block) of that many lanes per replication."""
     from twin.backend import resolve_backend
     from twin.runner import run_line
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
-    gpu = run_line(c, backend=resolve_backend("cuda"), **args)
+    gpu = run_line(c, backend=resolve_backend("cuda", lanes=lanes), **args)
     _wait_for_cpu_compile()
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
     kpis = compare_kpis(gpu, cpu)
-    return {"replicas": reps, "horizon_days": days, "warmup_days": warmup,
+    return {"replicas": reps, "horizon_days": days, "warmup_days": warmup, "lanes": lanes,
             "events_cpu": int(sum(events_cpu)), "events_cuda": int(sum(events_gpu)),
             "events_equal": events_gpu == events_cpu, **kpis,
             "cuda_compile_s": round(gpu.compile_seconds, 1), "cpu_compile_s": round(cpu.compile_seconds, 1),
@@ -320,7 +326,29 @@ def run_check(args, doc: dict | None = None) -> dict:
             "data_dir": str(folder), **compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0)})
     doc["timed_line"] = timed.line.name
     _rates(steps, budget, timed, sizes, args)
+    _warp_steps(steps, budget, small, None if args.dry_run or folder is None else hvlm, timed, sizes)
     return doc
+
+
+def _warp_steps(steps, budget, small, hvlm, timed, sizes):
+    """The warp-per-replication launcher: CPU against it (small line, then HVLM), then its rates."""
+    from twin.backend import resolve_backend
+
+    lanes = sizes["lanes"]
+    _step(steps, "small_line_warp", budget, 30.0,
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes))
+    if hvlm is not None:
+        _step(steps, "hvlm_warp", budget, 20.0,
+              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, lanes=lanes))
+    warp = resolve_backend("cuda", lanes=lanes)
+    window, repeats = sizes["window_days"], sizes["repeats"]
+    for n in sizes["warp_counts"]:
+        _step(steps, f"cuda_warp_rate_{n}", budget, 60.0, lambda n=n: steady_rate(timed, warp, n, window, repeats))
+    best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items()
+                if k.startswith(("cuda_rate_", "cuda_warp_rate_"))), default=0.0)
+    cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
+    if best and cpu_rate:
+        steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
 
 
 def _rates(steps, budget, c, sizes, args):
@@ -353,11 +381,6 @@ def _rates(steps, budget, c, sizes, args):
             reps = max(2, cores * (1 if args.dry_run else 8))
             _step(steps, "cpu_rate", budget, 20.0,
                   lambda: {"threads": cores, **steady_rate(c, cpu, reps, window, repeats)})
-    best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items() if k.startswith("cuda_rate_")),
-               default=0.0)
-    cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
-    if best and cpu_rate:
-        steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
 
 
 _SAVE = None  # called with nothing after every step: the JSON on disk is never more than one step behind

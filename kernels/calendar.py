@@ -22,7 +22,7 @@ both forms (a checkpoint's arrays have one shape everywhere):
 - ``ht`` (float64): slot times | block minima | super-block minima (the heap uses the slots only);
 - ``hc`` (int64): slot codes | the blocked form's stack of free slots.
 
-``rep_i[R_HEAP_N]`` counts the pending events. Each factory returns ``(clear, first, take, put,
+``rep_i[R_HEAP_N]`` counts the pending events; ``mail`` is the scans' exchange area (kernels/lanes.py). Each factory returns ``(clear, first, take, put,
 flush, find)``: ``put`` schedules an event, ``flush`` completes the events put since the last flush
 (the heap pushes its out-box there; call it before ``first``, ``take`` or ``find``), ``first`` gives
 the slot of the next event, ``take`` removes the event in a slot (the next one, or a cancelled one
@@ -55,12 +55,13 @@ def calendar_sizes(capacity: int) -> tuple[int, int]:
     return slots + blocks + supers, 2 * slots
 
 
-def make_calendar(jit, form, block_min):
-    """The calendar's device functions in ``form`` (:data:`HEAP` or :data:`BLOCKED`)."""
+def make_calendar(jit, form, scans):
+    """The calendar's device functions in ``form`` (:data:`HEAP` or :data:`BLOCKED`); ``scans``:
+    ``(block_min, first_equal)`` (kernels/lanes.py)."""
     if form == HEAP:
         return _make_heap(jit)
     if form == BLOCKED:
-        return _make_blocked(jit, block_min)
+        return _make_blocked(jit, *scans)
     raise ValueError(f"calendar form must be {HEAP!r} or {BLOCKED!r}, got {form!r}")
 
 
@@ -82,7 +83,7 @@ def _make_heap(jit):
         rep_i[R_OUTBOX_N] = 0
 
     @jit
-    def first(ht, hc):
+    def first(ht, hc, mail):
         return 0
 
     @jit
@@ -145,7 +146,7 @@ def _make_heap(jit):
         hc[i] = code
 
     @jit
-    def take(ht, hc, rep_i, slot):
+    def take(ht, hc, rep_i, slot, mail):
         """Fill the hole at ``slot`` with the last entry, sifted up or down."""
         n = rep_i[R_HEAP_N] - 1
         rep_i[R_HEAP_N] = n
@@ -168,7 +169,7 @@ def _make_heap(jit):
     return clear, first, take, put, flush, find
 
 
-def _make_blocked(jit, block_min):
+def _make_blocked(jit, block_min, first_equal):
     INF = math.inf
 
     @jit
@@ -190,11 +191,10 @@ def _make_blocked(jit, block_min):
         rep_i[R_OUTBOX_N] = 0
 
     @jit
-    def first(ht, hc):
-        """Slot of the next event: the earliest time, and among equal times the smallest code (every
-        block whose minimum is that time is searched; times seldom tie)."""
+    def first_of_ties(ht, hc, low):
+        """Among the slots at time ``low``, the one with the smallest code (every block whose minimum is
+        that time is searched)."""
         slots, block0, super0, supers = geometry(hc)
-        low = block_min(ht, super0, supers)
         best = -1
         best_code = 0
         for s in range(supers):
@@ -208,16 +208,31 @@ def _make_blocked(jit, block_min):
         return best
 
     @jit
-    def take(ht, hc, rep_i, slot):
+    def first(ht, hc, mail):
+        """Slot of the next event: the earliest time, and among equal times the smallest code. Three
+        scans find the first super-block, block and slot at the earliest time; only when one of them
+        saw that time twice (seldom) is every tied slot compared by code."""
+        slots, block0, super0, supers = geometry(hc)
+        low = block_min(ht, super0, supers, mail)
+        s, tied_supers = first_equal(ht, super0, supers, low, mail)
+        b, tied_blocks = first_equal(ht, block0 + s * BLOCK, BLOCK, low, mail)
+        block = s * BLOCK + b
+        k, tied_slots = first_equal(ht, block * BLOCK, BLOCK, low, mail)
+        if tied_supers == 1 and tied_blocks == 1 and tied_slots == 1:
+            return block * BLOCK + k
+        return first_of_ties(ht, hc, low)
+
+    @jit
+    def take(ht, hc, rep_i, slot, mail):
         """Free ``slot`` (read its time and code first) and refresh the minima above it."""
         slots, block0, super0, supers = geometry(hc)
         ht[slot] = INF
         hc[slots + slots - rep_i[R_HEAP_N]] = slot  # onto the free stack
         rep_i[R_HEAP_N] -= 1
         b = slot // BLOCK
-        ht[block0 + b] = block_min(ht, b * BLOCK, BLOCK)
+        ht[block0 + b] = block_min(ht, b * BLOCK, BLOCK, mail)
         s = b // BLOCK
-        ht[super0 + s] = block_min(ht, block0 + s * BLOCK, BLOCK)
+        ht[super0 + s] = block_min(ht, block0 + s * BLOCK, BLOCK, mail)
 
     @jit
     def put(ht, hc, rep_i, t, code):

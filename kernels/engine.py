@@ -49,11 +49,11 @@ RULE_FIFO = RULE_IDS["fifo"]
 RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
-def make_engine(jit, calendar=HEAP, block_min=None):
+def make_engine(jit, calendar=HEAP, scans=None):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
     calendar's form (kernels/calendar.py; every form gives the same events in the same order);
-    ``block_min``: the calendar's scan primitive (kernels/lanes.py's loop unless a launcher whose
-    threads share the scans gives its own)."""
+    ``scans``: the calendar's scan primitives (kernels/lanes.py's loops unless a launcher whose
+    threads share the scans gives its own, kernels/launch_warp.py)."""
     seed_state, next_u64, uniform = make_rng(jit)
     seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
@@ -62,7 +62,7 @@ def make_engine(jit, calendar=HEAP, block_min=None):
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
-        jit, calendar, block_min or make_lanes(jit))
+        jit, calendar, scans or make_lanes(jit))
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
@@ -72,14 +72,14 @@ def make_engine(jit, calendar=HEAP, block_min=None):
         calendar_put(ht, hc, rep_i, t, code)
 
     @jit
-    def cancel_failure(ht, hc, rep_i, ti, t):
+    def cancel_failure(ht, hc, rep_i, ti, t, mail):
         """Take tool ``t``'s pending calendar failure out (a wear-out repair re-arms the clock; left in,
         the stale event stayed until its time and long runs overflowed the calendar)."""
         calendar_flush(ht, hc, rep_i)
         code = np.int64(EV_FAIL) + (np.int64(t) << 4) + ((np.int64(ti[t, T_FAIL_VER]) & VER_MASK) << 36)
         slot = calendar_find(ht, hc, rep_i, code)
         if slot >= 0:
-            calendar_take(ht, hc, rep_i, slot)
+            calendar_take(ht, hc, rep_i, slot, mail)
 
     # ------------------------------------------------------------------ time-weighted statistics
 
@@ -927,21 +927,21 @@ def make_engine(jit, calendar=HEAP, block_min=None):
             schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
 
     @jit
-    def advance_rep(line, state, rep_zero, until, warmup, horizon, log_on):
+    def advance_rep(line, state, rep_zero, mail, until, warmup, horizon, log_on):
         """Process every event with time <= ``until`` (the rest stays in the calendar), in time order
         (ties: docs/ARCHITECTURE.md, Event tie order); ``log_on``: this is replication 0, which
-        writes ``rep_zero`` (lot log, snapshots)."""
+        writes ``rep_zero`` (lot log, snapshots); ``mail``: the calendar scans' exchange area."""
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
         log, snap_t, snap_tool, snap_queue = rep_zero
         calendar_flush(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
-            slot = calendar_first(ht, hc)
+            slot = calendar_first(ht, hc, mail)
             now = ht[slot]
             if now > until:
                 break
             code = hc[slot]
-            calendar_take(ht, hc, rep_i, slot)
+            calendar_take(ht, hc, rep_i, slot, mail)
             if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
                 record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
             rep_i[R_EVENTS] += 1
@@ -977,7 +977,7 @@ def make_engine(jit, calendar=HEAP, block_min=None):
                         if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
                             ti[t, T_INTERRUPTED] = -1
                             if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
-                                cancel_failure(ht, hc, rep_i, ti, t)
+                                cancel_failure(ht, hc, rep_i, ti, t, mail)
                             start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup,
                                          horizon)
                         elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now,

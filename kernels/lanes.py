@@ -1,22 +1,30 @@
-"""Scans of 32 contiguous values: the primitives below the model that may differ by target.
+"""Scans of contiguous values: the primitives below the model that may differ by target.
 
 On the CPU, and on CUDA with one thread per replication, a primitive is a plain loop (lane width 1).
-A warp-per-replication launcher replaces them with lane-parallel reductions (each of 32 lanes reads
-one value, five shuffle or shared-memory steps reduce them); the model above them (the calendar, the
-handlers, the statistics) stays written once. The results are defined so that both forms agree
-exactly: a minimum of floats is exact in any order.
+The warp launcher (kernels/launch_warp.py) gives its own, whose lanes share each scan; the model above
+them (the calendar, the handlers, the statistics) stays written once. Both forms give the same results
+exactly: a minimum of floats is exact in any order, and an index is the lowest one that matches.
 """
 from __future__ import annotations
 
 LANE_GROUP = 4  # scans run four independent minima, so a core is not held up by one chain of compares
+WARP = 32
+MAIL_SIZE = 4 + 2 * WARP  # a warp's scan requests and partial results (kernels/launch_warp.py); unused here
 
 
 def make_lanes(jit):
-    """``block_min(values, start, count)``: the minimum of ``values[start:start+count]``; ``count`` is
-    a multiple of :data:`LANE_GROUP`."""
+    """``(block_min, first_equal)``:
+
+    - ``block_min(values, start, count, mail)``: the minimum of ``values[start:start+count]`` (``count``
+      a multiple of :data:`LANE_GROUP`);
+    - ``first_equal(values, start, count, target, mail)``: ``(offset, matches)``, the offset of the first
+      value equal to ``target`` and how many values equal it.
+
+    ``mail`` is where the lanes of a warp exchange a scan; a loop needs none.
+    """
 
     @jit
-    def block_min(values, start, count):
+    def block_min(values, start, count, mail):
         a = values[start]
         b = values[start + 1]
         c = values[start + 2]
@@ -28,4 +36,15 @@ def make_lanes(jit):
             d = min(d, values[k + 3])
         return min(min(a, b), min(c, d))
 
-    return block_min
+    @jit
+    def first_equal(values, start, count, target, mail):
+        offset = -1
+        matches = 0
+        for k in range(count):
+            if values[start + k] == target:
+                if offset < 0:
+                    offset = k
+                matches += 1
+        return offset, matches
+
+    return block_min, first_equal

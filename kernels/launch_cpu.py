@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 
 import numba
+import numpy as np
 from numba import prange
 
 from kernels.calendar import BLOCKED, HEAP
@@ -26,9 +27,10 @@ def init_all(line, wip, state, seed, rep0, warmup, horizon):
 
 @numba.njit(parallel=True, cache=True)
 def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
+    mail = np.zeros(1)  # a loop's scans exchange nothing
     for r in prange(state.rng.shape[0]):
         log_on = 1 if rep0 + r == 0 else 0
-        _advance_rep(line, _replication(state, r), rep_zero, until, warmup, horizon, log_on)
+        _advance_rep(line, _replication(state, r), rep_zero, mail, until, warmup, horizon, log_on)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -58,7 +60,10 @@ class _Launchers:
             setattr(self, source.__name__, numba.njit(parallel=True)(function))
 
     def __getattr__(self, name):  # the launchers that do not run the engine (group sums)
-        return globals()[name]
+        try:
+            return globals()[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def blocked_launchers():

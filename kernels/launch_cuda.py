@@ -10,7 +10,7 @@ every kernel source, so a second process loads them instead of recompiling.
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda
+from numba import cuda, float64
 
 from kernels.calendar import HEAP
 from kernels.engine import make_engine
@@ -41,7 +41,8 @@ def _advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
-        _advance_rep(line, _replication(state, r), rep_zero, until, warmup, horizon, log_on)
+        mail = cuda.local.array(1, float64)  # one thread's scans exchange nothing
+        _advance_rep(line, _replication(state, r), rep_zero, mail, until, warmup, horizon, log_on)
 
 
 @cuda.jit(cache=True)

@@ -24,6 +24,7 @@ def driver(form):
     @numba.njit
     def run(ops, ht, hc, rep_i, out):
         """ops rows (kind, time, code): 0 = put, 1 = take the next event, 2 = cancel ``code``."""
+        mail = np.zeros(1)
         clear(ht, hc, rep_i)
         n_out = 0
         for i in range(ops.shape[0]):
@@ -33,16 +34,16 @@ def driver(form):
             elif kind == 1:
                 flush(ht, hc, rep_i)
                 if rep_i[K.R_HEAP_N] > 0:
-                    slot = first(ht, hc)
+                    slot = first(ht, hc, mail)
                     out[n_out, 0] = ht[slot]
                     out[n_out, 1] = hc[slot]
                     n_out += 1
-                    take(ht, hc, rep_i, slot)
+                    take(ht, hc, rep_i, slot, mail)
             else:
                 flush(ht, hc, rep_i)
                 slot = find(ht, hc, rep_i, np.int64(ops[i, 2]))
                 if slot >= 0:
-                    take(ht, hc, rep_i, slot)
+                    take(ht, hc, rep_i, slot, mail)
         return n_out
 
     return run

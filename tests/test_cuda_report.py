@@ -41,6 +41,8 @@ MAX_REGISTERS = REGISTERS_PER_SM // (TARGET_WARPS_PER_SM * WARP)
 OVER_BOUND = {
     "launch_cuda._advance_kernel": "196 registers, no spills (ec80624: 255, 60 / 400 B spilled): 10 warps/SM; "
                                    "the warp-per-replication engine (docs/ARCHITECTURE.md) is the fix",
+    "launch_warp._Launchers.__init__.advance_kernel": "211 registers, no spills: 9 warps (replications) per SM; "
+                                                      "lane 0 still inlines the whole model",
 }
 
 PROBLEM = R.toolchain_problem()

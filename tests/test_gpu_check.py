@@ -56,6 +56,9 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     for n in G.DRY["counts"]:
         assert steps[f"cuda_rate_{n}"]["replicas"] == n and "replication_days_per_s" in steps[f"cuda_rate_{n}"]
     assert steps["cpu_rate"]["threads"] >= 1 and steps["cpu_rate"]["replicas"] >= 2
+    warp = steps["small_line_warp"]
+    assert warp["ok"] and warp["events_equal"] and warp["lanes"] == G.DRY["lanes"]
+    assert warp["max_rel_diff_per_replication"] == 0.0
     # tiny windows may be too short to time: then the rate is None with a note, never a made-up number
     for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"])):
         rate = steps[name]["replication_days_per_s"]

@@ -20,16 +20,20 @@ from twin.errors import ConfigError
 BACKENDS = ("auto", "cpu", "cuda")
 
 
-def resolve_backend(name: str = "auto", threads: int = 0) -> "Backend":
-    """``auto`` picks CUDA only when a GPU can really run kernels."""
+def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0) -> "Backend":
+    """``auto`` picks CUDA only when a GPU can really run kernels. ``lanes`` (CUDA): 0 runs one thread
+    per replication; 32 runs a warp per replication whose lanes share the calendar's scans
+    (kernels/launch_warp.py; a smaller power of two for tests under the simulator)."""
     if name not in BACKENDS:
         raise ConfigError("backend", name, f"allowed: {', '.join(BACKENDS)}")
     if not isinstance(threads, int) or threads < 0:
         raise ConfigError("backend.threads", threads, "must be an integer >= 0 (0 = all cores)")
     if name == "cuda" and not cuda_usable():
         raise ConfigError("backend", "cuda", "no usable CUDA GPU was found; use backend=cpu or backend=auto")
+    if not isinstance(lanes, int) or lanes < 0 or lanes > 32 or lanes & (lanes - 1):
+        raise ConfigError("backend.lanes", lanes, "must be 0 (a thread per replication) or a power of two up to 32")
     if name == "cuda" or (name == "auto" and cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
-        return CudaBackend()
+        return CudaBackend(lanes)
     return CpuBackend(threads)
 
 
@@ -121,7 +125,8 @@ class _OnThreads:
 class CudaBackend(Backend):
     name = CUDA
 
-    def __init__(self):
+    def __init__(self, lanes: int = 0):
+        self.lanes = lanes
         self.device_name = cuda_device_name()
         if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             import warnings
@@ -131,6 +136,10 @@ class CudaBackend(Backend):
         self._static_cache = {}
 
     def launchers(self):
+        if self.lanes:
+            from kernels import launch_warp
+
+            return launch_warp.build(self.lanes)
         from kernels import launch_cuda
 
         return launch_cuda

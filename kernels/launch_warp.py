@@ -1,0 +1,185 @@
+"""CUDA launchers with one warp per replication: lane 0 runs the model, the other lanes share its scans.
+
+Lane 0 runs the engine (kernels/engine.py) with the blocked calendar (kernels/calendar.py) and is the
+only thread that writes the replication's state. The other lanes wait in :func:`serve`. At a scan,
+lane 0 writes the request to shared memory and meets them at a barrier; every lane scans its share of
+the values (lane ``i`` reads values ``i``, ``i + lanes``, ...: one coalesced round for 32 values);
+a second barrier hands lane 0 the partial results, which it combines. A minimum of floats is exact in
+any order and an index is the lowest that matches, so each scan gives the plain loop's answer, and a
+run gives the CPU's, event for event (the calendar's ``(time, code)`` order).
+
+Why not every lane running the model: under numba's CUDA simulator, threads that all write the same
+values still race on a read-modify-write (``rep_i[R_EVENTS] += 1`` by a thread one step ahead lands
+between another's read and write), and CUDA's memory model promises no better on a GPU.
+
+The barrier is the one primitive that differs by target: ``syncwarp`` on a GPU (threads may reach it
+from different instructions on sm_70 and later; the leader and the helpers do), ``syncthreads`` under
+the simulator, which has no ``syncwarp`` (a block holds one replication's lanes, so it is the same
+barrier). ``lanes`` is a build parameter: 32 on a GPU; tests under the simulator, which runs each
+thread as a Python thread, build 2 or 4.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from numba import cuda, float64
+
+from kernels.calendar import BLOCKED
+from kernels.engine import make_engine
+from kernels.lanes import MAIL_SIZE, WARP
+from kernels.state import make_state_views
+from kernels.target import CUDA, device_jit, keyed_cache_dir
+
+keyed_cache_dir()
+
+OP_STOP, OP_MIN, OP_EQUAL = range(3)
+_BUILT: dict = {}
+
+
+def build(lanes: int = WARP):
+    """The launchers (``init_all``, ``advance_all``, ``finalize_all``, ``group_sums``) for ``lanes``."""
+    if lanes < 1 or lanes > WARP or lanes & (lanes - 1):
+        raise ValueError(f"lanes must be a power of two from 1 to {WARP}, got {lanes}")
+    if lanes not in _BUILT:
+        _BUILT[lanes] = _Launchers(lanes)
+    return _BUILT[lanes]
+
+
+def cuda_launcher():
+    """The 32-lane build (what a GPU runs; the resource report compiles it)."""
+    return build(WARP)
+
+
+def make_warp_scans(lanes: int, simulator: bool):
+    """``(block_min, first_equal)`` for lane 0, and ``serve(values, mail)``, ``stop(mail)`` for the protocol.
+
+    ``mail`` (float64, :data:`kernels.lanes.MAIL_SIZE`) is a shared array the kernel allocates: the
+    request (operation, start, count, target) and one row of partial results per quantity.
+    """
+    INF = math.inf
+    mask = (1 << lanes) - 1
+    PART = 4  # first partial row; the second starts at PART + WARP
+
+    @cuda.jit(device=True)
+    def barrier():
+        if simulator:
+            cuda.syncthreads()
+        else:
+            cuda.syncwarp(mask)
+
+    @cuda.jit(device=True)
+    def share_min(values, start, count, lane, mail):
+        low = INF
+        for k in range(start + lane, start + count, lanes):
+            low = min(low, values[k])
+        mail[PART + lane] = low
+
+    @cuda.jit(device=True)
+    def share_equal(values, start, count, target, lane, mail):
+        first = count
+        matches = 0
+        for k in range(lane, count, lanes):
+            if values[start + k] == target:
+                first = min(first, k)
+                matches += 1
+        mail[PART + lane] = first
+        mail[PART + WARP + lane] = matches
+
+    @cuda.jit(device=True)
+    def ask(op, start, count, target, mail):
+        mail[0] = op
+        mail[1] = start
+        mail[2] = count
+        mail[3] = target
+        barrier()  # the request, and every write lane 0 made before it, is visible to the helpers
+
+    @cuda.jit(device=True)
+    def block_min(values, start, count, mail):
+        ask(OP_MIN, start, count, 0.0, mail)
+        share_min(values, start, count, 0, mail)
+        barrier()  # every lane's share is in
+        low = mail[PART]
+        for lane in range(1, lanes):
+            low = min(low, mail[PART + lane])
+        return low
+
+    @cuda.jit(device=True)
+    def first_equal(values, start, count, target, mail):
+        ask(OP_EQUAL, start, count, target, mail)
+        share_equal(values, start, count, target, 0, mail)
+        barrier()
+        first = mail[PART]
+        matches = mail[PART + WARP]
+        for lane in range(1, lanes):
+            first = min(first, mail[PART + lane])
+            matches += mail[PART + WARP + lane]
+        return (int(first) if first < count else -1), int(matches)
+
+    @cuda.jit(device=True)
+    def serve(values, mail):
+        """A helper lane: share each scan lane 0 asks for, until it says stop."""
+        lane = cuda.threadIdx.x
+        while True:
+            barrier()
+            op = int(mail[0])
+            if op == OP_STOP:
+                break
+            start = int(mail[1])
+            count = int(mail[2])
+            if op == OP_MIN:
+                share_min(values, start, count, lane, mail)
+            else:
+                share_equal(values, start, count, mail[3], lane, mail)
+            barrier()
+
+    @cuda.jit(device=True)
+    def stop(mail):
+        mail[0] = OP_STOP
+        barrier()
+
+    return block_min, first_equal, serve, stop
+
+
+class _Launchers:
+    """Kernels built for one lane count (not cached on disk: they are closures over it)."""
+
+    def __init__(self, lanes):
+        from kernels import launch_cuda
+
+        simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+        block_min, first_equal, serve, stop = make_warp_scans(lanes, simulator)
+        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, (block_min, first_equal))
+        replication = make_state_views(device_jit(CUDA))
+
+        @cuda.jit
+        def init_kernel(line, wip, state, seed, rep0, warmup, horizon):
+            r = cuda.blockIdx.x
+            view = replication(state, r)
+            mail = cuda.shared.array(MAIL_SIZE, float64)
+            if cuda.threadIdx.x == 0:
+                init_rep(line, wip, view, seed, rep0 + r, warmup, horizon)
+                stop(mail)
+            else:
+                serve(view.ht, mail)
+
+        @cuda.jit
+        def advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
+            r = cuda.blockIdx.x
+            view = replication(state, r)
+            mail = cuda.shared.array(MAIL_SIZE, float64)
+            if cuda.threadIdx.x == 0:
+                advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 + r == 0 else 0)
+                stop(mail)
+            else:
+                serve(view.ht, mail)
+
+        def init_all(line, wip, state, seed, rep0, warmup, horizon):
+            init_kernel[state.rng.shape[0], lanes](line, wip, state, seed, rep0, warmup, horizon)
+
+        def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
+            advance_kernel[state.rng.shape[0], lanes](line, state, rep_zero, rep0, until, warmup, horizon)
+
+        self.init_all, self.advance_all = init_all, advance_all
+        # closing the statistics and the group sums touch no calendar: the thread-per-replication kernels
+        self.finalize_all, self.group_sums = launch_cuda.finalize_all, launch_cuda.group_sums
