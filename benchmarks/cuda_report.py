@@ -286,10 +286,13 @@ def project_kernels() -> list:
     return list(unique.values())
 
 
-def _dispatchers_in(obj, kind) -> list:
+def _dispatchers_in(obj, kind, depth: int = 1) -> list:
+    """Kernels ``obj`` is, or holds in its closure, or (one level down) in its attributes' closures: a
+    launcher object built on an earlier call (``cuda_launcher()`` caches) creates no new dispatcher."""
     if isinstance(obj, kind):
         return [obj]
-    cells = getattr(obj, "__closure__", None) or ()
+    cells = getattr(obj, "__closure__", None)
+    cells = cells if isinstance(cells, tuple) else ()
     found = []
     for cell in cells:
         try:
@@ -298,6 +301,9 @@ def _dispatchers_in(obj, kind) -> list:
             continue
         if isinstance(value, kind):
             found.append(value)
+    if depth and not callable(obj) and hasattr(obj, "__dict__") and not isinstance(obj, type):
+        for value in vars(obj).values():
+            found.extend(_dispatchers_in(value, kind, depth - 1))
     return found
 
 
