@@ -42,12 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CARRIED_SMT2020 = ROOT / ".data" / "smt2020"
 
-# lanes: the warp launcher's lanes per replication (the simulator runs each as a Python thread: 2 there)
+# lanes: the warp launcher's lanes per replication (the simulator runs each as a Python thread: 2 there);
+# the dry run times no warp rate (the same steady_rate as the thread launcher's, already timed)
 REAL = {"small_reps": 128, "small_days": 20.0, "small_warmup": 2.0, "hvlm_reps": 16, "hvlm_days": 1.0,
         "counts": (1000, 4000, 16000), "warp_counts": (1000, 4000), "window_days": (0.25, 0.75), "repeats": 3,
         "lanes": 32}
 DRY = {"small_reps": 2, "small_days": 0.3, "small_warmup": 0.05, "hvlm_reps": 1, "hvlm_days": 0.002,
-       "counts": (2, 4), "warp_counts": (2,), "window_days": (0.05, 0.1), "repeats": 2, "lanes": 2}
+       "counts": (2, 4), "warp_counts": (), "window_days": (0.05, 0.1), "repeats": 2, "lanes": 2}
 
 
 class Budget:
