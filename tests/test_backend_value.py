@@ -13,6 +13,14 @@ from twin.yield_model import YieldSpec, simulate_wafers
 SPEC = YieldSpec(wafer_diameter_mm=100.0, die_width_mm=5.0, die_height_mm=4.0)
 
 
+@pytest.mark.parametrize("lanes", [3, 64, -1, 2.0])
+def test_a_bad_lane_count_is_refused_before_compute(lanes):
+    from twin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="backend.lanes"):
+        resolve_backend("cpu", lanes=lanes)
+
+
 def test_a_backend_name_string_is_refused():
     with pytest.raises(TypeError, match="Backend"):
         simulate_wafers(SPEC, np.full(4, 0.3), seed=1, backend="cpu")

@@ -2,7 +2,7 @@
 
 The reference is Python's own sort of the pending events, which nobody here wrote; ties in time are
 frequent on purpose (times drawn from a few values), and events are cancelled at random. Then the
-whole engine runs on the CPU with each form (the heap the CPU runs, the blocked form CUDA runs) on
+whole engine runs on the CPU with each form (the heap the CPU runs, the blocked form the warp launcher runs) on
 lines with every SMT2020-table feature, and must give identical statistics and lot logs.
 """
 from __future__ import annotations
