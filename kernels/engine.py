@@ -946,15 +946,14 @@ def make_engine(jit, calendar=HEAP, scans=None):
                 record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
             rep_i[R_EVENTS] += 1
             # the event's handler, here rather than in a function of its own: a call that passes
-            # every array costs more than most handlers
+            # every array costs more than most handlers; a handler names the group that may start
+            # work after it (``dispatch_g``), which dispatches at one call site below
+            dispatch_g = -1
             kind = code & 15
             ident = (code >> 4) & 0xFFFFFFFF
             ver = code >> 36
             if kind == EV_ARRIVE:
-                g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
-                if may_dispatch(qi, g):
-                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                   qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
+                dispatch_g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
             elif kind == EV_ACTIVITY_END:
                 if ver == (ti[ident, T_VER] & VER_MASK):
                     if ti[ident, T_STATE] == PRODUCTIVE:
@@ -982,20 +981,15 @@ def make_engine(jit, calendar=HEAP, scans=None):
                                          horizon)
                         elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now,
                                           warmup, horizon):
-                            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf,
-                                           tlots, li, lf, qi, qf, step_wafers, step_defects, s_f, g, now, warmup,
-                                           horizon)
+                            dispatch_g = g
                     elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
                                          warmup, horizon):
-                        dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                       qi, qf, step_wafers, step_defects, s_f, tool_group[ident], now, warmup, horizon)
+                        dispatch_g = tool_group[ident]
             elif kind == EV_FAIL:
                 if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
                     on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
-                    if gi[tool_group[ident], GI_DED_RELEASE] != 0 and may_dispatch(qi, tool_group[ident]):
-                        dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots,
-                                       li, lf, qi, qf, step_wafers, step_defects, s_f, tool_group[ident], now, warmup,
-                                       horizon)
+                    if gi[tool_group[ident], GI_DED_RELEASE] != 0:
+                        dispatch_g = tool_group[ident]
             elif kind == EV_RELEASE:
                 release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                             rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
@@ -1007,9 +1001,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
                     schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
             elif kind == EV_PM_DUE:
                 if on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon):
-                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                   qi, qf, step_wafers, step_defects, s_f, tool_group[ident // MAX_PM], now, warmup,
-                                   horizon)
+                    dispatch_g = tool_group[ident // MAX_PM]
             elif kind == EV_LOT_DONE:
                 if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
                     leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -1018,9 +1010,10 @@ def make_engine(jit, calendar=HEAP, scans=None):
             elif kind == EV_BATCH_TIMEOUT:
                 if qf[ident, QF_TIMEOUT_AT] <= now:
                     qf[ident, QF_TIMEOUT_AT] = INF
-                if may_dispatch(qi, ident):
-                    dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                   qi, qf, step_wafers, step_defects, s_f, ident, now, warmup, horizon)
+                dispatch_g = ident
+            if dispatch_g >= 0 and may_dispatch(qi, dispatch_g):
+                dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                               qi, qf, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon)
             calendar_flush(ht, hc, rep_i)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
