@@ -49,20 +49,23 @@ RULE_FIFO = RULE_IDS["fifo"]
 RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
-def make_engine(jit, calendar=HEAP, scans=None):
+def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
     calendar's form (kernels/calendar.py; every form gives the same events in the same order);
     ``scans``: the calendar's scan primitives (kernels/lanes.py's loops unless a launcher whose
-    threads share the scans gives its own, kernels/launch_warp.py)."""
+    threads share the scans gives its own, kernels/launch_warp.py); ``inline``: the decorator of
+    the per-event path (calendar, dispatch, rule key), inlined into its callers on the CPU
+    (kernels.target.inline_jit; default ``jit``)."""
+    inline = inline or jit
     seed_state, next_u64, uniform = make_rng(jit)
     seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
-    rule_key = make_rule_key(jit)
+    rule_key = make_rule_key(inline)
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
-        jit, calendar, scans or make_lanes(jit))
+        inline, calendar, scans or make_lanes(jit))
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
@@ -143,7 +146,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         lf[lot, LF_ENTRY] = now
         step_wafers[li[lot, L_STEP]] += li[lot, L_WAFERS]
 
-    @jit
+    @inline
     def dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
         queue_area(qi, qf, g, now, warmup, horizon)
         prev = li[lot, L_PREV]
@@ -286,7 +289,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         chosen = li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]]
         return chosen >= 0 and (ti[chosen, T_STATE] == SCHED_DOWN or ti[chosen, T_STATE] == UNSCHED_DOWN)
 
-    @jit
+    @inline
     def select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now):
         """Best waiting lot for standby tool ``t`` under its group's rule (-1 if none is eligible), and
         the earliest time a batch that is not ready yet may start anyway (INF if none; the caller
@@ -343,7 +346,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
             qf[g, QF_TIMEOUT_AT] = at
             schedule(ht, hc, rep_i, at, EV_BATCH_TIMEOUT, g, 0)
 
-    @jit
+    @inline
     def begin_phase(gi, tool_group, ht, hc, rep_i, ti, tf, qi, t, state, duration, now, warmup, horizon):
         """Enter setup or processing for ``duration`` minutes; arm a busy-time failure if one falls inside."""
         set_tool_state(ti, tf, qi, tool_group, t, state, now, warmup, horizon)
@@ -372,7 +375,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         if si[s, SI_DED_ANCHOR] != 0:
             li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]] = t
 
-    @jit
+    @inline
     def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
                   step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon):
         s = li[pick, L_STEP]
@@ -658,7 +661,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         ``dispatch_group``: a call copies some 20 array structs, more than most events' work."""
         return qi[g, Q_LEN] > 0 and qi[g, Q_IDLE] > 0
 
-    @jit
+    @inline
     def dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                        qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
         if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
@@ -685,7 +688,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
         return g
 
-    @jit
+    @inline
     def release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
         """A tool became available: pending PM first; True when its group should then dispatch."""
         set_tool_state(ti, tf, qi, tool_group, t, STANDBY, now, warmup, horizon)
@@ -751,7 +754,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
                         s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
 
-    @jit
+    @inline
     def lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
         """A lot's processing at its current step ended: start queue-time clocks, then rework
         loop-back or the next sampled step after a transport delay. True when the route is done
@@ -774,7 +777,7 @@ def make_engine(jit, calendar=HEAP, scans=None):
         schedule(ht, hc, rep_i, now + delay, EV_ARRIVE, lot, 0)
         return False
 
-    @jit
+    @inline
     def wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
         """After a job of ``wafers``: condition advances, a watched tool is read, wafer-count PMs arm.
         True when the tool wore out (it fails there and then)."""

@@ -12,9 +12,10 @@ from kernels.calendar import BLOCKED, HEAP
 from kernels.engine import make_engine
 from kernels.reduce import make_group_sum
 from kernels.state import make_state_views
-from kernels.target import CPU, device_jit
+from kernels.target import CPU, device_jit, inline_jit
 
-_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU), HEAP)  # the heap: fastest from cache
+# the heap: fastest from cache; the dispatch path and the calendar inlined (kernels.target.inline_jit)
+_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CPU), HEAP, inline=inline_jit(CPU))
 _replication = make_state_views(device_jit(CPU))
 _group_sum = make_group_sum(device_jit(CPU))
 

@@ -63,6 +63,24 @@ def device_jit(target: str):
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
 
 
+def inline_jit(target: str):
+    """:func:`device_jit`, and on the CPU numba-IR inlining into every caller as well.
+
+    numba compiles each CPU device function on its own, and LLVM leaves the large ones as calls:
+    each call passes every array it takes as an exploded struct (about nine words an array). The
+    engine's per-event path (the calendar's take and push, ``dispatch_group``, ``select_lot`` and
+    ``start_job`` with about 20 arrays each, the dispatch rule's key) is inlined with this: HVLM
+    ran 1.5x faster on one core, and the cold compile took about 20% longer
+    (docs/benchmarks.md). CUDA inlines device functions anyway, so there it is ``device_jit``.
+    """
+    if target == CPU:
+        import numba
+
+        keyed_cache_dir()
+        return numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False, inline="always")
+    return device_jit(target)
+
+
 def _widen(arg_type):
     """int64 for every signed integer or integer literal, the plain type for other literals.
 
