@@ -455,8 +455,8 @@ def simulate_wafers(spec: YieldSpec, density, seed: int, backend=None, key0: int
     _check_chunk(chunk)
     sample = _checked_sample(sample, density.size)
     xp = array_module(backend)
-    good, sampled = _run_wafers(spec, xp, xp.asarray(density), _top(density[sample]), seed, backend, key0, sample,
-                                max_defects, chunk)
+    good, _, sampled = _run_wafers(spec, xp, xp.asarray(density), _top(density[sample]), seed, backend, key0, sample,
+                                   max_defects, chunk)
     return WaferMC(to_host(xp, good), spec.gross_dies, sample, *sampled)
 
 
@@ -471,7 +471,7 @@ def simulate_lots(spec: YieldSpec, lot_density, lot_wafers, seed: int, backend=N
     (:func:`wafer_summaries`), and only those and the ``sample`` wafers (indices
     in that numbering) reach the host.
     """
-    from twin.backend import array_module, to_host
+    from twin.backend import array_module
 
     lot_density = _checked_densities(lot_density)
     lot_wafers = _checked_wafer_counts(lot_wafers, lot_density.size)
@@ -482,9 +482,8 @@ def simulate_lots(spec: YieldSpec, lot_density, lot_wafers, seed: int, backend=N
     xp = array_module(backend)
     wafers_xp = xp.asarray(lot_wafers)
     density = per_wafer(xp, xp.asarray(lot_density), wafers_xp)
-    good, sampled = _run_wafers(spec, xp, density, _top(lot_density[sample_lot]), seed, backend, key0, sample,
-                                max_defects, chunk)
-    sample_good = to_host(xp, good[xp.asarray(sample)])
+    good, sample_good, sampled = _run_wafers(spec, xp, density, _top(lot_density[sample_lot]), seed, backend, key0,
+                                             sample, max_defects, chunk)
     summary = wafer_summaries(xp, good, wafers_xp, spec.gross_dies)
     return LotMC(summary, spec.gross_dies, sample, sample_lot, sample_good, *sampled)
 
@@ -561,10 +560,10 @@ def _top(sample_density) -> float:
 def _run_wafers(spec, xp, density, top_density, seed, backend, key0, sample, max_defects, chunk):
     """The wafer kernel over ``density`` (an ``xp`` array, one killer density per wafer), in chunks.
 
-    Returns ``good`` [n] int32 where the kernel ran (an ``xp`` array) and the
-    sampled wafers' ``(die_pass, defects, n_defects)`` on the host.  Outputs and
-    scratch are allocated by ``xp`` where the kernel runs: nothing is built on
-    the host and copied over.
+    Returns ``good`` [n] int32 where the kernel ran (an ``xp`` array), and on
+    the host the sampled wafers' good dies and ``(die_pass, defects,
+    n_defects)``.  Outputs and scratch are allocated by ``xp`` where the kernel
+    runs: nothing is built on the host and copied over.
     """
     from kernels import yield_kernels as Y
     from twin.backend import cpu_threads, on_cuda, to_host
@@ -574,8 +573,9 @@ def _run_wafers(spec, xp, density, top_density, seed, backend, key0, sample, max
     if max_defects is None:
         mean = top_density / spec.kill_fraction * gf[Y.GF_WAFER_CM2]
         max_defects = int(3.0 * mean + 10.0 * math.sqrt(mean) + 64)
+    sample_xp = xp.asarray(sample)
     slot = xp.full(n, -1, xp.int32)  # the wafer's row in the sample outputs, or -1
-    slot[xp.asarray(sample)] = xp.arange(k, dtype=xp.int32)
+    slot[sample_xp] = xp.arange(k, dtype=xp.int32)
     good = xp.zeros(n, xp.int32)
     maps = xp.zeros((max(k, 1), n_dies), xp.uint8)
     defects = xp.zeros((max(k, 1), max_defects, Y.N_DEF), xp.float64)
@@ -585,10 +585,11 @@ def _run_wafers(spec, xp, density, top_density, seed, backend, key0, sample, max
         run(xp, Y, gi, gf, die_id, density, np.uint64(seed), int(key0), slot, good, maps, defects, n_def, chunk)
     n_def = to_host(xp, n_def[:k]).astype(np.int64)
     kept = [to_host(xp, defects[s, : min(int(n_def[s]), max_defects)]).copy() for s in range(k)]
-    return good, (to_host(xp, maps[:k]), kept, n_def)
+    return good, to_host(xp, good[sample_xp]), (to_host(xp, maps[:k]), kept, n_def)
 
 
 def _cpu_chunks(xp, Y, gi, gf, die_id, density, seed, key0, slot, good, maps, defects, n_def, chunk):
+    """One parallel CPU kernel call per chunk (``xp`` is NumPy; the argument keeps one signature with CUDA)."""
     words = (int(gi[Y.GI_N_DIES]) + 63) >> 6
     for a in range(0, density.size, chunk):
         b = min(a + chunk, density.size)
