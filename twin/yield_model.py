@@ -4,8 +4,11 @@ The engine accumulates, per wafer, a *killer* defect density ``D`` (killer
 defects per cm^2, the sum over its route of step density x (1 + tool
 condition)).  This module turns ``D`` into dies: the die grid of the wafer, the
 spatial defect patterns, the defect size / critical-area kill model, the
-closed forms the Monte Carlo is tested against, and :func:`simulate_wafers`,
-the chunked host driver of the per-wafer kernels (kernels/yield_kernels.py).
+closed forms the Monte Carlo is tested against, and the chunked drivers of the
+per-wafer kernels (kernels/yield_kernels.py): :func:`simulate_wafers` (every
+wafer's result to the host) and :func:`simulate_lots` (the report's: wafers stay
+where they ran, on CUDA in CuPy arrays, and only per-lot sums and summaries
+come back).
 docs/yield.md derives every formula.
 """
 from __future__ import annotations

@@ -4,7 +4,9 @@ Two estimates sit side by side, on purpose:
 
 * die-level Monte Carlo (kernels/yield_kernels.py) of every wafer of
   replication 0's lots completed after warm-up, each at its lot's killer
-  density: spatial patterns and the kill model are in it;
+  density: spatial patterns and the kill model are in it (``simulate_lots``:
+  on CUDA the wafers stay on the device and only per-lot sums and summaries
+  come to the host);
 * the engine's closed form (negative-binomial die yield per lot) summed per
   replication: independent replications give the 95% CIs of good dies per day.
 
