@@ -242,3 +242,30 @@ def cpu_threads(backend):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def array_module(backend):
+    """The array module that holds ``backend``'s bulk arrays: CuPy on a real GPU, NumPy otherwise.
+
+    CuPy is imported here only, on the CUDA path; its memory pool keeps freed device blocks for the
+    next allocation, and numba kernels take its arrays through ``__cuda_array_interface__``. Under
+    numba's CUDA simulator the "device" is host memory and CuPy cannot run, so NumPy stands in (the
+    simulator copies NumPy arguments in and out of each launch). A GPU without CuPy also gets NumPy:
+    correct, but numba then copies every argument across PCIe at each launch, hence the warning.
+    """
+    if not on_cuda(backend) or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return np
+    try:
+        import cupy
+    except ImportError:
+        import warnings
+
+        warnings.warn("CuPy is not installed: CUDA kernels beside the engine copy host arrays at every launch "
+                      "(pip install cupy-cuda12x)", RuntimeWarning, stacklevel=2)
+        return np
+    return cupy
+
+
+def to_host(xp, a) -> np.ndarray:
+    """``a`` (an array of module ``xp``) as a NumPy array; a NumPy array is returned as it is."""
+    return a if xp is np else xp.asnumpy(a)

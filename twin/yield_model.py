@@ -4,8 +4,11 @@ The engine accumulates, per wafer, a *killer* defect density ``D`` (killer
 defects per cm^2, the sum over its route of step density x (1 + tool
 condition)).  This module turns ``D`` into dies: the die grid of the wafer, the
 spatial defect patterns, the defect size / critical-area kill model, the
-closed forms the Monte Carlo is tested against, and :func:`simulate_wafers`,
-the chunked host driver of the per-wafer kernels (kernels/yield_kernels.py).
+closed forms the Monte Carlo is tested against, and the chunked drivers of the
+per-wafer kernels (kernels/yield_kernels.py): :func:`simulate_wafers` (every
+wafer's result to the host) and :func:`simulate_lots` (the report's: wafers stay
+where they ran, on CUDA in CuPy arrays, and only per-lot sums and summaries
+come back).
 docs/yield.md derives every formula.
 """
 from __future__ import annotations
@@ -414,6 +417,31 @@ class WaferMC:
         return self.good / float(self.gross)
 
 
+@dataclass(frozen=True)
+class WaferSummaries:
+    """Every wafer reduced to what the yield report needs, by :func:`wafer_summaries`; host values only."""
+
+    lot_good: np.ndarray  # [n_lots] int64 good dies of each lot
+    wafers: int
+    good_total: int
+    die_yield_mean: float | None  # mean over wafers of good / gross; None without wafers
+    die_yield_sd: float | None  # sample sd (ddof 1) of the same; None below two wafers
+
+
+@dataclass
+class LotMC:
+    """Result of :func:`simulate_lots`: per-lot sums and wafer summaries, and the sampled wafers in full."""
+
+    summary: WaferSummaries
+    gross: int
+    sample: np.ndarray  # [k] int64 wafer indices that were recorded (wafers numbered lot by lot)
+    sample_lot: np.ndarray  # [k] int64 lot of each sampled wafer
+    sample_good: np.ndarray  # [k] int32 good dies of each sampled wafer
+    die_pass: np.ndarray  # [k, gross] uint8, 1 pass, 0 fail (die-number order)
+    defects: list  # k arrays [m, 4] float64: x_mm, y_mm, size_um, killer (0/1)
+    n_defects: np.ndarray  # [k] true defect count (the arrays are capped at max_defects)
+
+
 def simulate_wafers(spec: YieldSpec, density, seed: int, backend=None, key0: int = 0, sample=None,
                     max_defects: int | None = None, chunk: int = 1 << 18) -> WaferMC:
     """Die-level Monte Carlo of wafers with killer densities ``density`` [n] (defects/cm^2).
@@ -421,67 +449,174 @@ def simulate_wafers(spec: YieldSpec, density, seed: int, backend=None, key0: int
     Wafer ``w`` draws from the stream keyed ``(seed, key0 + w)``, so results do
     not depend on ``backend`` (a :class:`twin.backend.Backend`, the engine's;
     None: the CPU) or ``chunk``.  ``sample`` lists wafer indices whose die map
-    and defects are kept.
+    and defects are kept.  Every wafer's good-die count comes to the host; a
+    caller that needs per-lot sums and summaries only uses :func:`simulate_lots`.
     """
-    from kernels import yield_kernels as Y
-    from twin.backend import cpu_threads, on_cuda
+    from twin.backend import array_module, to_host
 
-    cuda = on_cuda(backend)
+    density = _checked_densities(density)
+    _check_chunk(chunk)
+    sample = _checked_sample(sample, density.size)
+    xp = array_module(backend)
+    good, _, sampled = _run_wafers(spec, xp, xp.asarray(density), _top(density[sample]), seed, backend, key0, sample,
+                                   max_defects, chunk)
+    return WaferMC(to_host(xp, good), spec.gross_dies, sample, *sampled)
+
+
+def simulate_lots(spec: YieldSpec, lot_density, lot_wafers, seed: int, backend=None, key0: int = 0, sample=None,
+                  max_defects: int | None = None, chunk: int = 1 << 18) -> LotMC:
+    """Die-level Monte Carlo of lots: lot ``l`` has ``lot_wafers[l]`` wafers at killer density ``lot_density[l]``.
+
+    Wafers are numbered lot by lot and keyed as in :func:`simulate_wafers`, so
+    both give the same dies.  Here every per-wafer array stays where the kernel
+    runs (on CUDA, in CuPy's memory pool): the densities are expanded per wafer
+    there, the lot sums and wafer summaries are reduced there
+    (:func:`wafer_summaries`), and only those and the ``sample`` wafers (indices
+    in that numbering) reach the host.
+    """
+    from twin.backend import array_module
+
+    lot_density = _checked_densities(lot_density)
+    lot_wafers = _checked_wafer_counts(lot_wafers, lot_density.size)
+    _check_chunk(chunk)
+    lot_end = np.cumsum(lot_wafers)
+    sample = _checked_sample(sample, int(lot_end[-1]) if lot_end.size else 0)
+    sample_lot = np.searchsorted(lot_end, sample, side="right")
+    xp = array_module(backend)
+    wafers_xp = xp.asarray(lot_wafers)
+    density = per_wafer(xp, xp.asarray(lot_density), wafers_xp)
+    good, sample_good, sampled = _run_wafers(spec, xp, density, _top(lot_density[sample_lot]), seed, backend, key0,
+                                             sample, max_defects, chunk)
+    summary = wafer_summaries(xp, good, wafers_xp, spec.gross_dies)
+    return LotMC(summary, spec.gross_dies, sample, sample_lot, sample_good, *sampled)
+
+
+def per_wafer(xp, lot_values, lot_wafers):
+    """``lot_values`` repeated ``lot_wafers`` times (NumPy's ``repeat``), built where ``xp`` keeps arrays.
+
+    A gather through ``searchsorted``: ``cupy.repeat`` takes device counts only
+    from CuPy 14 on (before, it wants host counts and copies lot by lot).
+    """
+    lot_end = xp.cumsum(lot_wafers)
+    n = int(lot_end[-1]) if lot_end.size else 0
+    return lot_values[xp.searchsorted(lot_end, xp.arange(n), side="right")]
+
+
+def wafer_summaries(xp, good, lot_wafers, gross: int) -> WaferSummaries:
+    """Per-lot good dies, total, and the mean and sd of wafer die yield, reduced where ``good`` lives.
+
+    ``good`` [n] holds good dies per wafer, lot by lot (lot ``l`` has
+    ``lot_wafers[l]`` wafers), as an ``xp`` array; only the results cross to the
+    host.  Lot sums are differences of an int64 running sum, exact on any
+    device; mean and sd are ``xp``'s (NumPy: pairwise summation, as the CPU
+    report always did; CuPy's tree reduction may differ in the last bits).
+    """
+    from twin.backend import to_host
+
+    lot_wafers = xp.asarray(lot_wafers, dtype=xp.int64)
+    running = xp.concatenate([xp.zeros(1, xp.int64), xp.cumsum(good, dtype=xp.int64)])
+    lot_end = xp.cumsum(lot_wafers)
+    lot_good = running[lot_end] - running[lot_end - lot_wafers]
+    n = int(good.size)
+    die_yield = good / float(gross)
+    return WaferSummaries(
+        lot_good=to_host(xp, lot_good),
+        wafers=n,
+        good_total=int(running[-1]),
+        die_yield_mean=float(die_yield.mean()) if n else None,
+        die_yield_sd=float(die_yield.std(ddof=1)) if n > 1 else None,
+    )
+
+
+def _checked_densities(density) -> np.ndarray:
     density = np.ascontiguousarray(density, np.float64).ravel()
     if density.size and (not np.all(np.isfinite(density)) or density.min() < 0):
         raise ConfigError("defect_density", float(density.min()), "killer densities must be finite and >= 0")
+    return density
+
+
+def _checked_wafer_counts(lot_wafers, n_lots: int) -> np.ndarray:
+    counts = np.asarray(lot_wafers).ravel()
+    if counts.size != n_lots:
+        raise ConfigError("lot_wafers", counts.size, f"must give one wafer count per lot ({n_lots} lots)")
+    if counts.size and (counts.dtype.kind not in "iu" or counts.min() < 0):
+        raise ConfigError("lot_wafers", counts.min(), "wafer counts must be integers >= 0")
+    return counts.astype(np.int64)
+
+
+def _check_chunk(chunk) -> None:
     if not isinstance(chunk, int) or chunk < 1:
         raise ConfigError("chunk", chunk, "must be an integer >= 1")
-    gi, gf, die_id = kernel_tables(spec)
-    n, n_dies = density.size, int(gi[Y.GI_N_DIES])
+
+
+def _checked_sample(sample, n: int) -> np.ndarray:
     sample = np.unique(np.asarray([] if sample is None else sample, np.int64))
     if sample.size and (sample[0] < 0 or sample[-1] >= n):
         raise ConfigError("sample", int(sample[-1]), f"wafer indices must lie in [0, {n})")
+    return sample
+
+
+def _top(sample_density) -> float:
+    return float(sample_density.max()) if sample_density.size else 0.0
+
+
+def _run_wafers(spec, xp, density, top_density, seed, backend, key0, sample, max_defects, chunk):
+    """The wafer kernel over ``density`` (an ``xp`` array, one killer density per wafer), in chunks.
+
+    Returns ``good`` [n] int32 where the kernel ran (an ``xp`` array), and on
+    the host the sampled wafers' good dies and ``(die_pass, defects,
+    n_defects)``.  Outputs and scratch are allocated by ``xp`` where the kernel
+    runs: nothing is built on the host and copied over.
+    """
+    from kernels import yield_kernels as Y
+    from twin.backend import cpu_threads, on_cuda, to_host
+
+    gi, gf, die_id = kernel_tables(spec)
+    n, n_dies, k = density.size, int(gi[Y.GI_N_DIES]), sample.size
     if max_defects is None:
-        top = float(density[sample].max()) if sample.size else 0.0
-        mean = top / spec.kill_fraction * gf[Y.GF_WAFER_CM2]
+        mean = top_density / spec.kill_fraction * gf[Y.GF_WAFER_CM2]
         max_defects = int(3.0 * mean + 10.0 * math.sqrt(mean) + 64)
-    slot_all = np.full(n, -1, np.int32)
-    slot_all[sample] = np.arange(sample.size, dtype=np.int32)
-    maps = np.zeros((max(sample.size, 1), n_dies), np.uint8)
-    defects = np.zeros((max(sample.size, 1), max_defects, Y.N_DEF), np.float64)
-    n_def = np.zeros(max(sample.size, 1), np.int32)
-    good = np.zeros(n, np.int32)
-    run = _cuda_chunks if cuda else _cpu_chunks
+    sample_xp = xp.asarray(sample)
+    slot = xp.full(n, -1, xp.int32)  # the wafer's row in the sample outputs, or -1
+    slot[sample_xp] = xp.arange(k, dtype=xp.int32)
+    good = xp.zeros(n, xp.int32)
+    maps = xp.zeros((max(k, 1), n_dies), xp.uint8)
+    defects = xp.zeros((max(k, 1), max_defects, Y.N_DEF), xp.float64)
+    n_def = xp.zeros(max(k, 1), xp.int32)
+    run = _cuda_chunks if on_cuda(backend) else _cpu_chunks
     with cpu_threads(backend):
-        run(Y, gi, gf, die_id, density, np.uint64(seed), int(key0), slot_all, good, maps, defects, n_def, chunk)
-    k = sample.size
-    kept = [defects[s, : min(int(n_def[s]), max_defects)].copy() for s in range(k)]
-    return WaferMC(good, n_dies, sample, maps[:k], kept, n_def[:k].astype(np.int64))
+        run(xp, Y, gi, gf, die_id, density, np.uint64(seed), int(key0), slot, good, maps, defects, n_def, chunk)
+    n_def = to_host(xp, n_def[:k]).astype(np.int64)
+    kept = [to_host(xp, defects[s, : min(int(n_def[s]), max_defects)]).copy() for s in range(k)]
+    return good, to_host(xp, good[sample_xp]), (to_host(xp, maps[:k]), kept, n_def)
 
 
-def _cpu_chunks(Y, gi, gf, die_id, density, seed, key0, slot_all, good, maps, defects, n_def, chunk):
+def _cpu_chunks(xp, Y, gi, gf, die_id, density, seed, key0, slot, good, maps, defects, n_def, chunk):
+    """One parallel CPU kernel call per chunk (``xp`` is NumPy; the argument keeps one signature with CUDA)."""
     words = (int(gi[Y.GI_N_DIES]) + 63) >> 6
     for a in range(0, density.size, chunk):
         b = min(a + chunk, density.size)
         rng = np.zeros((b - a, 2), np.uint64)
         dead = np.zeros((b - a, words), np.uint64)
-        Y.simulate_wafers_cpu(gi, gf, die_id, density[a:b], seed, np.int64(key0 + a), slot_all[a:b], good[a:b],
+        Y.simulate_wafers_cpu(gi, gf, die_id, density[a:b], seed, np.int64(key0 + a), slot[a:b], good[a:b],
                               rng, dead, maps, defects, n_def)
 
 
-def _cuda_chunks(Y, gi, gf, die_id, density, seed, key0, slot_all, good, maps, defects, n_def, chunk):
-    from numba import cuda
+def _cuda_chunks(xp, Y, gi, gf, die_id, density, seed, key0, slot, good, maps, defects, n_def, chunk):
+    """One kernel launch per chunk; numba takes the ``xp`` (CuPy) arrays through ``__cuda_array_interface__``.
 
+    The scratch (RNG state, dead-die bitmask; wafer axis last, coalesced) comes
+    from CuPy's memory pool uninitialised: the kernel seeds and clears its own.
+    """
     launch = Y.cuda_launcher()
     words = (int(gi[Y.GI_N_DIES]) + 63) >> 6
-    d_gi, d_gf, d_die = cuda.to_device(gi), cuda.to_device(gf), cuda.to_device(die_id)
-    d_maps, d_defects, d_ndef = cuda.to_device(maps), cuda.to_device(defects), cuda.to_device(n_def)
+    gi, gf, die_id = xp.asarray(gi), xp.asarray(gf), xp.asarray(die_id)
     for a in range(0, density.size, chunk):
         b = min(a + chunk, density.size)
-        d_good = cuda.device_array(b - a, np.int32)
-        launch(d_gi, d_gf, d_die, cuda.to_device(density[a:b]), seed, np.int64(key0 + a),
-               cuda.to_device(slot_all[a:b]), d_good, cuda.device_array((2, b - a), np.uint64),
-               cuda.device_array((words, b - a), np.uint64), d_maps, d_defects, d_ndef)
-        good[a:b] = d_good.copy_to_host()
-    d_maps.copy_to_host(maps)
-    d_defects.copy_to_host(defects)
-    d_ndef.copy_to_host(n_def)
+        rng = xp.empty((2, b - a), xp.uint64)
+        dead = xp.empty((words, b - a), xp.uint64)
+        launch(gi, gf, die_id, density[a:b], seed, np.int64(key0 + a), slot[a:b], good[a:b], rng, dead, maps,
+               defects, n_def)
 
 
 def compile_cpu_kernel() -> None:

@@ -4,7 +4,9 @@ Two estimates sit side by side, on purpose:
 
 * die-level Monte Carlo (kernels/yield_kernels.py) of every wafer of
   replication 0's lots completed after warm-up, each at its lot's killer
-  density: spatial patterns and the kill model are in it;
+  density: spatial patterns and the kill model are in it (``simulate_lots``:
+  on CUDA the wafers stay on the device and only per-lot sums and summaries
+  come to the host);
 * the engine's closed form (negative-binomial die yield per lot) summed per
   replication: independent replications give the 95% CIs of good dies per day.
 
@@ -22,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from kernels.rng import splitmix64_host
-from twin.kpis import summarize, t975
-from twin.yield_model import PATTERNS, die_grid, expected_die_yield, simulate_wafers
+from twin.kpis import summarize, summary_from_moments, t975
+from twin.yield_model import PATTERNS, die_grid, expected_die_yield, simulate_lots
 
 MINUTES_PER_DAY = 1440.0
 WAFER_MAPS_VERSION = 1
@@ -52,15 +54,15 @@ def yield_report(result, out_dir, backend, seed: int, sample_wafers: int = 200, 
         if spec is None:
             continue
         mine = lots[lots["product"] == pi]
-        mc, lot_wafer = _simulate_product(spec, mine, sub_seed, backend, pi, budgets.get(pi, 0))
-        evaluations += int(mc.good.size) * mc.gross if mc is not None else 0
-        products[product.name] = _product_section(result, pi, spec, mine, mc, lot_wafer, window)
-        mc_rows.append((pi, mine, mc, lot_wafer))
+        mc = _simulate_product(spec, mine, sub_seed, backend, pi, budgets.get(pi, 0))
+        evaluations += mc.summary.wafers * mc.gross if mc is not None else 0
+        products[product.name] = _product_section(result, pi, spec, mine, mc, window)
+        mc_rows.append((pi, mine, mc))
         if mc is not None and mc.sample.size:
-            files[product.name] = _write_maps(out, product.name, not files, spec, mine, mc, lot_wafer)
+            files[product.name] = _write_maps(out, product.name, not files, spec, mine, mc)
     _write_lot_table(out / "yield_lots_rep0.csv", line, result, mc_rows)
     pareto_steps, pareto_groups = _pareto(result, line, window, pareto_top)
-    total_mc = sum(int(mc.good.sum()) for _, _, mc, _ in mc_rows if mc is not None)
+    total_mc = sum(mc.summary.good_total for _, _, mc in mc_rows if mc is not None)
     return {
         "method": {
             "die_yield": "die-level Monte Carlo of every wafer of replication 0's lots completed after warm-up"
@@ -112,15 +114,14 @@ def _sample_budgets(line, lots, sample_wafers) -> dict:
 
 
 def _simulate_product(spec, lots, seed, backend, pi, budget):
+    """Monte Carlo of every wafer of ``lots``; per-wafer arrays stay where the kernel ran (simulate_lots)."""
     if lots.size == 0:
-        return None, np.zeros(0, np.int64)
+        return None
     wafers = np.maximum(lots["wafers"].astype(np.int64), 0)
-    lot_wafer = np.repeat(np.arange(lots.size), wafers)  # lot (row of ``lots``) of every wafer
-    density = np.repeat(lots["defect_density"], wafers)
     first = np.concatenate([[0], np.cumsum(wafers)[:-1]])
     sample = _sample_whole_lots(wafers, first, budget)
-    mc = simulate_wafers(spec, density, seed, backend=backend, key0=pi * _PRODUCT_KEY_STRIDE, sample=sample)
-    return mc, lot_wafer
+    return simulate_lots(spec, lots["defect_density"], wafers, seed, backend=backend, key0=pi * _PRODUCT_KEY_STRIDE,
+                         sample=sample)
 
 
 def _sample_whole_lots(wafers, first, budget) -> np.ndarray:
@@ -146,31 +147,32 @@ def ratio_ci(num, den) -> dict:
     return {"mean": float(r), "ci95": float(t975(n - 1) * se), "n": int(n)}
 
 
-def _product_section(result, pi, spec, lots, mc, lot_wafer, window) -> dict:
+def _product_section(result, pi, spec, lots, mc, window) -> dict:
     gross = spec.gross_dies
+    summary = mc.summary if mc is not None else None
     section = {
         "gross_dies": int(gross),
         "die_area_cm2": spec.die_area_cm2,
         "alpha": spec.alpha if math.isfinite(spec.alpha) else None,
         "patterns": dict(zip(PATTERNS, spec.weights)),
         "lots": int(lots.size),
-        "wafers": int(mc.good.size) if mc is not None else 0,
+        "wafers": summary.wafers if summary is not None else 0,
         "die_yield_closed_form": summarize(_per_rep_yield(result, pi, gross)),
         "good_dies_per_day": summarize(_per_rep_good(result, pi) / window),
     }
-    if mc is None or mc.good.size == 0:
+    if summary is None or summary.wafers == 0:
         section.update(die_yield=None, wafer_yield=None, lot_yield=None, good_dies_per_day_mc_rep0=0.0)
         return section
-    lot_good = np.bincount(lot_wafer, weights=mc.good, minlength=lots.size)
+    lot_good = summary.lot_good
     lot_gross = lots["wafers"].astype(float) * gross
     with np.errstate(invalid="ignore", divide="ignore"):
         lot_yield = np.where(lot_gross > 0, lot_good / np.maximum(lot_gross, 1), np.nan)
     section.update(
         die_yield=ratio_ci(lot_good, lot_gross),
-        wafer_yield=summarize(mc.die_yield),
+        wafer_yield=summary_from_moments(summary.die_yield_mean, summary.die_yield_sd, summary.wafers),
         lot_yield=summarize(lot_yield),
-        wafer_yield_sd=float(mc.die_yield.std(ddof=1)) if mc.good.size > 1 else None,
-        good_dies_per_day_mc_rep0=float(mc.good.sum()) / window,
+        wafer_yield_sd=summary.die_yield_sd,
+        good_dies_per_day_mc_rep0=float(summary.good_total) / window,
         die_yield_expected=_expected(spec, lots),
     )
     return section
@@ -279,7 +281,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _write_maps(out: Path, product: str, primary: bool, spec, lots, mc, lot_wafer) -> str:
+def _write_maps(out: Path, product: str, primary: bool, spec, lots, mc) -> str:
     """wafer_maps.npz (first product: the one `twin view` shows) or wafer_maps_<product>.npz; docs/yield.md."""
     g = die_grid(spec)
     ny, nx = g.shape
@@ -289,14 +291,14 @@ def _write_maps(out: Path, product: str, primary: bool, spec, lots, mc, lot_wafe
     die_pass[:, j, i] = mc.die_pass
     counts = np.array([len(d) for d in mc.defects], np.int64)
     d = np.concatenate(mc.defects) if counts.sum() else np.zeros((0, 4))
-    lot_rows = lot_wafer[mc.sample]
+    lot_rows = mc.sample_lot
     name = "wafer_maps.npz" if primary else f"wafer_maps_{_safe(product)}.npz"
     np.savez_compressed(
         out / name,
         format_version=np.array(WAFER_MAPS_VERSION), product=np.array(product),
         lot_id=np.array([f"L{int(x):06d}" for x in lots["index"][lot_rows]]),
         lot_index=lots["index"][lot_rows].astype(np.int64), wafer_key=mc.sample.astype(np.int64),
-        wafer_density=lots["defect_density"][lot_rows], wafer_good_dies=mc.good[mc.sample].astype(np.int32),
+        wafer_density=lots["defect_density"][lot_rows], wafer_good_dies=mc.sample_good.astype(np.int32),
         gross_dies=np.array(mc.gross), die_pass=die_pass, die_id=g.die_id,
         defect_wafer=np.repeat(np.arange(k), counts).astype(np.int32),
         defect_x_mm=d[:, 0].astype(np.float32), defect_y_mm=d[:, 1].astype(np.float32),
@@ -315,10 +317,10 @@ def _write_lot_table(path: Path, line, result, rows) -> None:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["lot_index", "stream", "product", "wafers", "defect_density", "gross_dies", "good_dies", "die_yield"])
-        for pi, lots, mc, lot_wafer in rows:
+        for pi, lots, mc in rows:
             if mc is None:
                 continue
-            good = np.bincount(lot_wafer, weights=mc.good, minlength=lots.size)
+            good = mc.summary.lot_good
             gross = line.products[pi].yield_spec.gross_dies
             for r in range(lots.size):
                 w = int(lots["wafers"][r])
