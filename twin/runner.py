@@ -536,6 +536,9 @@ def _raise_on_capacity(rep_i, c: CompiledLine, s_i):
         raise ConfigError("max_lots", c.lot_capacity, capacity_diagnosis(c, rep_i, s_i))
     if (errors == K.ERR_HEAP_CAPACITY).any():
         raise ConfigError("max_lots", c.lot_capacity, "the event calendar overflowed; raise max_lots")
+    if (errors == K.ERR_ROW_WIDTH).any():
+        raise RuntimeError("the engine's state arrays do not have kernels/layout.py's row widths (a state "
+                           "saved by another version of the kernels?); nothing was simulated")
 
 
 SEGMENT_DAYS = 1.0  # segment ends fall on whole simulated days
