@@ -57,11 +57,11 @@ def calendar_sizes(capacity: int) -> tuple[int, int]:
 
 def make_calendar(jit, form, scans):
     """The calendar's device functions in ``form`` (:data:`HEAP` or :data:`BLOCKED`); ``scans``:
-    ``(block_min, first_equal)`` (kernels/lanes.py)."""
+    kernels/lanes.py's primitives (the calendar uses ``block_min`` and ``first_equal``)."""
     if form == HEAP:
         return _make_heap(jit)
     if form == BLOCKED:
-        return _make_blocked(jit, *scans)
+        return _make_blocked(jit, scans[0], scans[1])
     raise ValueError(f"calendar form must be {HEAP!r} or {BLOCKED!r}, got {form!r}")
 
 

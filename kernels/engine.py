@@ -64,8 +64,10 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     rule_key = make_rule_key(inline)
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
+    scans = scans or make_lanes(inline)
+    first_in_state = scans[2]  # the next standby tool of a group (kernels/lanes.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
-        inline, calendar, scans or make_lanes(jit))
+        inline, calendar, scans)
 
     @jit
     def schedule(ht, hc, rep_i, t, kind, ident, ver):
@@ -620,25 +622,30 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @jit
     def dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                             qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
+                             qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
         """Idle tools start in order of the setup their choice needs: a tool needing none starts at
         once; otherwise the one with the shortest setup starts and the others choose again."""
         first = gi[g, GI_FIRST_TOOL]
+        end = first + gi[g, GI_NTOOLS]
         while True:
             best_t = -1
             best_pick = -1
             best_time = INF
             started = False
-            for t in range(first, first + gi[g, GI_NTOOLS]):
+            t = first
+            while t < end:
                 if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
                     return
-                if ti[t, T_STATE] != STANDBY:
-                    continue
+                offset = first_in_state(ti, t, end - t, STANDBY, mail)
+                if offset < 0:
+                    break
+                t += offset
                 pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
                 arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0:
                     if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
                         return  # eligibility depends on the tool only through dedication or a strict min run
+                    t += 1
                     continue
                 minutes = change_minutes(si, setup_mat, ti, t, li[pick, L_STEP])
                 if minutes <= 0.0:
@@ -649,6 +656,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                     best_t = t
                     best_pick = pick
                     best_time = minutes
+                t += 1
             if not started:
                 if best_t < 0:
                     return
@@ -663,23 +671,28 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @inline
     def dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                       qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon):
+                       qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
+        """Standby tools of group ``g`` choose lots, in tool order, while lots and standby tools remain
+        (the next standby tool is a scan the lanes of a warp share: ``first_in_state``)."""
         if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
             dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                 qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
+                                 qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
             return
-        first = gi[g, GI_FIRST_TOOL]
-        for t in range(first, first + gi[g, GI_NTOOLS]):
-            if qi[g, Q_LEN] == 0 or qi[g, Q_IDLE] == 0:
+        t = gi[g, GI_FIRST_TOOL]
+        end = t + gi[g, GI_NTOOLS]
+        while t < end and qi[g, Q_LEN] > 0 and qi[g, Q_IDLE] > 0:
+            offset = first_in_state(ti, t, end - t, STANDBY, mail)
+            if offset < 0:
                 return
-            if ti[t, T_STATE] == STANDBY:
-                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
-                arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
-                if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
-                    return  # eligibility depends on the tool only through dedication or a strict min run
-                if pick >= 0:
-                    start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                              qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
+            t += offset
+            pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+            arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
+            if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
+                return  # eligibility depends on the tool only through dedication or a strict min run
+            if pick >= 0:
+                start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                          qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
+            t += 1
 
     @jit
     def join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon):
@@ -701,7 +714,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     @jit
     def release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                    s_i, s_f, ct_hist, log, s, now, warmup, horizon, log_on):
+                    s_i, s_f, ct_hist, log, s, now, warmup, horizon, log_on, mail):
         if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
             return
         first = ri[s, RI_FIRST_STEP]
@@ -723,7 +736,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         g = join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon)
         if may_dispatch(qi, g):
             dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                           qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon)
+                           qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
 
     @jit
     def reworks(si, sf, li, rng, lot, s):
@@ -743,7 +756,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     @jit
     def leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                   s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
+                   s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on, mail):
         """The lot finished its route: count it; a CONWIP stream releases the next lot."""
         stream = li[lot, L_STREAM]
         complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
@@ -752,7 +765,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         if ri[stream, RI_KIND] == REL_CONWIP:
             release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                        s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on)
+                        s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on, mail)
 
     @inline
     def lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
@@ -877,20 +890,6 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     # ------------------------------------------------------------------ entry points
 
-    @inline
-    def rows_have_layout_widths(line, state, rep_zero):
-        """Whether every table's row width is its kernels/layout.py constant. ``advance_rep`` returns
-        at once when not, so below that test the compiler knows the widths: it folds them into each
-        index instead of keeping every array's run-time width live (CUDA, sm_90: 14 registers and
-        about half the instructions fewer)."""
-        return (line.gi.shape[1] == N_GI and line.gf.shape[1] == N_GF and line.pmi.shape[1] == N_PI
-                and line.pmf.shape[1] == N_PF and line.si.shape[1] == N_SI and line.sf.shape[1] == N_SF
-                and line.ri.shape[1] == N_RI and line.rf.shape[1] == N_RF and state.rng.shape[1] == 2
-                and state.ti.shape[1] == N_TI and state.tf.shape[1] == N_TF and state.li.shape[1] == N_LI
-                and state.lf.shape[1] == N_LF and state.qi.shape[1] == N_QI and state.qf.shape[1] == N_QF
-                and state.s_i.shape[1] == N_SI_STATE and state.s_f.shape[1] == N_SF_STATE
-                and state.ct_hist.shape[1] == N_CT_BINS and rep_zero.log.shape[1] == N_LOG)
-
     @jit
     def init_rep(line, wip, state, seed, rep, warmup, horizon):
         """Fresh replication ``rep`` (``state``: its views): empty fab, initial WIP queued at t=0,
@@ -951,9 +950,6 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
         log, snap_t, snap_tool, snap_queue = rep_zero
-        if not rows_have_layout_widths(line, state, rep_zero):
-            rep_i[R_ERROR] = ERR_ROW_WIDTH
-            return
         calendar_flush(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
             slot = calendar_first(ht, hc, mail)
@@ -992,7 +988,8 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                             if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
                                 leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers,
-                                           step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
+                                           step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on,
+                                           mail)
                         if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
                             ti[t, T_INTERRUPTED] = -1
                             if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
@@ -1013,7 +1010,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             elif kind == EV_RELEASE:
                 release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                             rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                            s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                            s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
                 if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
                     gap = rf[ident, RF_INTERVAL]
                     if ri[ident, RI_KIND] == REL_POISSON:
@@ -1026,14 +1023,14 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
                     leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
                                rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on)
+                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
             elif kind == EV_BATCH_TIMEOUT:
                 if qf[ident, QF_TIMEOUT_AT] <= now:
                     qf[ident, QF_TIMEOUT_AT] = INF
                 dispatch_g = ident
             if dispatch_g >= 0 and may_dispatch(qi, dispatch_g):
                 dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                               qi, qf, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon)
+                               qi, qf, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
             calendar_flush(ht, hc, rep_i)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)

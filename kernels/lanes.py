@@ -1,4 +1,4 @@
-"""Scans of contiguous values: the primitives below the model that may differ by target.
+"""Scans of contiguous values and of tools: the primitives below the model that may differ by target.
 
 On the CPU, and on CUDA with one thread per replication, a primitive is a plain loop (lane width 1).
 The warp launcher (kernels/launch_warp.py) gives its own, whose lanes share each scan; the model above
@@ -7,18 +7,22 @@ exactly: a minimum of floats is exact in any order, and an index is the lowest o
 """
 from __future__ import annotations
 
+from kernels.layout import T_STATE
+
 LANE_GROUP = 4  # scans run four independent minima, so a core is not held up by one chain of compares
 WARP = 32
 MAIL_SIZE = 4 + 2 * WARP  # a warp's scan requests and partial results (kernels/launch_warp.py); unused here
 
 
 def make_lanes(jit):
-    """``(block_min, first_equal)``:
+    """``(block_min, first_equal, first_in_state)``:
 
     - ``block_min(values, start, count, mail)``: the minimum of ``values[start:start+count]`` (``count``
       a multiple of :data:`LANE_GROUP`);
     - ``first_equal(values, start, count, target, mail)``: ``(offset, matches)``, the offset of the first
-      value equal to ``target`` and how many values equal it.
+      value equal to ``target`` and how many values equal it;
+    - ``first_in_state(ti, start, count, state, mail)``: the offset of the first tool of
+      ``start .. start+count-1`` whose state is ``state``, or -1 (dispatching finds standby tools so).
 
     ``mail`` is where the lanes of a warp exchange a scan; a loop needs none.
     """
@@ -47,4 +51,11 @@ def make_lanes(jit):
                 matches += 1
         return offset, matches
 
-    return block_min, first_equal
+    @jit
+    def first_in_state(ti, start, count, state, mail):
+        for k in range(count):
+            if ti[start + k, T_STATE] == state:
+                return k
+        return -1
+
+    return block_min, first_equal, first_in_state

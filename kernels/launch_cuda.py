@@ -14,8 +14,9 @@ from numba import cuda, float64
 
 from kernels.calendar import HEAP
 from kernels.engine import make_engine
+from kernels.layout import ERR_ROW_WIDTH, R_ERROR
 from kernels.reduce import make_group_sum
-from kernels.state import make_state_views
+from kernels.state import make_layout_check, make_state_views
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (device functions included)
@@ -26,6 +27,7 @@ THREADS_PER_BLOCK = 64
 # share them (offline sm_90: 246 registers with it, 196 with the heap; docs/ARCHITECTURE.md).
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA), HEAP)
 _replication = make_state_views(device_jit(CUDA))
+_has_layout_widths = make_layout_check(device_jit(CUDA))
 _group_sum = make_group_sum(device_jit(CUDA))
 
 
@@ -42,7 +44,11 @@ def _advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
     if r < state.rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
         mail = cuda.local.array(1, float64)  # one thread's scans exchange nothing
-        _advance_rep(line, _replication(state, r), rep_zero, mail, until, warmup, horizon, log_on)
+        view = _replication(state, r)
+        if not _has_layout_widths(line, view, rep_zero):
+            view.rep_i[R_ERROR] = ERR_ROW_WIDTH
+            return
+        _advance_rep(line, view, rep_zero, mail, until, warmup, horizon, log_on)
 
 
 @cuda.jit(cache=True)

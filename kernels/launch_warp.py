@@ -28,12 +28,13 @@ from numba import cuda, float64
 from kernels.calendar import BLOCKED
 from kernels.engine import make_engine
 from kernels.lanes import MAIL_SIZE, WARP
-from kernels.state import make_state_views
+from kernels.layout import ERR_ROW_WIDTH, R_ERROR, T_STATE
+from kernels.state import make_layout_check, make_state_views
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
 
-OP_STOP, OP_MIN, OP_EQUAL = range(3)
+OP_STOP, OP_MIN, OP_EQUAL, OP_TOOL = range(4)
 _BUILT: dict = {}
 
 
@@ -52,10 +53,12 @@ def cuda_launcher():
 
 
 def make_warp_scans(lanes: int, simulator: bool):
-    """``(block_min, first_equal)`` for lane 0, and ``serve(values, mail)``, ``stop(mail)`` for the protocol.
+    """``(block_min, first_equal, first_in_state)`` for lane 0 (kernels/lanes.py), and
+    ``serve(values, ti, mail)``, ``stop(mail)`` for the protocol.
 
     ``mail`` (float64, :data:`kernels.lanes.MAIL_SIZE`) is a shared array the kernel allocates: the
-    request (operation, start, count, target) and one row of partial results per quantity.
+    request (operation, start, count, target) and one row of partial results per quantity. The
+    calendar's scans read ``values`` (its times), the tool scan the state column of ``ti``.
     """
     INF = math.inf
     mask = (1 << lanes) - 1
@@ -85,6 +88,23 @@ def make_warp_scans(lanes: int, simulator: bool):
                 matches += 1
         mail[PART + lane] = first
         mail[PART + WARP + lane] = matches
+
+    @cuda.jit(device=True)
+    def share_tool(ti, start, count, state, lane, mail):
+        """Rounds of ``lanes`` tools, every lane one tool, until a round finds one in ``state``: the
+        first standby tool is usually among the first few, so a round ends the scan early. Every lane
+        combines the same partials, so all take the same number of rounds (and barriers)."""
+        found = count
+        for base in range(0, count, lanes):
+            k = base + lane
+            mail[PART + lane] = k if k < count and ti[start + k, T_STATE] == state else count
+            barrier()  # every lane's tool is in
+            for other in range(lanes):
+                found = min(found, int(mail[PART + other]))
+            barrier()  # every lane has read the round before any writes the next
+            if found < count:
+                break
+        return found
 
     @cuda.jit(device=True)
     def ask(op, start, count, target, mail):
@@ -117,7 +137,13 @@ def make_warp_scans(lanes: int, simulator: bool):
         return (int(first) if first < count else -1), int(matches)
 
     @cuda.jit(device=True)
-    def serve(values, mail):
+    def first_in_state(ti, start, count, state, mail):
+        ask(OP_TOOL, start, count, state, mail)
+        found = share_tool(ti, start, count, state, 0, mail)
+        return found if found < count else -1
+
+    @cuda.jit(device=True)
+    def serve(values, ti, mail):
         """A helper lane: share each scan lane 0 asks for, until it says stop."""
         lane = cuda.threadIdx.x
         while True:
@@ -127,6 +153,9 @@ def make_warp_scans(lanes: int, simulator: bool):
                 break
             start = int(mail[1])
             count = int(mail[2])
+            if op == OP_TOOL:
+                share_tool(ti, start, count, int(mail[3]), lane, mail)  # its barriers are its own
+                continue
             if op == OP_MIN:
                 share_min(values, start, count, lane, mail)
             else:
@@ -138,7 +167,7 @@ def make_warp_scans(lanes: int, simulator: bool):
         mail[0] = OP_STOP
         barrier()
 
-    return block_min, first_equal, serve, stop
+    return block_min, first_equal, first_in_state, serve, stop
 
 
 class _Launchers:
@@ -148,9 +177,10 @@ class _Launchers:
         from kernels import launch_cuda
 
         simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-        block_min, first_equal, serve, stop = make_warp_scans(lanes, simulator)
-        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, (block_min, first_equal))
+        block_min, first_equal, first_in_state, serve, stop = make_warp_scans(lanes, simulator)
+        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, (block_min, first_equal, first_in_state))
         replication = make_state_views(device_jit(CUDA))
+        has_layout_widths = make_layout_check(device_jit(CUDA))
 
         @cuda.jit
         def init_kernel(line, wip, state, seed, rep0, warmup, horizon):
@@ -161,18 +191,22 @@ class _Launchers:
                 init_rep(line, wip, view, seed, rep0 + r, warmup, horizon)
                 stop(mail)
             else:
-                serve(view.ht, mail)
+                serve(view.ht, view.ti, mail)
 
         @cuda.jit
         def advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
             r = cuda.blockIdx.x
             view = replication(state, r)
             mail = cuda.shared.array(MAIL_SIZE, float64)
+            if not has_layout_widths(line, view, rep_zero):  # every lane returns (kernels/state.py)
+                if cuda.threadIdx.x == 0:
+                    view.rep_i[R_ERROR] = ERR_ROW_WIDTH
+                return
             if cuda.threadIdx.x == 0:
                 advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 + r == 0 else 0)
                 stop(mail)
             else:
-                serve(view.ht, mail)
+                serve(view.ht, view.ti, mail)
 
         def init_all(line, wip, state, seed, rep0, warmup, horizon):
             init_kernel[state.rng.shape[0], lanes](line, wip, state, seed, rep0, warmup, horizon)

@@ -2,7 +2,8 @@
 
 - :class:`LineTables`: the static tables of one compiled line (read-only, shared by every replication);
 - :class:`RepState`: the per-replication state, each array ``[replication, ...]`` on both targets
-  (kernels/layout.py says why); :func:`make_state_views` cuts one replication's views out of it;
+  (kernels/layout.py says why); :func:`make_state_views` cuts one replication's views out of it,
+  and :func:`make_layout_check` tests their row widths;
 - :class:`RepZero`: replication 0's lot log and state snapshots.
 
 numba types a ``typing.NamedTuple`` of arrays as a named tuple (on the CPU, under the CUDA simulator,
@@ -16,6 +17,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from kernels import layout as L
 
 
 class LineTables(NamedTuple):
@@ -77,3 +80,26 @@ def make_state_views(jit):
                         state.step_defects[r], state.s_i[r], state.s_f[r], state.ct_hist[r])
 
     return replication
+
+
+def make_layout_check(jit):
+    """``has_layout_widths(line, view, rep_zero)``: whether every table of the line and of one replication's
+    views has its kernels/layout.py row width.
+
+    A CUDA kernel tests it before it advances a replication and stops when it fails: below the test the
+    compiler knows the widths and folds them into each index instead of keeping every array's run-time
+    width live (sm_90, offline: 14 fewer registers and about half the instructions of the advance
+    kernel). On the CPU the same test bought nothing and cost time, so the CPU launchers do not make it.
+    """
+
+    @jit
+    def has_layout_widths(line, view, rep_zero):
+        return (line.gi.shape[1] == L.N_GI and line.gf.shape[1] == L.N_GF and line.pmi.shape[1] == L.N_PI
+                and line.pmf.shape[1] == L.N_PF and line.si.shape[1] == L.N_SI and line.sf.shape[1] == L.N_SF
+                and line.ri.shape[1] == L.N_RI and line.rf.shape[1] == L.N_RF and view.rng.shape[1] == 2
+                and view.ti.shape[1] == L.N_TI and view.tf.shape[1] == L.N_TF and view.li.shape[1] == L.N_LI
+                and view.lf.shape[1] == L.N_LF and view.qi.shape[1] == L.N_QI and view.qf.shape[1] == L.N_QF
+                and view.s_i.shape[1] == L.N_SI_STATE and view.s_f.shape[1] == L.N_SF_STATE
+                and view.ct_hist.shape[1] == L.N_CT_BINS and rep_zero.log.shape[1] == L.N_LOG)
+
+    return has_layout_widths

@@ -21,12 +21,13 @@ SCANS = textwrap.dedent("""
     from numba import cuda, float64
     from kernels.lanes import MAIL_SIZE
     from kernels.launch_warp import make_warp_scans
+    from kernels.layout import N_TI, T_STATE
 
     lanes = {lanes}
-    block_min, first_equal, serve, stop = make_warp_scans(lanes, {simulator})
+    block_min, first_equal, first_in_state, serve, stop = make_warp_scans(lanes, {simulator})
 
     @cuda.jit
-    def kernel(values, starts, counts, targets, out):
+    def kernel(values, tools, starts, counts, targets, states, out):
         mail = cuda.shared.array(MAIL_SIZE, float64)
         if cuda.threadIdx.x == 0:
             for i in range(starts.shape[0]):
@@ -34,9 +35,10 @@ SCANS = textwrap.dedent("""
                 k, n = first_equal(values, starts[i], counts[i], targets[i], mail)
                 out[i, 1] = k
                 out[i, 2] = n
+                out[i, 3] = first_in_state(tools, starts[i], counts[i], states[i], mail)
             stop(mail)
         else:
-            serve(values, mail)
+            serve(values, tools, mail)
 
     rng = np.random.default_rng(4)
     values = rng.integers(0, 6, 200).astype(np.float64)  # ties everywhere
@@ -45,14 +47,21 @@ SCANS = textwrap.dedent("""
     counts = np.array([32, 32, 4, 64, 20, 8], np.int64)
     targets = np.array([values[s:s + n].min() for s, n in zip(starts, counts)])
     targets[3] = 99.0  # a value that is not there
-    out = np.zeros((len(starts), 3))
-    kernel[1, lanes](values, starts, counts, targets, out)
-    for i, (s, n, t) in enumerate(zip(starts, counts, targets)):
+    tools = np.zeros((200, N_TI), np.int32)
+    tools[:, T_STATE] = rng.integers(0, 6, 200)
+    tools[100:164, T_STATE] = 9  # a run of 64 tools in no state asked for: two empty rounds at 32 lanes
+    tools[160, T_STATE] = 3
+    states = np.array([0, 1, 2, 3, 7, 4], np.int64)  # 3: found in the second round of 32; 7: nowhere
+    out = np.zeros((len(starts), 4))
+    kernel[1, lanes](values, tools, starts, counts, targets, states, out)
+    for i, (s, n, t, state) in enumerate(zip(starts, counts, targets, states)):
         part = values[s:s + n]
         hits = np.flatnonzero(part == t)
         assert out[i, 0] == part.min(), (i, out[i], part.min())
         assert out[i, 1] == (hits[0] if hits.size else -1), (i, out[i], hits)
         assert out[i, 2] == hits.size, (i, out[i], hits)
+        in_state = np.flatnonzero(tools[s:s + n, T_STATE] == state)
+        assert out[i, 3] == (in_state[0] if in_state.size else -1), (i, out[i], in_state)
     print("OK scans", lanes)
 """)
 

@@ -1,44 +1,64 @@
-"""The engine refuses state whose row widths are not kernels/layout.py's, before any event.
+"""A CUDA advance kernel refuses state whose row widths are not kernels/layout.py's, before any event.
 
-``advance_rep`` tests the widths first so that the compiler may fold them into every index
-(kernels/engine.py, ``rows_have_layout_widths``); a state saved by other kernels must then stop
-with a clear error, not run on misread columns.
+The kernels test the widths first so that the compiler may fold them into every index
+(kernels/state.py, ``make_layout_check``); a state saved by other kernels must then stop with a clear
+error, not run on misread columns. Under numba's CUDA simulator (a subprocess), both launchers.
 """
 from __future__ import annotations
 
-import numpy as np
+import textwrap
+from pathlib import Path
+
 import pytest
 
-import kernels.layout as K
-from lines import exp_step, open_line, station
-from kernels.state import RepState
-from twin.backend import resolve_backend
-from twin.compile import compile_line
-from twin.runner import STATE_ORDER, _raise_on_capacity, _RepZeroBuffers, state_shapes
+from cuda_check import run_script
 
+TESTS = Path(__file__).resolve().parent
 
-def _advance(extra_li_columns: int):
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    import kernels.layout as K
+    from lines import exp_step, open_line, station
+    from kernels.state import RepState
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.runner import STATE_ORDER, _raise_on_capacity, _RepZeroBuffers, state_shapes
+
     c = compile_line(open_line([station("a", 1)], [exp_step("a", 5.0)], 10.0))
-    backend = resolve_backend("cpu", 1)
-    shapes = state_shapes(c)
-    lots, width = shapes["li"][0]
-    shapes["li"] = ((lots, width + extra_li_columns), shapes["li"][1])
-    state = RepState(**{name: backend.zeros(1, *shapes[name]) for name in STATE_ORDER})
-    logs = backend.rep_zero(_RepZeroBuffers(c, 600.0, 1, 60.0), True)
-    launch = backend.launchers()
-    launch.init_all(backend.static(c), backend.wip(c), state, np.uint64(1), 0, 0.0, 600.0)
-    launch.advance_all(backend.static(c), state, logs, 0, 600.0, 0.0, 600.0)
-    return c, state
+    for lanes, extra in ((0, 0), (0, 1), (2, 0), (2, 1)):  # a thread, or a warp of 2 lanes, per replication
+        backend = resolve_backend("cuda", lanes=lanes)
+        shapes = state_shapes(c)
+        (lots, width), dtype = shapes["li"]
+        shapes["li"] = ((lots, width + extra), dtype)
+        state = RepState(**{{name: backend.zeros(1, *shapes[name]) for name in STATE_ORDER}})
+        logs = backend.rep_zero(_RepZeroBuffers(c, 120.0, 1, 60.0), True)
+        launch = backend.launchers()
+        launch.init_all(backend.static(c), backend.wip(c), state, np.uint64(1), 0, 0.0, 120.0)
+        launch.advance_all(backend.static(c), state, logs, 0, 120.0, 0.0, 120.0)
+        rep_i = backend.to_host(state.rep_i)
+        if extra:
+            assert rep_i[0, K.R_ERROR] == K.ERR_ROW_WIDTH and rep_i[0, K.R_EVENTS] == 0, (lanes, rep_i[0])
+            try:
+                _raise_on_capacity(rep_i, c, backend.to_host(state.s_i))
+            except RuntimeError as err:
+                assert "row widths" in str(err)
+            else:
+                raise AssertionError("no error")
+        else:
+            assert rep_i[0, K.R_ERROR] == K.ERR_NONE and rep_i[0, K.R_EVENTS] > 5, (lanes, rep_i[0])
+    print("OK")
+""")
 
 
-def test_the_layout_widths_run():
-    _, state = _advance(0)
-    assert state.rep_i[0, K.R_ERROR] == K.ERR_NONE and state.rep_i[0, K.R_EVENTS] > 10
+def test_a_wider_lot_row_is_refused_before_any_event_under_the_simulator():
+    proc = run_script(SCRIPT.format(tests=str(TESTS)), simulator=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK" in proc.stdout
 
 
-def test_a_wider_lot_row_is_refused_before_any_event():
-    c, state = _advance(1)
-    assert state.rep_i[0, K.R_ERROR] == K.ERR_ROW_WIDTH
-    assert state.rep_i[0, K.R_EVENTS] == 0
-    with pytest.raises(RuntimeError, match="row widths"):
-        _raise_on_capacity(state.rep_i, c, state.s_i)
+@pytest.mark.cuda
+def test_a_wider_lot_row_is_refused_before_any_event_on_a_real_gpu():
+    proc = run_script(SCRIPT.format(tests=str(TESTS)), simulator=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
