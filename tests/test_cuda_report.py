@@ -39,9 +39,9 @@ MAX_REGISTERS = REGISTERS_PER_SM // (TARGET_WARPS_PER_SM * WARP)
 
 # Measured offline for sm_90: remove an entry when its kernel lands within the bound.
 OVER_BOUND = {
-    "launch_cuda._advance_kernel": "196 registers, no spills (ec80624: 255, 60 / 400 B spilled): 10 warps/SM; "
+    "launch_cuda._advance_kernel": "184 registers, no spills (ec80624: 255, 60 / 400 B spilled): 11 warps/SM; "
                                    "the warp-per-replication engine (docs/ARCHITECTURE.md) is the fix",
-    "launch_warp._Launchers.__init__.advance_kernel": "211 registers, no spills: 9 warps (replications) per SM; "
+    "launch_warp._Launchers.__init__.advance_kernel": "197 registers, no spills: 10 warps (replications) per SM; "
                                                       "lane 0 still inlines the whole model",
 }
 

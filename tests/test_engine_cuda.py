@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
 
     line = every_feature_line()
     compiled = compile_line(line)
-    args = dict(replicas=3, horizon_days=2.0, warmup_days=0.5, seed=5, snapshot_minutes=60)
+    args = dict(replicas=2, horizon_days=1.5, warmup_days=0.5, seed=5, snapshot_minutes=60)
     gpu = run_line(compiled, backend=resolve_backend("cuda"), **args)
     cpu = run_line(compiled, backend=resolve_backend("cpu"), **args)
     assert gpu.events > 500, gpu.events

@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent("""
     for changes in ({{"cascade_load": True}}, {{"cascade_load": False, "dedication_release": True, "strict_min_run": True}}):
         g = tuple(dataclasses.replace(x, **changes) for x in line.tool_groups)
         compiled = compile_line(dataclasses.replace(line, tool_groups=g))
-        args = dict(replicas=3, horizon_days=2.0, warmup_days=0.3, seed=9, snapshot_minutes=60)
+        args = dict(replicas=2, horizon_days=1.5, warmup_days=0.3, seed=9, snapshot_minutes=60)
         gpu = run_line(compiled, backend=resolve_backend("cuda"), **args)
         cpu = run_line(compiled, backend=resolve_backend("cpu"), **args)
         assert gpu.events > 500, gpu.events
