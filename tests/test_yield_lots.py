@@ -115,6 +115,13 @@ def test_bad_lot_input_is_refused_by_name_before_compute(kw, field):
     assert e.value.field == field
 
 
+@pytest.mark.parametrize("sample, bad", [([0, -2, 1], -2), ([1, 7, 0], 7)])
+def test_a_bad_sample_index_is_named_whichever_end_it_lies_at(sample, bad):
+    with pytest.raises(ConfigError) as e:
+        simulate_lots(SMALL, [0.1, 0.2], [2, 1], seed=1, sample=sample)
+    assert e.value.field == "sample" and e.value.value == bad
+
+
 def test_the_array_module_is_numpy_without_a_gpu_and_cupy_stays_unimported():
     """The CPU path dispatches to NumPy and never imports CuPy (a light command must not pay for it)."""
     assert array_module(None) is np and array_module(resolve_backend("cpu")) is np

@@ -552,7 +552,8 @@ def _check_chunk(chunk) -> None:
 def _checked_sample(sample, n: int) -> np.ndarray:
     sample = np.unique(np.asarray([] if sample is None else sample, np.int64))
     if sample.size and (sample[0] < 0 or sample[-1] >= n):
-        raise ConfigError("sample", int(sample[-1]), f"wafer indices must lie in [0, {n})")
+        bad = sample[0] if sample[0] < 0 else sample[-1]  # sorted: the out-of-range value is at an end
+        raise ConfigError("sample", int(bad), f"wafer indices must lie in [0, {n})")
     return sample
 
 
