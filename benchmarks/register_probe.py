@@ -2,11 +2,12 @@
 
     python -m benchmarks.register_probe [--toy-only]
 
-1. *The kernel as built against the same kernel with the replication index fixed at 0.*
-   With ``r = 0`` every replication view is a kernel parameter, which ptxas reads from the
-   constant bank where it is used; with ``r`` a thread index each view is ``base + r x stride``,
-   a value LLVM computes once and keeps live across the event loop. The difference is what the
-   per-replication tables' pointers cost.
+1. *The kernel as built (offset views, kernels/repview.py) against the same kernel over plain views,
+   and over plain views with the replication index fixed at 0.* With ``r = 0`` every replication view
+   is a kernel parameter, which ptxas reads from the constant bank where it is used; with ``r`` a
+   thread index each plain view is ``base + r x stride``, a value LLVM computes once and keeps live
+   across the event loop. The difference is what the per-replication tables' pointers cost; the offset
+   views are the fix.
 2. *A toy kernel* (12 tables, a data-dependent chase through all of them, one replication per block)
    in three layouts: 12 separate ``[replication, n]`` tables; one table per replication with the
    sub-table offsets read from memory where they are used; the same with compile-time-constant
@@ -39,25 +40,38 @@ def assemble(dispatcher, argtypes, arch="sm_90") -> R.ArchResources:
     return R.Assembly(R.find_ptxas(), ptx, arch).result()
 
 
-def fixed_index_kernel():
-    """The thread-per-replication advance kernel of kernels/launch_cuda.py with ``r`` replaced by 0."""
+def plain_view_kernels():
+    """The thread-per-replication advance kernel of kernels/launch_cuda.py over plain views
+    (``state.table[r]``, the form before kernels/repview.py), and the same with ``r`` replaced by 0."""
     from numba import cuda, float64
 
     from kernels import launch_cuda as C
     from kernels.layout import ERR_ROW_WIDTH, R_ERROR
+    from kernels.state import make_state_views
+    from kernels.target import CUDA, device_jit
 
-    @cuda.jit
-    def advance_kernel_r0(line, state, rep_zero, rep0, until, warmup, horizon):
-        r = cuda.grid(1)
-        if r < state.rng.shape[0]:
-            mail = cuda.local.array(1, float64)
-            view = C._replication(state, 0)
-            if not C._has_layout_widths(line, view, rep_zero):
-                view.rep_i[R_ERROR] = ERR_ROW_WIDTH
-                return
-            C._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 == 0 else 0)
+    replication = make_state_views(device_jit(CUDA))
 
-    return C._advance_kernel, advance_kernel_r0
+    def build(fixed_row):
+        @cuda.jit
+        def advance_kernel_plain(line, state, rep_zero, rep0, until, warmup, horizon):
+            r = cuda.grid(1)
+            if r < state.rng.shape[0]:
+                mail = cuda.local.array(1, float64)
+                view = replication(state, 0 if fixed_row else r)
+                if not C._has_layout_widths(line, view, rep_zero):
+                    view.rep_i[R_ERROR] = ERR_ROW_WIDTH
+                    return
+                C._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 + r == 0 else 0)
+
+        return advance_kernel_plain
+
+    return build(False), build(True)
+
+
+def without_offsets(argtypes):
+    """The advance kernel's argument types without its offset table (the plain-view kernels' arguments)."""
+    return (*argtypes[:3], *argtypes[4:])
 
 
 def advance_argtypes():
@@ -123,10 +137,14 @@ def main(argv=None) -> int:
         return 2
     rows = toy_rows()
     if "--toy-only" not in argv:
-        built, fixed = fixed_index_kernel()
+        from kernels import launch_cuda as C
+
+        plain, fixed = plain_view_kernels()
         argtypes = advance_argtypes()
-        rows = [("advance kernel as built", built, argtypes),
-                ("advance kernel, replication index fixed at 0", fixed, argtypes), *rows]
+        rows = [("advance kernel as built (offset views)", C._advance_kernel, argtypes),
+                ("advance kernel, plain views", plain, without_offsets(argtypes)),
+                ("advance kernel, plain views, replication index fixed at 0", fixed, without_offsets(argtypes)),
+                *rows]
     for name, dispatcher, argtypes in rows:
         print(_line(name, assemble(dispatcher, argtypes)), flush=True)
     return 0

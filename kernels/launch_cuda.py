@@ -9,6 +9,8 @@ every kernel source, so a second process loads them instead of recompiling.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from numba import cuda, float64
 
@@ -16,7 +18,7 @@ from kernels.calendar import HEAP
 from kernels.engine import make_engine
 from kernels.layout import ERR_ROW_WIDTH, R_ERROR
 from kernels.reduce import make_group_sum
-from kernels.state import make_layout_check, make_state_views
+from kernels.state import make_layout_check, make_offset_views, make_state_views, view_offsets
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()  # the on-disk cache folder is keyed by every kernel source (device functions included)
@@ -26,25 +28,42 @@ THREADS_PER_BLOCK = 64
 # One thread per replication keeps the heap: the blocked calendar's scans pay only when a warp's lanes
 # share them (offline sm_90: 246 registers with it, 196 with the heap; docs/ARCHITECTURE.md).
 _init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA), HEAP)
-_replication = make_state_views(device_jit(CUDA))
+
+
+def make_launch_views():
+    """``replication_at(state, offsets, r)`` for the kernels: offset views (kernels/repview.py) when compiled
+    for a GPU; under numba's simulator, which runs the kernels as Python, the plain views (tests/test_repview.py
+    checks the offset views against them on the CPU)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        return make_offset_views(device_jit(CUDA), CUDA)
+    plain = make_state_views(device_jit(CUDA))
+
+    @device_jit(CUDA)
+    def replication_at(state, offsets, r):
+        return plain(state, r)
+
+    return replication_at
+
+
+_replication_at = make_launch_views()
 _has_layout_widths = make_layout_check(device_jit(CUDA))
 _group_sum = make_group_sum(device_jit(CUDA))
 
 
 @cuda.jit(cache=True)
-def _init_kernel(line, wip, state, seed, rep0, warmup, horizon):
+def _init_kernel(line, wip, state, offsets, seed, rep0, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
-        _init_rep(line, wip, _replication(state, r), seed, rep0 + r, warmup, horizon)
+        _init_rep(line, wip, _replication_at(state, offsets, r), seed, rep0 + r, warmup, horizon)
 
 
 @cuda.jit(cache=True)
-def _advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
+def _advance_kernel(line, state, rep_zero, offsets, rep0, until, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
         mail = cuda.local.array(1, float64)  # one thread's scans exchange nothing
-        view = _replication(state, r)
+        view = _replication_at(state, offsets, r)
         if not _has_layout_widths(line, view, rep_zero):
             view.rep_i[R_ERROR] = ERR_ROW_WIDTH
             return
@@ -52,26 +71,41 @@ def _advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
 
 
 @cuda.jit(cache=True)
-def _finalize_kernel(state, warmup, horizon):
+def _finalize_kernel(state, offsets, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
-        _finalize_rep(_replication(state, r), warmup, horizon)
+        _finalize_rep(_replication_at(state, offsets, r), warmup, horizon)
 
 
 def _blocks(n):
     return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
 
 
+_OFFSETS = {}
+
+
+def device_offsets(state):
+    """The state's :func:`kernels.state.view_offsets` on the device, uploaded once per state shape."""
+    key = tuple(table.shape for table in state)
+    if key not in _OFFSETS:
+        if len(_OFFSETS) > 4:  # a run has at most two chunk sizes; a study may change lines
+            _OFFSETS.clear()
+        _OFFSETS[key] = cuda.to_device(view_offsets(state))
+    return _OFFSETS[key]
+
+
 def init_all(line, wip, state, seed, rep0, warmup, horizon):
-    _init_kernel[_blocks(state.rng.shape[0])](line, wip, state, seed, rep0, warmup, horizon)
+    offsets = device_offsets(state)
+    _init_kernel[_blocks(state.rng.shape[0])](line, wip, state, offsets, seed, rep0, warmup, horizon)
 
 
 def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
-    _advance_kernel[_blocks(state.rng.shape[0])](line, state, rep_zero, rep0, until, warmup, horizon)
+    offsets = device_offsets(state)
+    _advance_kernel[_blocks(state.rng.shape[0])](line, state, rep_zero, offsets, rep0, until, warmup, horizon)
 
 
 def finalize_all(state, warmup, horizon):
-    _finalize_kernel[_blocks(state.rng.shape[0])](state, warmup, horizon)
+    _finalize_kernel[_blocks(state.rng.shape[0])](state, device_offsets(state), warmup, horizon)
 
 
 @cuda.jit(cache=True)

@@ -29,7 +29,7 @@ from kernels.calendar import BLOCKED
 from kernels.engine import make_engine
 from kernels.lanes import MAIL_SIZE, WARP
 from kernels.layout import ERR_ROW_WIDTH, R_ERROR, T_STATE
-from kernels.state import make_layout_check, make_state_views
+from kernels.state import make_layout_check
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
@@ -179,13 +179,13 @@ class _Launchers:
         simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
         block_min, first_equal, first_in_state, serve, stop = make_warp_scans(lanes, simulator)
         init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, (block_min, first_equal, first_in_state))
-        replication = make_state_views(device_jit(CUDA))
+        replication_at = launch_cuda.make_launch_views()
         has_layout_widths = make_layout_check(device_jit(CUDA))
 
         @cuda.jit
-        def init_kernel(line, wip, state, seed, rep0, warmup, horizon):
+        def init_kernel(line, wip, state, offsets, seed, rep0, warmup, horizon):
             r = cuda.blockIdx.x
-            view = replication(state, r)
+            view = replication_at(state, offsets, r)
             mail = cuda.shared.array(MAIL_SIZE, float64)
             if cuda.threadIdx.x == 0:
                 init_rep(line, wip, view, seed, rep0 + r, warmup, horizon)
@@ -194,9 +194,9 @@ class _Launchers:
                 serve(view.ht, view.ti, mail)
 
         @cuda.jit
-        def advance_kernel(line, state, rep_zero, rep0, until, warmup, horizon):
+        def advance_kernel(line, state, rep_zero, offsets, rep0, until, warmup, horizon):
             r = cuda.blockIdx.x
-            view = replication(state, r)
+            view = replication_at(state, offsets, r)
             mail = cuda.shared.array(MAIL_SIZE, float64)
             if not has_layout_widths(line, view, rep_zero):  # every lane returns (kernels/state.py)
                 if cuda.threadIdx.x == 0:
@@ -209,10 +209,12 @@ class _Launchers:
                 serve(view.ht, view.ti, mail)
 
         def init_all(line, wip, state, seed, rep0, warmup, horizon):
-            init_kernel[state.rng.shape[0], lanes](line, wip, state, seed, rep0, warmup, horizon)
+            offsets = launch_cuda.device_offsets(state)
+            init_kernel[state.rng.shape[0], lanes](line, wip, state, offsets, seed, rep0, warmup, horizon)
 
         def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
-            advance_kernel[state.rng.shape[0], lanes](line, state, rep_zero, rep0, until, warmup, horizon)
+            offsets = launch_cuda.device_offsets(state)
+            advance_kernel[state.rng.shape[0], lanes](line, state, rep_zero, offsets, rep0, until, warmup, horizon)
 
         self.init_all, self.advance_all = init_all, advance_all
         # closing the statistics and the group sums touch no calendar: the thread-per-replication kernels

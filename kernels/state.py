@@ -82,6 +82,44 @@ def make_state_views(jit):
     return replication
 
 
+N_OFFSET_COLUMNS = len(STATE_FIELDS) + 1  # where each table's block starts, then the replication's row
+
+
+def view_offsets(state: RepState) -> np.ndarray:
+    """``offsets[r, k]``: the flat index where replication ``r``'s block of state table ``k`` starts;
+    ``offsets[r, -1] == r`` (the offset views of :func:`make_offset_views` read it)."""
+    replications = state.rng.shape[0]
+    rows = np.arange(replications, dtype=np.int64)
+    offsets = np.empty((replications, N_OFFSET_COLUMNS), np.int64)
+    for k, table in enumerate(state):
+        offsets[:, k] = rows * int(np.prod(table.shape[1:], dtype=np.int64))
+    offsets[:, -1] = rows
+    return offsets
+
+
+def make_offset_views(jit, target: str):
+    """``replication_at(state, offsets, r)``: replication ``r``'s views as :mod:`kernels.repview` views,
+    which load their block's offset where they are used instead of holding a pointer each (the CUDA
+    kernels' form: 184 registers to 110 in the thread advance kernel). ``offsets`` is
+    :func:`view_offsets` of the state, on the device."""
+    from kernels.repview import rep_view_builder
+
+    view = rep_view_builder(target)
+
+    @jit
+    def replication_at(state, offsets, r):
+        return RepState(view(state.rng, offsets, r, 0), view(state.rep_i, offsets, r, 1),
+                        view(state.ht, offsets, r, 2), view(state.hc, offsets, r, 3),
+                        view(state.ti, offsets, r, 4), view(state.tf, offsets, r, 5),
+                        view(state.tlots, offsets, r, 6), view(state.li, offsets, r, 7),
+                        view(state.lf, offsets, r, 8), view(state.qi, offsets, r, 9),
+                        view(state.qf, offsets, r, 10), view(state.step_wafers, offsets, r, 11),
+                        view(state.step_defects, offsets, r, 12), view(state.s_i, offsets, r, 13),
+                        view(state.s_f, offsets, r, 14), view(state.ct_hist, offsets, r, 15))
+
+    return replication_at
+
+
 def make_layout_check(jit):
     """``has_layout_widths(line, view, rep_zero)``: whether every table of the line and of one replication's
     views has its kernels/layout.py row width.

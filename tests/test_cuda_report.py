@@ -39,10 +39,9 @@ MAX_REGISTERS = REGISTERS_PER_SM // (TARGET_WARPS_PER_SM * WARP)
 
 # Measured offline for sm_90: remove an entry when its kernel lands within the bound.
 OVER_BOUND = {
-    "launch_cuda._advance_kernel": "184 registers, no spills (ec80624: 255, 60 / 400 B spilled): 11 warps/SM; about 78 "
-                                   "are the per-replication tables' pointers (benchmarks/register_probe.py)",
-    "launch_warp._Launchers.__init__.advance_kernel": "197 registers, no spills: 10 warps (replications) per SM; "
-                                                      "lane 0 still inlines the whole model",
+    "launch_warp._Launchers.__init__.advance_kernel": "132 registers, no spills (197 over plain views): 15 warps "
+                                                      "(replications) per SM; lane 0 inlines the whole model and the "
+                                                      "blocked calendar's scans",
 }
 
 PROBLEM = R.toolchain_problem()

@@ -1,0 +1,71 @@
+"""The offset views of kernels/repview.py, which the CUDA kernels use, index the state as plain views do.
+
+The views are numba types with their own indexing; the CUDA compile gives them the same lowering apart
+from one load (an inline-asm ``ld`` there, a plain load here). So the engine is run on the CPU twice from
+the same initial state, once over plain views (``state.table[r]``) and once over offset views, and every
+state table, the lot log and the snapshots must agree bit for bit. The line has every feature of the
+SMT2020 tables (tests/lines.py), so every handler and every table is indexed.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from kernels import launch_cpu
+from kernels.layout import R_EVENTS
+from kernels.state import STATE_FIELDS, RepState, RepZero, make_offset_views, view_offsets
+from kernels.target import CPU, device_jit
+from lines import every_feature_line
+from twin.compile import compile_line
+from twin.runner import _RepZeroBuffers, state_shapes
+
+replication_at = make_offset_views(device_jit(CPU), CPU)
+
+
+@numba.njit(_nrt=False)  # the views count no references (kernels/repview.py)
+def _run_over_offset_views(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon):
+    for r in range(state.rng.shape[0]):
+        view = replication_at(state, offsets, r)
+        launch_cpu._init_rep(line, wip, view, seed, r, warmup, horizon)
+        launch_cpu._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if r == 0 else 0)
+        launch_cpu._finalize_rep(view, warmup, horizon)
+
+
+def _fresh(compiled, replicas, horizon):
+    state = RepState(**{name: np.zeros((replicas, *shape), dtype) for name, (shape, dtype) in state_shapes(compiled).items()})
+    buffers = _RepZeroBuffers(compiled, horizon, n_snap=int(horizon // 60) + 1, every=60.0)
+    return state, RepZero(buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)
+
+
+def _run_over_plain_views(compiled, state, rep_zero, seed, warmup, horizon):
+    line = compiled.static_tables()
+    launch_cpu.init_all(line, compiled.wip, state, seed, 0, warmup, horizon)
+    launch_cpu.advance_all(line, state, rep_zero, 0, horizon, warmup, horizon)
+    launch_cpu.finalize_all(state, warmup, horizon)
+
+
+def test_view_offsets_point_at_each_replications_block():
+    state = RepState(*(np.zeros((3, 4, 5)) for _ in STATE_FIELDS))
+    offsets = view_offsets(state)
+    assert offsets.shape == (3, len(STATE_FIELDS) + 1)
+    assert (offsets[:, 0] == [0, 20, 40]).all() and (offsets[:, -1] == [0, 1, 2]).all()
+    flat = state.ti.reshape(-1)
+    flat[offsets[2, STATE_FIELDS.index("ti")] + 3 * 5 + 1] = 7.0
+    assert state.ti[2, 3, 1] == 7.0
+
+
+@pytest.mark.slow
+def test_the_engine_over_offset_views_gives_the_plain_views_state_bit_for_bit():
+    compiled = compile_line(every_feature_line())
+    replicas, seed, warmup, horizon = 2, np.uint64(5), 0.5 * 1440.0, 1.5 * 1440.0
+    plain, plain_zero = _fresh(compiled, replicas, horizon)
+    _run_over_plain_views(compiled, plain, plain_zero, seed, warmup, horizon)
+    offset, offset_zero = _fresh(compiled, replicas, horizon)
+    _run_over_offset_views(compiled.static_tables(), compiled.wip, offset, view_offsets(offset), offset_zero,
+                           np.zeros(1), seed, horizon, warmup, horizon)
+    assert plain.rep_i[:, R_EVENTS].min() > 500  # every replication ran
+    for name in STATE_FIELDS:
+        np.testing.assert_array_equal(getattr(offset, name), getattr(plain, name), err_msg=name)
+    for name in RepZero._fields:
+        np.testing.assert_array_equal(getattr(offset_zero, name), getattr(plain_zero, name), err_msg=name)
