@@ -328,7 +328,34 @@ def run_check(args, doc: dict | None = None) -> dict:
     doc["timed_line"] = timed.line.name
     _rates(steps, budget, timed, sizes, args)
     _warp_steps(steps, budget, small, None if args.dry_run or folder is None else hvlm, timed, sizes)
+    _step(steps, "kernel_resources", budget, 0.0, kernel_resources)
     return doc
+
+
+def kernel_resources() -> dict:
+    """What the device's own compile of each advance kernel uses: registers and local memory per thread,
+    and the resident warps per SM its registers allow (tests/test_cuda_report.py derives its bound from
+    the same count). The offline report compiles with the wheel's ptxas; this is the driver's."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return {"skipped": "the simulator compiles nothing"}
+    from kernels import launch_cuda, launch_warp
+
+    kernels = {"thread": launch_cuda._advance_kernel}
+    kernels.update({f"warp_{lanes}": built.advance_kernel for lanes, built in launch_warp._BUILT.items()})
+    return compiled_resources(kernels)
+
+
+def compiled_resources(kernels: dict) -> dict:
+    """``{name: {registers, local_bytes, warps_per_sm_by_registers}}`` for every compiled signature of each
+    kernel (numba-cuda keeps them in ``overloads``); sm_90 allocates registers per warp in units of 256."""
+    out = {}
+    for name, kernel in kernels.items():
+        for compiled in kernel.overloads.values():
+            registers = int(compiled.regs_per_thread)
+            per_warp = -(-registers * 32 // 256) * 256
+            out[name] = {"registers": registers, "local_bytes": int(compiled.local_mem_per_thread),
+                         "warps_per_sm_by_registers": min(64, 65_536 // per_warp)}
+    return out
 
 
 def _warp_steps(steps, budget, small, hvlm, timed, sizes):

@@ -217,5 +217,6 @@ class _Launchers:
             advance_kernel[state.rng.shape[0], lanes](line, state, rep_zero, offsets, rep0, until, warmup, horizon)
 
         self.init_all, self.advance_all = init_all, advance_all
+        self.advance_kernel = advance_kernel  # the device check reads its resources
         # closing the statistics and the group sums touch no calendar: the thread-per-replication kernels
         self.finalize_all, self.group_sums = launch_cuda.finalize_all, launch_cuda.group_sums

@@ -104,3 +104,15 @@ def test_bad_budget_is_one_line_and_exit_2(capsys):
     assert G.main(["--budget-s", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--budget-s" in err[0]
+
+
+def test_kernel_resources_count_warps_per_sm_as_the_hardware_allocates_registers():
+    """sm_90: 65,536 registers per SM, allocated per warp in units of 256, at most 64 warps (CUDA occupancy
+    calculator): 110 registers -> 3,584 per warp -> 18 warps; 132 -> 4,352 -> 15; 255 -> 8,192 -> 8."""
+    from types import SimpleNamespace
+
+    def kernel(registers):
+        return SimpleNamespace(overloads={"sig": SimpleNamespace(regs_per_thread=registers, local_mem_per_thread=0)})
+
+    found = G.compiled_resources({"a": kernel(110), "b": kernel(132), "c": kernel(255), "d": kernel(16)})
+    assert {name: row["warps_per_sm_by_registers"] for name, row in found.items()} == {"a": 18, "b": 15, "c": 8, "d": 64}
