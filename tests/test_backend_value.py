@@ -13,7 +13,7 @@ from twin.yield_model import YieldSpec, simulate_wafers
 SPEC = YieldSpec(wafer_diameter_mm=100.0, die_width_mm=5.0, die_height_mm=4.0)
 
 
-@pytest.mark.parametrize("lanes", [3, 64, -1, 2.0])
+@pytest.mark.parametrize("lanes", [1, 3, 64, -1, 2.0])  # 1: a leader with no helper to scan
 def test_a_bad_lane_count_is_refused_before_compute(lanes):
     from twin.errors import ConfigError
 

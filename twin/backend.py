@@ -30,8 +30,9 @@ def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0) -> "Ba
         raise ConfigError("backend.threads", threads, "must be an integer >= 0 (0 = all cores)")
     if name == "cuda" and not cuda_usable():
         raise ConfigError("backend", "cuda", "no usable CUDA GPU was found; use backend=cpu or backend=auto")
-    if not isinstance(lanes, int) or lanes < 0 or lanes > 32 or lanes & (lanes - 1):
-        raise ConfigError("backend.lanes", lanes, "must be 0 (a thread per replication) or a power of two up to 32")
+    if not isinstance(lanes, int) or lanes < 0 or lanes == 1 or lanes > 32 or lanes & (lanes - 1):
+        raise ConfigError("backend.lanes", lanes,
+                          "must be 0 (a thread per replication) or a power of two from 2 to 32 (lane 0 leads, the others scan)")
     if name == "cuda" or (name == "auto" and cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
         return CudaBackend(lanes)
     return CpuBackend(threads)
