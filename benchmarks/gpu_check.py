@@ -346,8 +346,9 @@ def kernel_resources() -> dict:
 
 
 def compiled_resources(kernels: dict) -> dict:
-    """``{name: {registers, local_bytes, warps_per_sm_by_registers}}`` for every compiled signature of each
-    kernel (numba-cuda keeps them in ``overloads``); sm_90 allocates registers per warp in units of 256."""
+    """``{name: {registers, local_bytes, warps_per_sm_by_registers}}`` of each kernel's compiled signature
+    (numba-cuda keeps them in ``overloads``; each advance kernel is launched with one); sm_90 allocates
+    registers per warp in units of 256."""
     out = {}
     for name, kernel in kernels.items():
         for compiled in kernel.overloads.values():

@@ -5,9 +5,9 @@ only thread that writes the replication's state. The other lanes wait in :func:`
 lane 0 writes the request to shared memory and meets them at a barrier; each helper scans its share
 of the values (helper ``i`` of ``lanes - 1`` reads values ``i - 1``, ``i - 1 + lanes - 1``, ...: one
 coalesced round for 31 values, a second load for one lane at 32); a second barrier hands lane 0 the
-partial results, which it combines. Lane 0 scans nothing itself: its own share, inlined at every scan
-of the model, took the advance kernel from 122 registers to 132 (offline sm_90), over the bound of
-tests/test_cuda_report.py. A minimum of floats is exact in
+partial results, which it combines. Lane 0 scans nothing itself: without its own share, which was
+inlined at every scan of the model, the advance kernel takes 122 registers instead of 132 (offline
+sm_90), within the bound of tests/test_cuda_report.py. A minimum of floats is exact in
 any order and an index is the lowest that matches, so each scan gives the plain loop's answer, and a
 run gives the CPU's, event for event (the calendar's ``(time, code)`` order).
 

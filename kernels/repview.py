@@ -131,7 +131,6 @@ def _asm_load_offset(typingctx, offsets, r, k):
     return types.int64(offsets, types.int64, types.int64), codegen
 
 
-# The replication's own row sits after the tables' offsets: a 2-D view's ``view[i]`` returns table[row, i].
 def _getitem(view, index):
     if not isinstance(view, RepViewType):
         return None

@@ -82,19 +82,11 @@ def make_state_views(jit):
     return replication
 
 
-N_OFFSET_COLUMNS = len(STATE_FIELDS) + 1  # where each table's block starts, then the replication's row
-
-
 def view_offsets(state: RepState) -> np.ndarray:
-    """``offsets[r, k]``: the flat index where replication ``r``'s block of state table ``k`` starts;
-    ``offsets[r, -1] == r`` (the offset views of :func:`make_offset_views` read it)."""
-    replications = state.rng.shape[0]
-    rows = np.arange(replications, dtype=np.int64)
-    offsets = np.empty((replications, N_OFFSET_COLUMNS), np.int64)
-    for k, table in enumerate(state):
-        offsets[:, k] = rows * int(np.prod(table.shape[1:], dtype=np.int64))
-    offsets[:, -1] = rows
-    return offsets
+    """``offsets[r, k]``: the flat index where replication ``r``'s block of state table ``k`` (in
+    :data:`STATE_FIELDS` order) starts, for the offset views of :func:`make_offset_views`."""
+    rows = np.arange(state.rng.shape[0], dtype=np.int64)
+    return np.stack([rows * int(np.prod(table.shape[1:], dtype=np.int64)) for table in state], axis=1)
 
 
 def make_offset_views(jit, target: str):

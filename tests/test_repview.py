@@ -48,8 +48,8 @@ def _run_over_plain_views(compiled, state, rep_zero, seed, warmup, horizon):
 def test_view_offsets_point_at_each_replications_block():
     state = RepState(*(np.zeros((3, 4, 5)) for _ in STATE_FIELDS))
     offsets = view_offsets(state)
-    assert offsets.shape == (3, len(STATE_FIELDS) + 1)
-    assert (offsets[:, 0] == [0, 20, 40]).all() and (offsets[:, -1] == [0, 1, 2]).all()
+    assert offsets.shape == (3, len(STATE_FIELDS))
+    assert (offsets[:, 0] == [0, 20, 40]).all() and (offsets[:, -1] == [0, 20, 40]).all()
     flat = state.ti.reshape(-1)
     flat[offsets[2, STATE_FIELDS.index("ti")] + 3 * 5 + 1] = 7.0
     assert state.ti[2, 3, 1] == 7.0
