@@ -9,7 +9,7 @@ replication, in a ``prange`` loop on the CPU or one CUDA thread per replication.
 
 Event semantics (docs/ARCHITECTURE.md has the full list):
 
-- a lot joins its tool group's queue (an intrusive FIFO list) on arrival; each
+- a lot joins its tool group's queue (blocks of lot ids in arrival order, kernels/queues.py) on arrival; each
   standby tool takes the lot with the smallest dispatch key, tools in index
   order, or (``tool_choice: least_setup``) in order of the setup time that
   lot needs on them;
@@ -40,6 +40,7 @@ from kernels.condition import make_condition
 from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.lanes import make_lanes
+from kernels.queues import make_queues
 from kernels.layout import *  # noqa: F401,F403  (column constants)
 from kernels.rng import LOT_INITIAL, LOT_RELEASED, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM, make_rng, make_streams
 
@@ -62,6 +63,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
     rule_key = make_rule_key(inline)
+    queue_clear, queue_push, queue_remove = make_queues(jit)
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     scans = scans or make_lanes(inline)
@@ -132,16 +134,10 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             qi[g, Q_SUPER_HOT] += delta
 
     @jit
-    def enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
+    def enqueue(rep_i, li, lf, qi, qf, qb, step_wafers, g, lot, now, warmup, horizon):
         queue_area(qi, qf, g, now, warmup, horizon)
-        tail = qi[g, Q_TAIL]
-        li[lot, L_PREV] = tail
-        li[lot, L_NEXT] = -1
-        if tail >= 0:
-            li[tail, L_NEXT] = lot
-        else:
-            qi[g, Q_HEAD] = lot
-        qi[g, Q_TAIL] = lot
+        if not queue_push(rep_i, li, qi, qb, g, lot):
+            return
         qi[g, Q_LEN] += 1
         count_priority(qi, g, li[lot, L_PRIORITY], 1)
         li[lot, L_STATUS] = QUEUED
@@ -149,18 +145,9 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         step_wafers[li[lot, L_STEP]] += li[lot, L_WAFERS]
 
     @inline
-    def dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon):
+    def dequeue(rep_i, li, lf, qi, qf, qb, step_wafers, g, lot, now, warmup, horizon):
         queue_area(qi, qf, g, now, warmup, horizon)
-        prev = li[lot, L_PREV]
-        nxt = li[lot, L_NEXT]
-        if prev >= 0:
-            li[prev, L_NEXT] = nxt
-        else:
-            qi[g, Q_HEAD] = nxt
-        if nxt >= 0:
-            li[nxt, L_PREV] = prev
-        else:
-            qi[g, Q_TAIL] = prev
+        queue_remove(rep_i, li, qi, qb, g, lot)
         qi[g, Q_LEN] -= 1
         count_priority(qi, g, li[lot, L_PRIORITY], -1)
         li[lot, L_STATUS] = IN_PROCESS
@@ -208,13 +195,13 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     # ------------------------------------------------------------------ one big argument bundle
     # Device functions below take the replication's state in this fixed order:
     #   static line: gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport
-    #   state:       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+    #   state:       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
     #                s_i, s_f, ct_hist, log
     #   scalars:     now, warmup, horizon, log_on
 
     @jit
     def complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                      s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on):
         s = li[lot, L_STREAM]
         wafers = li[lot, L_WAFERS]
@@ -292,7 +279,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         return chosen >= 0 and (ti[chosen, T_STATE] == SCHED_DOWN or ti[chosen, T_STATE] == UNSCHED_DOWN)
 
     @inline
-    def select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now):
+    def select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now):
         """Best waiting lot for standby tool ``t`` under its group's rule (-1 if none is eligible), and
         the earliest time a batch that is not ready yet may start anyway (INF if none; the caller
         arms the group's batch time-out: ``arm_batch_timeout``)."""
@@ -307,8 +294,10 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         # hot_lot_setup ranks (priority, setup change, arrival): in this arrival-ordered list, the first
         # eligible lot of the queue's top priority that needs no change beats every later lot
         top_priority = 2 if qi[g, Q_SUPER_HOT] > 0 else (1 if qi[g, Q_HOT] > 0 else 0)
-        lot = qi[g, Q_HEAD]
-        while lot >= 0:
+        block = qi[g, Q_HEAD]  # kernels/queues.py: blocks of lot ids in arrival order, none empty
+        k = 0
+        while block >= 0:
+            lot = qb[block, k]
             s = li[lot, L_STEP]
             eligible = True
             if not may_use(si, li, s, lot, t) and not bound_tool_down(gi, si, ti, li, g, s, lot):
@@ -336,7 +325,10 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 if (rule == RULE_HOT_LOT_SETUP and needs_setup == 0 and priority == top_priority
                         and (family >= 0 or not hold_setup)):
                     break
-            lot = li[lot, L_NEXT]
+            k += 1
+            if k == qb[block, QB_COUNT]:
+                block = qb[block, QB_NEXT]
+                k = 0
         if hold_setup and (best_same >= 0 or gi[g, GI_STRICT_MIN_RUN] != 0):
             return best_same, next_timeout  # strict minimum run: the tool waits for a lot of its setup
         return best, next_timeout
@@ -378,24 +370,31 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]] = t
 
     @inline
-    def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf,
+    def start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb,
                   step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon):
         s = li[pick, L_STEP]
-        dequeue(li, lf, qi, qf, step_wafers, g, pick, now, warmup, horizon)
         tlots[t, 0] = pick
         n = 1
         wafers = li[pick, L_WAFERS]
         if si[s, SI_BMAX] > 0:
-            lot = qi[g, Q_HEAD]
-            while lot >= 0 and n < tlots.shape[1]:
-                nxt = li[lot, L_NEXT]
+            # the batch's other lots in queue order, chosen before any leaves the queue (a removal moves
+            # lot ids between blocks; the choice does not depend on the removals)
+            block = qi[g, Q_HEAD]
+            k = 0
+            while block >= 0 and n < tlots.shape[1]:
+                lot = qb[block, k]
                 usable = may_use(si, li, s, lot, t) or bound_tool_down(gi, si, ti, li, g, s, lot)
-                if li[lot, L_STEP] == s and usable and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]:
-                    dequeue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
+                if (lot != pick and li[lot, L_STEP] == s and usable
+                        and wafers + li[lot, L_WAFERS] <= si[s, SI_BMAX]):
                     tlots[t, n] = lot
                     n += 1
                     wafers += li[lot, L_WAFERS]
-                lot = nxt
+                k += 1
+                if k == qb[block, QB_COUNT]:
+                    block = qb[block, QB_NEXT]
+                    k = 0
+        for k in range(n):  # the pick first, then the batch's others in queue order
+            dequeue(rep_i, li, lf, qi, qf, qb, step_wafers, g, tlots[t, k], now, warmup, horizon)
         for k in range(n):
             lot = tlots[t, k]
             anchor = si[s, SI_QT_FROM]
@@ -622,7 +621,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @jit
     def dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                             qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
+                             qi, qf, qb, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
         """Idle tools start in order of the setup their choice needs: a tool needing none starts at
         once; otherwise the one with the shortest setup starts and the others choose again."""
         first = gi[g, GI_FIRST_TOOL]
@@ -640,7 +639,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 if offset < 0:
                     break
                 t += offset
-                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now)
                 arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0:
                     if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
@@ -650,7 +649,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 minutes = change_minutes(si, setup_mat, ti, t, li[pick, L_STEP])
                 if minutes <= 0.0:
                     start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                              qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
+                              qi, qf, qb, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
                     started = True
                 elif not started and minutes < best_time:
                     best_t = t
@@ -661,7 +660,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 if best_t < 0:
                     return
                 start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                          qi, qf, step_wafers, step_defects, s_f, g, best_t, best_pick, now, warmup, horizon)
+                          qi, qf, qb, step_wafers, step_defects, s_f, g, best_t, best_pick, now, warmup, horizon)
 
     @jit
     def may_dispatch(qi, g):
@@ -671,12 +670,12 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @inline
     def dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                       qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
+                       qi, qf, qb, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail):
         """Standby tools of group ``g`` choose lots, in tool order, while lots and standby tools remain
         (the next standby tool is a scan the lanes of a warp share: ``first_in_state``)."""
         if gi[g, GI_TOOL_CHOICE] == CHOICE_LEAST_SETUP:
             dispatch_least_setup(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                                 qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
+                                 qi, qf, qb, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
             return
         t = gi[g, GI_FIRST_TOOL]
         end = t + gi[g, GI_NTOOLS]
@@ -685,20 +684,20 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             if offset < 0:
                 return
             t += offset
-            pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, step_wafers, g, t, now)
+            pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now)
             arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
             if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
                 return  # eligibility depends on the tool only through dedication or a strict min run
             if pick >= 0:
                 start_job(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                          qi, qf, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
+                          qi, qf, qb, step_wafers, step_defects, s_f, g, t, pick, now, warmup, horizon)
             t += 1
 
     @jit
-    def join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon):
+    def join_queue(si, rep_i, li, lf, qi, qf, qb, step_wafers, lot, now, warmup, horizon):
         """The lot joins the queue of its step's group; returns the group (the caller dispatches it)."""
         g = si[li[lot, L_STEP], SI_GROUP]
-        enqueue(li, lf, qi, qf, step_wafers, g, lot, now, warmup, horizon)
+        enqueue(rep_i, li, lf, qi, qf, qb, step_wafers, g, lot, now, warmup, horizon)
         return g
 
     @inline
@@ -713,7 +712,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @jit
     def release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                     s_i, s_f, ct_hist, log, s, now, warmup, horizon, log_on, mail):
         if s_i[s, S_RELEASED] >= ri[s, RI_MAX_LOTS]:
             return
@@ -729,14 +728,14 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             s_f[s, SS_RELEASED] += 1.0
         if step < 0:
             complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                         rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                          s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
             return
         li[lot, L_STEP] = step
-        g = join_queue(si, li, lf, qi, qf, step_wafers, lot, now, warmup, horizon)
+        g = join_queue(si, rep_i, li, lf, qi, qf, qb, step_wafers, lot, now, warmup, horizon)
         if may_dispatch(qi, g):
             dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                           qi, qf, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
+                           qi, qf, qb, step_wafers, step_defects, s_f, g, now, warmup, horizon, mail)
 
     @jit
     def reworks(si, sf, li, rng, lot, s):
@@ -755,16 +754,16 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     @jit
     def leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                   rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                    s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on, mail):
         """The lot finished its route: count it; a CONWIP stream releases the next lot."""
         stream = li[lot, L_STREAM]
         complete_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                     rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                      s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on)
         if ri[stream, RI_KIND] == REL_CONWIP:
             release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                         s_i, s_f, ct_hist, log, stream, now, warmup, horizon, log_on, mail)
 
     @inline
@@ -895,7 +894,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         """Fresh replication ``rep`` (``state``: its views): empty fab, initial WIP queued at t=0,
         first events armed."""
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
-        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
         seed_streams(rng, seed, rep, tool_group, gi, ri.shape[0])
         calendar_clear(ht, hc, rep_i)
         n_lots = li.shape[0]
@@ -903,9 +902,8 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             li[lot, L_NEXT] = lot + 1 if lot + 1 < n_lots else -1
             li[lot, L_STATUS] = FREE
         rep_i[R_FREE_HEAD] = 0
+        queue_clear(rep_i, qi, qb)
         for g in range(qi.shape[0]):
-            qi[g, Q_HEAD] = -1
-            qi[g, Q_TAIL] = -1
             qi[g, Q_IDLE] = gi[g, GI_NTOOLS]
             qf[g, QF_TIMEOUT_AT] = INF
         for t in range(ti.shape[0]):
@@ -948,7 +946,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         (ties: docs/ARCHITECTURE.md, Event tie order); ``log_on``: this is replication 0, which
         writes ``rep_zero`` (lot log, snapshots); ``mail``: the calendar scans' exchange area."""
         gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
-        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist = state
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
         log, snap_t, snap_tool, snap_queue = rep_zero
         calendar_flush(ht, hc, rep_i)  # the events init_rep scheduled
         while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
@@ -969,7 +967,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             ident = (code >> 4) & 0xFFFFFFFF
             ver = code >> 36
             if kind == EV_ARRIVE:
-                dispatch_g = join_queue(si, li, lf, qi, qf, step_wafers, ident, now, warmup, horizon)
+                dispatch_g = join_queue(si, rep_i, li, lf, qi, qf, qb, step_wafers, ident, now, warmup, horizon)
             elif kind == EV_ACTIVITY_END:
                 if ver == (ti[ident, T_VER] & VER_MASK):
                     if ti[ident, T_STATE] == PRODUCTIVE:
@@ -987,7 +985,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                             add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
                             if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
                                 leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers,
+                                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers,
                                            step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on,
                                            mail)
                         if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
@@ -1009,7 +1007,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                         dispatch_g = tool_group[ident]
             elif kind == EV_RELEASE:
                 release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                             s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
                 if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
                     gap = rf[ident, RF_INTERVAL]
@@ -1022,7 +1020,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             elif kind == EV_LOT_DONE:
                 if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
                     leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects,
+                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
                                s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
             elif kind == EV_BATCH_TIMEOUT:
                 if qf[ident, QF_TIMEOUT_AT] <= now:
@@ -1030,7 +1028,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 dispatch_g = ident
             if dispatch_g >= 0 and may_dispatch(qi, dispatch_g):
                 dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                               qi, qf, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
+                               qi, qf, qb, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
             calendar_flush(ht, hc, rep_i)
         if log_on != 0:
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)

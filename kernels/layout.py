@@ -67,9 +67,10 @@ RF_INTERVAL, RF_DUE, RF_START, RF_CT_BIN, RF_DIE_AREA, RF_ALPHA, RF_GROSS_DIES, 
 # ---- per replication: scalars
 # R_HEAP_N: events pending in the calendar (kernels/calendar.py); R_OUTBOX_N: events the current handler
 # scheduled, waiting in the heap's out-box
-R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, R_OUTBOX_N, N_RI_STATE = range(9)
+# R_QBLOCK_FREE: the first free queue block (kernels/queues.py)
+R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, R_OUTBOX_N, R_QBLOCK_FREE, N_RI_STATE = range(10)
 RS_NOW, N_RF_STATE = range(2)
-ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH = range(4)
+ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH, ERR_QUEUE_BLOCKS = range(5)
 
 # ---- per replication: tools
 (T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_FAIL_VER, T_PM_PENDING, T_FAIL_PENDING,
@@ -86,13 +87,18 @@ ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH = range(4)
 MAX_DED = 4
 # L_REWORKED: bit SI_REWORK_BIT of a rework-once step is set once the lot was reworked there
 MAX_REWORK_ONCE = 31
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_PREV, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_PRIORITY, L_DED_TOOL0 = range(10)
+# L_NEXT: the next free slot while the slot is free; L_QBLOCK: the queue block that holds the lot while it waits
+L_STREAM, L_STEP, L_STATUS, L_NEXT, L_QBLOCK, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_PRIORITY, L_DED_TOOL0 = range(10)
 N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 
-# ---- per replication: tool groups (queues are intrusive doubly linked lists over lots)
+# ---- per replication: tool groups; Q_HEAD, Q_TAIL: the first and last block of the group's queue
 # Q_HOT, Q_SUPER_HOT: queued lots of priority >= 1 and == 2 (lets a priority-then-FIFO rule stop early)
 Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, Q_HOT, Q_SUPER_HOT, N_QI = range(8)
+# ---- per replication: queue blocks (kernels/queues.py): a group's queue is a list of blocks of lot ids in
+# arrival order; a row is one 128-byte line: QB_LOTS lot ids, then the count and the list links
+QB_LOTS = 29
+QB_COUNT, QB_NEXT, QB_PREV, N_QB = range(QB_LOTS, QB_LOTS + 4)
 # failure warnings of a watched group: true / false / pre-empted by PM, failures warned of, lead-time sum,
 # and a histogram of lead times over (0, window] in N_LEAD_BINS bins
 N_LEAD_BINS = 20

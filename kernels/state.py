@@ -56,6 +56,7 @@ class RepState(NamedTuple):
     s_i: np.ndarray  # release streams: counters
     s_f: np.ndarray  # release streams: window statistics
     ct_hist: np.ndarray  # release streams: cycle-time histograms
+    qb: np.ndarray  # queue blocks: each group's queue of lot ids (kernels/queues.py)
 
 
 class RepZero(NamedTuple):
@@ -77,13 +78,13 @@ def make_state_views(jit):
     def replication(state, r):
         return RepState(state.rng[r], state.rep_i[r], state.ht[r], state.hc[r], state.ti[r], state.tf[r],
                         state.tlots[r], state.li[r], state.lf[r], state.qi[r], state.qf[r], state.step_wafers[r],
-                        state.step_defects[r], state.s_i[r], state.s_f[r], state.ct_hist[r])
+                        state.step_defects[r], state.s_i[r], state.s_f[r], state.ct_hist[r], state.qb[r])
 
     return replication
 
 
 def view_offsets(state: RepState) -> np.ndarray:
-    """``offsets[r, k]``: the flat index where replication ``r``'s block of state table ``k`` (in
+    """``offsets[r, k]`` (``[R, 17]``, 136 B per replication): the flat index where replication ``r``'s block of state table ``k`` (in
     :data:`STATE_FIELDS` order) starts, for the offset views of :func:`make_offset_views`."""
     rows = np.arange(state.rng.shape[0], dtype=np.int64)
     return np.stack([rows * int(np.prod(table.shape[1:], dtype=np.int64)) for table in state], axis=1)
@@ -107,7 +108,8 @@ def make_offset_views(jit, target: str):
                         view(state.lf, offsets, r, 8), view(state.qi, offsets, r, 9),
                         view(state.qf, offsets, r, 10), view(state.step_wafers, offsets, r, 11),
                         view(state.step_defects, offsets, r, 12), view(state.s_i, offsets, r, 13),
-                        view(state.s_f, offsets, r, 14), view(state.ct_hist, offsets, r, 15))
+                        view(state.s_f, offsets, r, 14), view(state.ct_hist, offsets, r, 15),
+                        view(state.qb, offsets, r, 16))
 
     return replication_at
 
@@ -130,6 +132,7 @@ def make_layout_check(jit):
                 and view.ti.shape[1] == L.N_TI and view.tf.shape[1] == L.N_TF and view.li.shape[1] == L.N_LI
                 and view.lf.shape[1] == L.N_LF and view.qi.shape[1] == L.N_QI and view.qf.shape[1] == L.N_QF
                 and view.s_i.shape[1] == L.N_SI_STATE and view.s_f.shape[1] == L.N_SF_STATE
-                and view.ct_hist.shape[1] == L.N_CT_BINS and rep_zero.log.shape[1] == L.N_LOG)
+                and view.ct_hist.shape[1] == L.N_CT_BINS and view.qb.shape[1] == L.N_QB
+                and rep_zero.log.shape[1] == L.N_LOG)
 
     return has_layout_widths

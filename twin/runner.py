@@ -21,6 +21,7 @@ import numpy as np
 
 from kernels import layout as K
 from kernels.calendar import calendar_sizes
+from kernels.queues import queue_block_count
 from kernels.rng import stream_count
 from kernels.state import STATE_FIELDS, RepState
 from twin.backend import Backend
@@ -50,6 +51,7 @@ def state_shapes(c: CompiledLine) -> dict:
         "s_i": ((NS, K.N_SI_STATE), np.int64),
         "s_f": ((NS, K.N_SF_STATE), np.float64),
         "ct_hist": ((NS, K.N_CT_BINS), np.float64),
+        "qb": ((queue_block_count(L, G), K.N_QB), np.int32),
     }
 
 
@@ -539,6 +541,9 @@ def _raise_on_capacity(rep_i, c: CompiledLine, s_i):
     if (errors == K.ERR_ROW_WIDTH).any():
         raise RuntimeError("the engine's state arrays do not have kernels/layout.py's row widths (a state "
                            "saved by another version of the kernels?); nothing was simulated")
+    if (errors == K.ERR_QUEUE_BLOCKS).any():  # kernels/queues.py sizes the blocks so that this cannot happen
+        raise RuntimeError("the group queues ran out of queue blocks, which kernels.queues.queue_block_count "
+                           "rules out: a defect in the queue code")
 
 
 SEGMENT_DAYS = 1.0  # segment ends fall on whole simulated days
