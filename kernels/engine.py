@@ -37,24 +37,22 @@ import numpy as np
 
 from kernels.calendar import HEAP, make_calendar
 from kernels.condition import make_condition
-from kernels.dispatch import RULE_IDS, make_rule_key
 from kernels.distributions import make_sampler
 from kernels.lanes import make_lanes
-from kernels.queues import make_queues
 from kernels.layout import *  # noqa: F401,F403  (column constants)
+from kernels.queues import make_queues
 from kernels.rng import LOT_INITIAL, LOT_RELEASED, TOOL_CONDITION, TOOL_FAILURE, TOOL_PM, make_rng, make_streams
+from kernels.selection import make_selection
 
 INF = math.inf
 VER_MASK = 0x7FFFFFF
-RULE_FIFO = RULE_IDS["fifo"]
-RULE_HOT_LOT_SETUP = RULE_IDS["hot_lot_setup"]
 
 
 def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
     calendar's form (kernels/calendar.py; every form gives the same events in the same order);
-    ``scans``: the calendar's scan primitives (kernels/lanes.py's loops unless a launcher whose
-    threads share the scans gives its own, kernels/launch_warp.py); ``inline``: the decorator of
+    ``scans``: the scan primitives of the calendar, the tool scan and the queue scan (kernels/lanes.py's
+    loops unless a launcher whose threads share the scans gives its own, kernels/launch_warp.py); ``inline``: the decorator of
     the per-event path (calendar, dispatch, rule key), inlined into its callers on the CPU
     (kernels.target.inline_jit; default ``jit``)."""
     inline = inline or jit
@@ -62,12 +60,13 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
     seed_streams, seed_lot, tool_row, release_row, lot_row = make_streams(jit)
     sample, standard_normal = make_sampler(jit, uniform)
     advance_condition = make_condition(jit, standard_normal)
-    rule_key = make_rule_key(inline)
+    may_use, bound_tool_down, queue_context, _, _ = make_selection(jit, inline)
     queue_clear, queue_push, queue_remove = make_queues(jit)
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     scans = scans or make_lanes(inline)
     first_in_state = scans[2]  # the next standby tool of a group (kernels/lanes.py)
+    queue_block = scans[3]  # a queue block's verdicts, folded (kernels/lanes.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
         inline, calendar, scans)
 
@@ -262,73 +261,33 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
 
     # ------------------------------------------------------------------ dispatching
 
-    @jit
-    def may_use(si, li, s, lot, t):
-        """False when step ``s`` is dedicated and the lot's chain already chose another tool."""
-        if si[s, SI_DEDICATE] < 0:
-            return True
-        chosen = li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]]
-        return chosen < 0 or chosen == t
-
-    @jit
-    def bound_tool_down(gi, si, ti, li, g, s, lot):
-        """True when the group releases dedication and the tool the lot is bound to at step ``s`` is down."""
-        if gi[g, GI_DED_RELEASE] == 0 or si[s, SI_DEDICATE] < 0:
-            return False
-        chosen = li[lot, L_DED_TOOL0 + si[s, SI_DED_SLOT]]
-        return chosen >= 0 and (ti[chosen, T_STATE] == SCHED_DOWN or ti[chosen, T_STATE] == UNSCHED_DOWN)
-
     @inline
-    def select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now):
+    def select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now, mail):
         """Best waiting lot for standby tool ``t`` under its group's rule (-1 if none is eligible), and
         the earliest time a batch that is not ready yet may start anyway (INF if none; the caller
-        arms the group's batch time-out: ``arm_batch_timeout``)."""
-        rule = gi[g, GI_RULE]
-        current = ti[t, T_SETUP]
-        hold_setup = current >= 0 and ti[t, T_RUN] < gi[g, GI_MIN_RUN]
+        arms the group's batch time-out: ``arm_batch_timeout``). Each block's verdicts are folded by
+        the ``queue_block`` primitive (kernels/selection.py, kernels/lanes.py), the blocks here in order."""
+        rule, current, hold_setup, top_priority = queue_context(gi, ti, qi, g, t)
         best = -1
         best_key = INF
         best_same = -1
         best_same_key = INF
         next_timeout = INF
-        # hot_lot_setup ranks (priority, setup change, arrival): in this arrival-ordered list, the first
-        # eligible lot of the queue's top priority that needs no change beats every later lot
-        top_priority = 2 if qi[g, Q_SUPER_HOT] > 0 else (1 if qi[g, Q_HOT] > 0 else 0)
         block = qi[g, Q_HEAD]  # kernels/queues.py: blocks of lot ids in arrival order, none empty
-        k = 0
         while block >= 0:
-            lot = qb[block, k]
-            s = li[lot, L_STEP]
-            eligible = True
-            if not may_use(si, li, s, lot, t) and not bound_tool_down(gi, si, ti, li, g, s, lot):
-                eligible = False
-            if eligible and si[s, SI_BMAX] > 0 and step_wafers[s] < si[s, SI_BMIN]:
-                ready_at = lf[lot, LF_ENTRY] + sf[s, SF_BWAIT]
-                if ready_at > now:
-                    eligible = False
-                    if ready_at < next_timeout:
-                        next_timeout = ready_at
-            if eligible:
-                family = si[s, SI_SETUP]
-                needs_setup = 1 if (family >= 0 and family != current) else 0
-                priority = li[lot, L_PRIORITY]
-                key = rule_key(rule, now, lf[lot, LF_ENTRY], lf[lot, LF_DUE], priority,
-                               sf[s, SF_MEAN], sf[s, SF_REMAIN], si[s, SI_PRIORITY], needs_setup)
-                if key < best_key:
-                    best_key = key
-                    best = lot
-                if family >= 0 and needs_setup == 0 and key < best_same_key:
-                    best_same_key = key
-                    best_same = lot
-                if rule == RULE_FIFO and not hold_setup:
-                    break  # the list is in arrival order: the first eligible lot is the FIFO choice
-                if (rule == RULE_HOT_LOT_SETUP and needs_setup == 0 and priority == top_priority
-                        and (family >= 0 or not hold_setup)):
-                    break
-            k += 1
-            if k == qb[block, QB_COUNT]:
-                block = qb[block, QB_NEXT]
-                k = 0
+            k, key, k_same, same_key, ready, stopped = queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t,
+                                                                   now, rule, current, hold_setup, top_priority,
+                                                                   block, mail)
+            if key < best_key:
+                best_key = key
+                best = qb[block, k]
+            if same_key < best_same_key:
+                best_same_key = same_key
+                best_same = qb[block, k_same]
+            next_timeout = min(next_timeout, ready)
+            if stopped:
+                break
+            block = qb[block, QB_NEXT]
         if hold_setup and (best_same >= 0 or gi[g, GI_STRICT_MIN_RUN] != 0):
             return best_same, next_timeout  # strict minimum run: the tool waits for a lot of its setup
         return best, next_timeout
@@ -639,7 +598,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 if offset < 0:
                     break
                 t += offset
-                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now)
+                pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now, mail)
                 arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
                 if pick < 0:
                     if gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
@@ -684,7 +643,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             if offset < 0:
                 return
             t += offset
-            pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now)
+            pick, ready_at = select_lot(gi, si, sf, ti, li, lf, qi, qb, step_wafers, g, t, now, mail)
             arm_batch_timeout(qf, ht, hc, rep_i, g, ready_at)
             if pick < 0 and gi[g, GI_DEDICATED] == 0 and gi[g, GI_STRICT_MIN_RUN] == 0:
                 return  # eligibility depends on the tool only through dedication or a strict min run

@@ -5,9 +5,12 @@ only thread that writes the replication's state. The other lanes wait in :func:`
 lane 0 writes the request to shared memory and meets them at a barrier; each helper scans its share
 of the values (helper ``i`` of ``lanes - 1`` reads values ``i - 1``, ``i - 1 + lanes - 1``, ...: one
 coalesced round for 31 values, a second load for one lane at 32); a second barrier hands lane 0 the
-partial results, which it combines. Lane 0 scans nothing itself: without its own share, which was
-inlined at every scan of the model, the advance kernel takes 122 registers instead of 132 (offline
-sm_90), within the bound of tests/test_cuda_report.py. A minimum of floats is exact in
+partial results, which it combines. A queue scan works the same way one queue block at a time: each
+helper judges its lots of the block (kernels/selection.py's verdict: rule key, key without a setup
+change, batch ready time, whether the walk may stop), and lane 0 folds the verdicts in queue order as
+the plain loop does, so the choice is the loop's. Lane 0 scans nothing itself: without its own share, which was
+inlined at every scan of the model, the advance kernel took 122 registers instead of 132 (offline
+sm_90; 128 with the queue blocks and the shared queue scan), within the bound of tests/test_cuda_report.py. A minimum of floats is exact in
 any order and an index is the lowest that matches, so each scan gives the plain loop's answer, and a
 run gives the CPU's, event for event (the calendar's ``(time, code)`` order).
 
@@ -30,14 +33,15 @@ from numba import cuda, float64
 
 from kernels.calendar import BLOCKED
 from kernels.engine import make_engine
-from kernels.lanes import MAIL_SIZE, WARP
-from kernels.layout import ERR_ROW_WIDTH, R_ERROR, T_STATE
+from kernels.lanes import MAIL_HEAD, MAIL_SIZE, WARP
+from kernels.layout import ERR_ROW_WIDTH, QB_COUNT, R_ERROR, T_STATE
+from kernels.selection import make_selection
 from kernels.state import make_layout_check
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
 
-OP_STOP, OP_MIN, OP_EQUAL, OP_TOOL = range(4)
+OP_STOP, OP_MIN, OP_EQUAL, OP_TOOL, OP_QUEUE = range(5)
 _BUILT: dict = {}
 
 
@@ -56,16 +60,18 @@ def cuda_launcher():
 
 
 def make_warp_scans(lanes: int, simulator: bool):
-    """``(block_min, first_equal, first_in_state)`` for lane 0 (kernels/lanes.py), and
-    ``serve(values, ti, mail)``, ``stop(mail)`` for the protocol.
+    """``(block_min, first_equal, first_in_state, queue_block)`` for lane 0 (kernels/lanes.py), and
+    ``serve(line, view, mail)``, ``stop(mail)`` for the protocol.
 
     ``mail`` (float64, :data:`kernels.lanes.MAIL_SIZE`) is a shared array the kernel allocates: the
-    request (operation, start, count, target) and one row of partial results per quantity. The
-    calendar's scans read ``values`` (its times), the tool scan the state column of ``ti``.
+    request (operation, start, count, target, time) and four rows of per-lane results. The calendar's
+    scans read its times, the tool scan the state column of the tools, the queue scan a queue block
+    and its lots' rows.
     """
     INF = math.inf
     mask = (1 << lanes) - 1
-    PART = 4  # first partial row; the second starts at PART + WARP
+    PART = MAIL_HEAD  # first result row; row i starts at PART + i * WARP
+    _, _, queue_context, lot_verdict, fold_verdict = make_selection(cuda.jit(device=True))
 
     @cuda.jit(device=True)
     def barrier():
@@ -111,6 +117,20 @@ def make_warp_scans(lanes: int, simulator: bool):
         return found
 
     @cuda.jit(device=True)
+    def share_queue(line, view, block, g, t, now, lane, mail):
+        """Helper ``lane``: the verdicts of its lots of queue block ``block`` (kernels/selection.py), one
+        per position (a block holds at most 29 lots: one round for 31 helpers)."""
+        rule, current, hold_setup, top_priority = queue_context(line.gi, view.ti, view.qi, g, t)
+        for k in range(lane - 1, view.qb[block, QB_COUNT], lanes - 1):
+            key, same_key, ready, stop = lot_verdict(line.gi, line.si, line.sf, view.ti, view.li, view.lf,
+                                                     view.step_wafers, g, t, now, rule, current, hold_setup,
+                                                     top_priority, view.qb[block, k])
+            mail[PART + k] = key
+            mail[PART + WARP + k] = same_key
+            mail[PART + 2 * WARP + k] = ready
+            mail[PART + 3 * WARP + k] = 1.0 if stop else 0.0
+
+    @cuda.jit(device=True)
     def ask(op, start, count, target, mail):
         mail[0] = op
         mail[1] = start
@@ -146,7 +166,24 @@ def make_warp_scans(lanes: int, simulator: bool):
         return found if found < count else -1
 
     @cuda.jit(device=True)
-    def serve(values, ti, mail):
+    def queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup, top_priority,
+                    block, mail):
+        """Lane 0: the helpers judge the block's lots (they read the context themselves), lane 0 folds
+        the verdicts in queue order as kernels/lanes.py's loop does."""
+        mail[4] = now
+        ask(OP_QUEUE, block, g, t, mail)
+        barrier()  # every verdict is in
+        best_k, best_key, same_k, same_key, ready = -1, INF, -1, INF, INF
+        for k in range(qb[block, QB_COUNT]):
+            best_k, best_key, same_k, same_key, ready = fold_verdict(
+                best_k, best_key, same_k, same_key, ready, k, mail[PART + k], mail[PART + WARP + k],
+                mail[PART + 2 * WARP + k])
+            if mail[PART + 3 * WARP + k] != 0.0:
+                return best_k, best_key, same_k, same_key, ready, True
+        return best_k, best_key, same_k, same_key, ready, False
+
+    @cuda.jit(device=True)
+    def serve(line, view, mail):
         """A helper lane: share each scan lane 0 asks for, until it says stop."""
         lane = cuda.threadIdx.x
         while True:
@@ -157,12 +194,14 @@ def make_warp_scans(lanes: int, simulator: bool):
             start = int(mail[1])
             count = int(mail[2])
             if op == OP_TOOL:
-                share_tool(ti, start, count, int(mail[3]), lane, mail)  # its barriers are its own
+                share_tool(view.ti, start, count, int(mail[3]), lane, mail)  # its barriers are its own
                 continue
             if op == OP_MIN:
-                share_min(values, start, count, lane, mail)
+                share_min(view.ht, start, count, lane, mail)
+            elif op == OP_EQUAL:
+                share_equal(view.ht, start, count, mail[3], lane, mail)
             else:
-                share_equal(values, start, count, mail[3], lane, mail)
+                share_queue(line, view, start, count, int(mail[3]), mail[4], lane, mail)
             barrier()
 
     @cuda.jit(device=True)
@@ -170,7 +209,7 @@ def make_warp_scans(lanes: int, simulator: bool):
         mail[0] = OP_STOP
         barrier()
 
-    return block_min, first_equal, first_in_state, serve, stop
+    return block_min, first_equal, first_in_state, queue_block, serve, stop
 
 
 class _Launchers:
@@ -180,8 +219,9 @@ class _Launchers:
         from kernels import launch_cuda
 
         simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-        block_min, first_equal, first_in_state, serve, stop = make_warp_scans(lanes, simulator)
-        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, (block_min, first_equal, first_in_state))
+        block_min, first_equal, first_in_state, queue_block, serve, stop = make_warp_scans(lanes, simulator)
+        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED,
+                                               (block_min, first_equal, first_in_state, queue_block))
         replication_at = launch_cuda.make_launch_views()
         has_layout_widths = make_layout_check(device_jit(CUDA))
 
@@ -194,7 +234,7 @@ class _Launchers:
                 init_rep(line, wip, view, seed, rep0 + r, warmup, horizon)
                 stop(mail)
             else:
-                serve(view.ht, view.ti, mail)
+                serve(line, view, mail)
 
         @cuda.jit
         def advance_kernel(line, state, rep_zero, offsets, rep0, until, warmup, horizon):
@@ -209,7 +249,7 @@ class _Launchers:
                 advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 + r == 0 else 0)
                 stop(mail)
             else:
-                serve(view.ht, view.ti, mail)
+                serve(line, view, mail)
 
         def init_all(line, wip, state, seed, rep0, warmup, horizon):
             offsets = launch_cuda.device_offsets(state)
