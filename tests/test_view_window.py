@@ -38,8 +38,11 @@ def _gl():
 
 
 def _run_in_display(cmd):
-    """Run under the virtual display; retry once if Xvfb was not ready (a start-up race of xvfb-run -a)."""
-    for _ in range(2):
+    """Run under the virtual display; retry if Xvfb was not ready (a start-up race of xvfb-run -a on a busy machine).
+
+    The window then exits non-zero, saying its event loop did not run, and VTK has warned of a bad X connection.
+    """
+    for _ in range(4):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=_env())
         if done.returncode == 0 or "bad X server connection" not in done.stderr:
             return done
@@ -122,3 +125,13 @@ def test_clicking_a_tool_in_the_window_shows_its_details(run_folder):
     info = next(line for line in done.stdout.splitlines() if line.startswith("INFO|"))
     assert "tool LithoTrack_A#2|" in info and "Unscheduled down" in info and "utilisation" in info and "failures" in info
     assert "LOT 1" in done.stdout  # the n key moved the wafer panel to the next lot
+
+
+def test_a_window_without_an_x_display_exits_2_and_says_why(run_folder):
+    """VTK only warns when the X server is missing; the window must not then return 0 as if it had been shown."""
+    env = dict(_env(), DISPLAY=":987")  # no X server listens there
+    cmd = [sys.executable, "-m", "twin.view.cli", "view", str(run_folder), "--close-after", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "event loop did not run" in done.stderr and "DISPLAY=':987'" in done.stderr
+    assert "Traceback" not in done.stderr

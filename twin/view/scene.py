@@ -7,6 +7,7 @@ this module only hands arrays to PyVista and updates them per snapshot.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -375,10 +376,11 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
     _wire_click_picking(scene)
     if play:
         toggle(True)
-    state = {"t": 0.0}
+    state = {"t": 0.0, "ticks": 0}
     tick_ms = max(int(1000 / fps), 30)
 
     def on_timer(*_):
+        state["ticks"] += 1
         state["t"] += tick_ms / 1000.0
         if scene.playing:
             go(scene.index + 1)
@@ -393,6 +395,8 @@ def open_window(run, close_after=None, screenshot=None, window_size=(1600, 900),
     p.iren.add_observer("TimerEvent", on_timer)
     _show(p, tick_ms)
     p.close()
+    if state["ticks"] == 0:  # VTK only warns when it has no X connection, and returns at once
+        raise RuntimeError(f"the window's event loop did not run (no usable X display, DISPLAY={os.environ.get('DISPLAY', '')!r})")
     return 0
 
 
