@@ -20,6 +20,10 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
    a warp per replication (kernels/launch_warp.py, 32 lanes; 2 under the simulator). ``speedup`` is the
    best CUDA rate of either launcher over the all-cores CPU rate (goal: 10x).
 
+From the start, the CPU, CUDA-thread and CUDA-warp kernels compile in three background processes
+(``precompile``: libNVVM takes about 2 minutes for each CUDA advance kernel); a step waits for the one
+it needs and loads from the disk cache, and no timing starts before all three have ended.
+
 A budget guard skips a step whose estimated time would pass ``--budget-s`` (330 s: 6 minutes less a
 margin).  Needs numpy, numba, numba-cuda (CuPy optional); not hydra, omegaconf, pyvista or pyyaml.
 """
@@ -182,8 +186,9 @@ def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, la
     from twin.runner import run_line
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
+    _wait_for("cuda_warp" if lanes else "cuda_thread")
     gpu = run_line(c, backend=resolve_backend("cuda", lanes=lanes), **args)
-    _wait_for_cpu_compile()
+    _wait_for("cpu")
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
     kpis = compare_kpis(gpu, cpu)
@@ -263,28 +268,85 @@ def steady_rate(c, backend, reps: int, window, repeats: int) -> dict:
             "compile_s": round(first.compile_seconds, 1), "device": backend.device_name, "ok": rate is not None}
 
 
-_CPU_COMPILE = None  # the background process that fills numba's disk cache with the CPU engine
+class Precompiles:
+    """The engine's kernels compiled in background processes, into numba's disk caches, while this one works.
+
+    Each CUDA advance kernel takes about 2 minutes of single-threaded libNVVM (offline, sm_90: 125 s each
+    for the thread and the warp kernel on a 2.6 GHz Xeon), which would eat most of the check's 6 minutes
+    if this process compiled them one after the other. A process per launcher (CPU, CUDA thread, CUDA
+    warp) runs a one-replication run of the small line, so every kernel of that launcher compiles in
+    parallel on the host's other cores; a step that needs a launcher waits for its process, then loads
+    from the cache (a kernel compiled for one line serves every line: the types are the same). Nothing
+    is timed until every process has ended, so no compile competes with a measurement.
+    """
+
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        self.started = time.perf_counter()
+        self.started_unix = time.time()  # the children report when they ended on this clock
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.report: dict[str, dict] = {}
+
+    def start(self, simulator: bool) -> None:
+        env = dict(os.environ)
+        if not simulator:
+            env.pop("NUMBA_ENABLE_CUDASIM", None)
+        backends = {"cuda_thread": "resolve_backend('cuda')",
+                    "cuda_warp": f"resolve_backend('cuda', lanes={self.lanes})",
+                    "cpu": "resolve_backend('cpu')"}
+        for name, backend in backends.items():
+            env_for = {k: v for k, v in env.items() if k != "NUMBA_ENABLE_CUDASIM"} if name == "cpu" else env
+            self.procs[name] = subprocess.Popen([sys.executable, "-c", _PRECOMPILE % (str(ROOT), backend)],
+                                                env=env_for, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True)
+
+    def wait(self, *names: str, timeout: float = 300.0) -> None:
+        """Wait for the named processes (all when none is named); one that fails or overruns is recorded,
+        and the step that needed it compiles for itself."""
+        for name in names or tuple(self.procs):
+            proc = self.procs.pop(name, None)
+            if proc is None:
+                continue
+            try:
+                out, err = proc.communicate(timeout=max(1.0, timeout - (time.perf_counter() - self.started)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                self.report[name] = {"ok": False, "error": f"still compiling after {timeout:.0f} s; killed"}
+                continue
+            if proc.returncode == 0:
+                child = json.loads(out.strip().splitlines()[-1])
+                ended = round(child.pop("ended_unix") - self.started_unix, 2)
+                self.report[name] = {"ok": True, **child, "ended_after_s": ended}
+            else:
+                self.report[name] = {"ok": False, "returncode": proc.returncode, "error": err[-1500:]}
+
+    def stop(self) -> None:
+        """Kill what is still running (the check ended early)."""
+        for name, proc in self.procs.items():
+            proc.kill()
+            proc.communicate()
+            self.report[name] = {"ok": False, "error": "stopped: the check ended first"}
+        self.procs.clear()
 
 
-def start_cpu_compile() -> None:
-    """Compile the CPU engine into numba's disk cache in a second process while this one compiles CUDA."""
-    global _CPU_COMPILE
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from benchmarks.gpu_check import small_line\n"
-            "from twin.backend import resolve_backend\n"
-            "from twin.runner import run_line\n"
-            "run_line(small_line(), 1, 0.01, 0.0, 1, resolve_backend('cpu'), snapshot_minutes=0)\n") % str(ROOT)
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    _CPU_COMPILE = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+_PRECOMPILE = """import json, sys, time
+sys.path.insert(0, %r)
+started = time.perf_counter()
+from benchmarks.gpu_check import small_line
+from twin.backend import resolve_backend
+from twin.runner import run_line
+r = run_line(small_line(), 1, 0.01, 0.0, 1, %s, snapshot_minutes=0)
+print(json.dumps({"compile_s": round(r.compile_seconds, 1), "wall_s": round(time.perf_counter() - started, 1),
+                  "ended_unix": time.time()}))
+"""
+
+PRECOMPILES: Precompiles | None = None  # started by run_check
 
 
-def _wait_for_cpu_compile(timeout: float = 240.0) -> None:
-    if _CPU_COMPILE is not None:
-        try:
-            _CPU_COMPILE.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass  # this process compiles it itself
+def _wait_for(*names: str) -> None:
+    if PRECOMPILES is not None:
+        PRECOMPILES.wait(*names)
 
 
 def resident_replicas(c, backend) -> int:
@@ -300,16 +362,25 @@ def resident_replicas(c, backend) -> int:
 
 def run_check(args, doc: dict | None = None) -> dict:
     """Run every step into ``doc`` (filled in place, so a saver sees each step as it ends)."""
+    global PRECOMPILES
     sizes = DRY if args.dry_run else REAL
+    PRECOMPILES = Precompiles(sizes["lanes"])
+    PRECOMPILES.start(simulator=args.dry_run)
+    try:
+        return _run_steps(args, sizes, {} if doc is None else doc)
+    finally:
+        PRECOMPILES.stop()
+
+
+def _run_steps(args, sizes: dict, doc: dict) -> dict:
     budget = Budget(args.budget_s)
-    doc = {} if doc is None else doc
     doc |= {"schema": "fabtwin-gpucheck/1", "check": "gpu_check", "started_utc": _now(), "dry_run": args.dry_run,
             "budget_s": args.budget_s,
            "commit": _commit(), "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
            "measured": "on this host: every time below is a measurement, nothing is modelled", "steps": {}}
     steps = doc["steps"]
-    start_cpu_compile()
     _step(steps, "preflight", budget, 0.0, preflight)
+    steps["precompile"] = PRECOMPILES.report  # filled in as each background compile ends
     doc["device"] = steps["preflight"].get("device", "unknown")
     if not steps["preflight"].get("ok"):
         return doc
@@ -393,6 +464,7 @@ def _rates(steps, budget, c, sizes, args):
             counts.append(resident)
     except Exception as err:
         steps["resident_estimate"] = {"error": f"{type(err).__name__}: {err}"}
+    _wait_for()  # every background compile has ended: nothing competes with the timing
     window, repeats = sizes["window_days"], sizes["repeats"]
     days_per_rep = window[0] + repeats * (window[0] + window[1])  # warm-up run, then h1 and h2 per repeat
     runs = 1 + 2 * repeats
@@ -434,6 +506,8 @@ def _run_step(steps: dict, name: str, budget: Budget, estimate: float, fn) -> di
         steps[name] = {"ok": False, "error": f"{type(err).__name__}: {err}",
                        "traceback": traceback.format_exc()[-3000:]}
     steps[name]["seconds"] = round(time.perf_counter() - started, 2)
+    if PRECOMPILES is not None:  # on the clock of the background compiles' "ended_after_s"
+        steps[name]["started_after_s"] = round(started - PRECOMPILES.started, 2)
     print(f"[gpu_check] {name}: {_summary(steps[name])}", file=sys.stderr, flush=True)
     return steps[name]
 

@@ -48,6 +48,12 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     steps = doc["steps"]
     assert doc["dry_run"] and "simulator" in doc["device"] and "simulator" in path.name
     assert steps["preflight"]["trivial_kernel_ok"] and steps["preflight"]["simulator"]
+    # each launcher compiled in a background process of its own, and every one ended before the timing
+    precompile = steps["precompile"]
+    assert set(precompile) == {"cpu", "cuda_thread", "cuda_warp"}, precompile
+    assert all(p["ok"] and p["wall_s"] > 0 for p in precompile.values()), precompile
+    timing_began = min(steps[f"cuda_rate_{n}"]["started_after_s"] for n in G.DRY["counts"])
+    assert all(p["ended_after_s"] <= timing_began for p in precompile.values()), (precompile, timing_began)
     small = steps["small_line"]
     assert small["ok"] and small["events_equal"] and small["events_cpu"] > 0 and small["kpis_compared"] > 10
     assert small["max_rel_diff_per_replication"] == 0.0  # the simulator runs the CPU's arithmetic
@@ -116,3 +122,15 @@ def test_kernel_resources_count_warps_per_sm_as_the_hardware_allocates_registers
 
     found = G.compiled_resources({"a": kernel(110), "b": kernel(132), "c": kernel(255), "d": kernel(16)})
     assert {name: row["warps_per_sm_by_registers"] for name, row in found.items()} == {"a": 18, "b": 15, "c": 8, "d": 64}
+
+
+def test_a_background_compile_that_fails_or_outlives_the_check_is_recorded_not_fatal():
+    pre = G.Precompiles(lanes=2)
+    spawn = lambda code: subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,  # noqa: E731
+                                          stderr=subprocess.PIPE, text=True)
+    pre.procs = {"broken": spawn("import sys; sys.exit('no device')"), "slow": spawn("import time; time.sleep(60)")}
+    pre.wait("broken")
+    assert pre.report["broken"]["ok"] is False and pre.report["broken"]["returncode"] == 1
+    assert "no device" in pre.report["broken"]["error"]
+    pre.stop()  # the check ended first: the slow one is killed, not waited for
+    assert pre.report["slow"] == {"ok": False, "error": "stopped: the check ended first"} and not pre.procs
