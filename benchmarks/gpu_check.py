@@ -294,6 +294,11 @@ class Precompiles:
         backends = {"cuda_thread": "resolve_backend('cuda')",
                     "cuda_warp": f"resolve_backend('cuda', lanes={self.lanes})",
                     "cpu": "resolve_backend('cpu')"}
+        mode = "simulator" if simulator else _compute_mode()
+        if mode not in ("simulator", "Default"):  # an exclusive device would refuse this process's context
+            for name in ("cuda_thread", "cuda_warp"):
+                backends.pop(name)
+                self.report[name] = {"ok": False, "skipped": f"compute mode {mode or 'unknown'}: this process compiles"}
         for name, backend in backends.items():
             env_for = {k: v for k, v in env.items() if k != "NUMBA_ENABLE_CUDASIM"} if name == "cpu" else env
             self.procs[name] = subprocess.Popen([sys.executable, "-c", _PRECOMPILE % (str(ROOT), backend)],
@@ -594,6 +599,16 @@ def _commit() -> str:
                               timeout=10).stdout.strip() or "unknown"
     except Exception:
         return "unknown"
+
+
+def _compute_mode() -> str:
+    """The first GPU's compute mode ("Default", "Exclusive_Process", ...), or "" if nvidia-smi cannot say."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_mode", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+        return out.splitlines()[0].strip() if out else ""
+    except Exception:
+        return ""
 
 
 def _nvidia_smi() -> str:

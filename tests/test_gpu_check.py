@@ -134,3 +134,14 @@ def test_a_background_compile_that_fails_or_outlives_the_check_is_recorded_not_f
     assert "no device" in pre.report["broken"]["error"]
     pre.stop()  # the check ended first: the slow one is killed, not waited for
     assert pre.report["slow"] == {"ok": False, "error": "stopped: the check ended first"} and not pre.procs
+
+
+def test_an_exclusive_or_unknown_compute_mode_keeps_the_cuda_compiles_in_this_process(monkeypatch):
+    monkeypatch.setattr(G, "_compute_mode", lambda: "Exclusive_Process")
+    pre = G.Precompiles(lanes=32)
+    pre.start(simulator=False)
+    try:
+        assert set(pre.procs) == {"cpu"}  # only the CPU engine compiles beside this process
+        assert "Exclusive_Process" in pre.report["cuda_warp"]["skipped"]
+    finally:
+        pre.stop()
