@@ -11,14 +11,16 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
    ``log``/``exp`` and fused multiply-adds differently from the CPU, so bit equality is not required);
 3. ``hvlm``: the same on SMT2020 HVLM over a short horizon (``--smt2020-dir``, $FABTWIN_SMT2020_DIR, or
    ``.data/smt2020`` inside the repository, an ignored folder that can travel with the working tree);
-4. ``cuda_rate_<n>``: replication-days per second at n = 1k, 4k, 16k and the largest count that stays
-   resident (estimated from free device memory); ``cpu_rate``: all the host's cores on the same line.
-   Rates are measured in a steady window: after a warm-up run (compile, first launch), each repeat runs
-   horizons h1 and h2 (interleaved, results copied back, so synchronised) and the rate is
-   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel;
-5. ``small_line_warp``, ``hvlm_warp``, ``cuda_warp_rate_<n>`` (n = 1k, 4k): the same checks and rates with
-   a warp per replication (kernels/launch_warp.py, 32 lanes; 2 under the simulator). ``speedup`` is the
-   best CUDA rate of either launcher over the all-cores CPU rate (goal: 10x).
+4. ``small_line_warp``, ``hvlm_warp``: the same checks with a warp per replication (kernels/launch_warp.py,
+   32 lanes; 2 under the simulator);
+5. ``kernel_resources``: the driver's registers and local memory of each advance kernel;
+6. ``cuda_rate_<n>``: replication-days per second at n = 1k, 4k, 16k and the largest count that stays
+   resident (estimated from free device memory), ``cuda_warp_rate_<n>`` at 1k and 4k beside them, and
+   ``cpu_rate``, all the host's cores on the same line, after the first count. Rates are measured in a
+   steady window: after a warm-up run (compile, first launch), each repeat runs horizons h1 and h2
+   (interleaved, results copied back, so synchronised) and the rate is
+   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
+   ``speedup`` is the best CUDA rate of either launcher over the all-cores CPU rate (goal: 10x).
 
 From the start, the CPU, CUDA-thread and CUDA-warp kernels compile in three background processes
 (``precompile``: libNVVM takes about 2 minutes for each CUDA advance kernel); a step waits for the one
@@ -47,12 +49,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 CARRIED_SMT2020 = ROOT / ".data" / "smt2020"
 
 # lanes: the warp launcher's lanes per replication (the simulator runs each as a Python thread: 2 there);
-# the dry run times no warp rate (the same steady_rate as the thread launcher's, already timed)
+# warp_counts: the counts (of ``counts``) at which the warp launcher is timed too
 REAL = {"small_reps": 128, "small_days": 20.0, "small_warmup": 2.0, "hvlm_reps": 16, "hvlm_days": 1.0,
         "counts": (1000, 4000, 16000), "warp_counts": (1000, 4000), "window_days": (0.25, 0.75), "repeats": 3,
         "lanes": 32}
 DRY = {"small_reps": 2, "small_days": 0.3, "small_warmup": 0.05, "hvlm_reps": 1, "hvlm_days": 0.002,
-       "counts": (2, 4), "warp_counts": (), "window_days": (0.05, 0.1), "repeats": 2, "lanes": 2}
+       "counts": (2, 4), "warp_counts": (2,), "window_days": (0.05, 0.1), "repeats": 2, "lanes": 2}
 
 
 class Budget:
@@ -402,9 +404,9 @@ def _run_steps(args, sizes: dict, doc: dict) -> dict:
         _step(steps, "hvlm", budget, 20.0, lambda: {
             "data_dir": str(folder), **compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0)})
     doc["timed_line"] = timed.line.name
-    _rates(steps, budget, timed, sizes, args)
-    _warp_steps(steps, budget, small, None if args.dry_run or folder is None else hvlm, timed, sizes)
+    _warp_checks(steps, budget, small, None if args.dry_run or folder is None else hvlm, sizes)
     _step(steps, "kernel_resources", budget, 0.0, kernel_resources)
+    _rates(steps, budget, timed, sizes, args)
     return doc
 
 
@@ -435,58 +437,69 @@ def compiled_resources(kernels: dict) -> dict:
     return out
 
 
-def _warp_steps(steps, budget, small, hvlm, timed, sizes):
-    """The warp-per-replication launcher: CPU against it (small line, then HVLM), then its rates."""
-    from twin.backend import resolve_backend
-
+def _warp_checks(steps, budget, small, hvlm, sizes):
+    """CPU against the warp-per-replication launcher: the small line, then HVLM."""
     lanes = sizes["lanes"]
     _step(steps, "small_line_warp", budget, 30.0,
           lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes))
     if hvlm is not None:
         _step(steps, "hvlm_warp", budget, 20.0,
               lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, lanes=lanes))
-    warp = resolve_backend("cuda", lanes=lanes)
-    window, repeats = sizes["window_days"], sizes["repeats"]
-    for n in sizes["warp_counts"]:
-        _step(steps, f"cuda_warp_rate_{n}", budget, 60.0, lambda n=n: steady_rate(timed, warp, n, window, repeats))
-    best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items()
-                if k.startswith(("cuda_rate_", "cuda_warp_rate_"))), default=0.0)
-    cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
-    if best and cpu_rate:
-        steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
+
+
+class _RateLadder:
+    """One launcher's rates at rising counts; each count's time is estimated from the last one's rate."""
+
+    def __init__(self, prefix: str, backend, sizes: dict):
+        self.prefix, self.backend = prefix, backend
+        self.window, self.repeats = sizes["window_days"], sizes["repeats"]
+        self.rate, self.fixed = None, 0.0  # replication-days/s; seconds per run and replication outside the window
+
+    def estimate(self, n: int) -> float:
+        if self.rate is None:
+            return 30.0
+        days_per_rep = self.window[0] + self.repeats * (self.window[0] + self.window[1])  # warm-up, then h1, h2
+        return n * (days_per_rep / self.rate + (1 + 2 * self.repeats) * self.fixed) + 5.0
+
+    def run(self, steps, budget, c, n: int) -> None:
+        step = _step(steps, f"{self.prefix}_{n}", budget, self.estimate(n),
+                     lambda: steady_rate(c, self.backend, n, self.window, self.repeats))
+        if step.get("replication_days_per_s"):
+            self.rate = step["replication_days_per_s"]
+            self.fixed = max(0.0, step["median_s_h1"] - n * self.window[0] / self.rate) / n
 
 
 def _rates(steps, budget, c, sizes, args):
-    """CUDA at each count, the all-cores CPU after the first count (so the comparison survives the guard)."""
+    """Rates from the smallest count up, both launchers at each count, the all-cores CPU after the first,
+    so that what the guard leaves out is the largest counts, never the comparison."""
     from twin.backend import resolve_backend
 
-    cuda = resolve_backend("cuda")
+    thread = _RateLadder("cuda_rate", resolve_backend("cuda"), sizes)
+    warp = _RateLadder("cuda_warp_rate", resolve_backend("cuda", lanes=sizes["lanes"]), sizes)
     counts = list(sizes["counts"])
     try:
-        resident = resident_replicas(c, cuda)
+        resident = resident_replicas(c, thread.backend)
         steps["resident_estimate"] = {"replicas": resident}
         if resident > counts[-1] and not args.dry_run:
             counts.append(resident)
     except Exception as err:
         steps["resident_estimate"] = {"error": f"{type(err).__name__}: {err}"}
     _wait_for()  # every background compile has ended: nothing competes with the timing
-    window, repeats = sizes["window_days"], sizes["repeats"]
-    days_per_rep = window[0] + repeats * (window[0] + window[1])  # warm-up run, then h1 and h2 per repeat
-    runs = 1 + 2 * repeats
-    rate, fixed = None, 0.0  # at the last count: replication-days/s, and seconds per run and replication outside
-    for i, n in enumerate(counts):  # the window (allocation, copies); more replications are rarely slower per day
-        estimate = 30.0 if rate is None else n * (days_per_rep / rate + runs * fixed) + 5.0
-        rate_step = _step(steps, f"cuda_rate_{n}", budget, estimate,
-                          lambda n=n: steady_rate(c, cuda, n, window, repeats))
-        if rate_step.get("replication_days_per_s"):
-            rate = rate_step["replication_days_per_s"]
-            fixed = max(0.0, rate_step["median_s_h1"] - n * window[0] / rate) / n
+    for i, n in enumerate(counts):
+        thread.run(steps, budget, c, n)
         if i == 0:
             cores = os.cpu_count() or 1
-            cpu = resolve_backend("cpu", 0)
             reps = max(2, cores * (1 if args.dry_run else 8))
-            _step(steps, "cpu_rate", budget, 20.0,
-                  lambda: {"threads": cores, **steady_rate(c, cpu, reps, window, repeats)})
+            cpu = resolve_backend("cpu", 0)
+            _step(steps, "cpu_rate", budget, 20.0, lambda: {"threads": cores, **steady_rate(
+                c, cpu, reps, thread.window, thread.repeats)})
+        if n in sizes["warp_counts"]:
+            warp.run(steps, budget, c, n)
+    best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items()
+                if k.startswith(("cuda_rate_", "cuda_warp_rate_"))), default=0.0)
+    cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
+    if best and cpu_rate:
+        steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}
 
 
 _SAVE = None  # called with nothing after every step: the JSON on disk is never more than one step behind

@@ -65,8 +65,15 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     warp = steps["small_line_warp"]
     assert warp["ok"] and warp["events_equal"] and warp["lanes"] == G.DRY["lanes"]
     assert warp["max_rel_diff_per_replication"] == 0.0
+    assert steps[f"cuda_warp_rate_{G.DRY['warp_counts'][0]}"]["replicas"] == G.DRY["warp_counts"][0]
+    # both launchers' checks and the driver's registers come before any timing, which the guard may cut
+    first_rate = steps[f"cuda_rate_{G.DRY['counts'][0]}"]["started_after_s"]
+    checks = ("small_line", "small_line_warp", "kernel_resources")
+    ended = {k: steps[k]["started_after_s"] + steps[k]["seconds"] for k in checks}
+    assert all(t <= first_rate + 0.02 for t in ended.values()), (ended, first_rate)  # 0.02: both are rounded
     # tiny windows may be too short to time: then the rate is None with a note, never a made-up number
-    for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"])):
+    for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"]),
+                 *(f"cuda_warp_rate_{n}" for n in G.DRY["warp_counts"])):
         rate = steps[name]["replication_days_per_s"]
         assert (rate is not None and rate > 0) or "too short" in steps[name]["note"], steps[name]
 
