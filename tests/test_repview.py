@@ -8,34 +8,18 @@ SMT2020 tables (tests/lines.py), so every handler and every table is indexed.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
+from benchmarks.access_count import fresh_state as _fresh
+from benchmarks.access_count import make_runner
 from kernels import launch_cpu
 from kernels.layout import R_EVENTS
-from kernels.state import STATE_FIELDS, RepState, RepZero, make_offset_views, view_offsets
-from kernels.target import CPU, device_jit
+from kernels.state import STATE_FIELDS, RepState, RepZero, view_offsets
 from lines import every_feature_line
 from twin.compile import compile_line
-from twin.runner import _RepZeroBuffers, state_shapes
 
-replication_at = make_offset_views(device_jit(CPU), CPU)
-
-
-@numba.njit(_nrt=False)  # the views count no references (kernels/repview.py)
-def _run_over_offset_views(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon):
-    for r in range(state.rng.shape[0]):
-        view = replication_at(state, offsets, r)
-        launch_cpu._init_rep(line, wip, view, seed, r, warmup, horizon)
-        launch_cpu._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if r == 0 else 0)
-        launch_cpu._finalize_rep(view, warmup, horizon)
-
-
-def _fresh(compiled, replicas, horizon):
-    state = RepState(**{name: np.zeros((replicas, *shape), dtype) for name, (shape, dtype) in state_shapes(compiled).items()})
-    buffers = _RepZeroBuffers(compiled, horizon, n_snap=int(horizon // 60) + 1, every=60.0)
-    return state, RepZero(buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)
+_run_over_offset_views = make_runner()
 
 
 def _run_over_plain_views(compiled, state, rep_zero, seed, warmup, horizon):

@@ -1,0 +1,137 @@
+"""State accesses per event: what the CUDA thread kernel reads and writes, counted on the CPU.
+
+    python -m benchmarks.access_count [--days 2] [--smt2020-dir DIR]
+
+The CUDA kernels index replication state through the offset views of kernels/repview.py, and every
+element access, read or write, first loads its table's offset. This script runs the CPU engine over the
+same views (the heap calendar, as the thread-per-replication kernel has) on one replication of SMT2020
+HVLM, with that offset load made to count itself per table, and prints the accesses per event. It counts
+element accesses, not memory transactions: fields of one row read in one event are one line from DRAM
+and L1 hits after it. Line tables (routes, groups) are not counted: every replication shares them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kernels import launch_cpu  # noqa: E402
+from kernels import repview  # noqa: E402
+from kernels.state import STATE_FIELDS, make_offset_views, view_offsets  # noqa: E402
+from kernels.target import CPU, device_jit  # noqa: E402
+
+N_TABLES = len(STATE_FIELDS)
+PRIVATE_CACHE = "FABTWIN_ACCESS_COUNT_CACHE"  # set, with NUMBA_CACHE_DIR, to the count's own cache folder
+
+
+def _counting_load_offset(offsets, r, k):
+    def load(offsets, r, k):
+        offsets[r, N_TABLES + k] += 1  # a second block of columns: accesses of table k
+        return offsets[r, k]
+    return load
+
+
+_offset_views = {}
+
+
+def offset_views(counting: bool):
+    """``replication_at`` over the CPU's offset views; ``counting`` must be the same in a whole process
+    (the CPU overloads register once)."""
+    if counting not in _offset_views:
+        if counting and (_offset_views or CPU in repview._builders):
+            raise RuntimeError("the CPU offset views are registered already without counting: "
+                               "count in a process of its own")
+        if counting and numba.config.CACHE_DIR != os.environ.get(PRIVATE_CACHE):
+            # the counting views have the plain views' numba types, so the two would share disk-cache
+            # entries: a counted run would load uncounted functions, a plain run counting ones
+            raise RuntimeError("count with a numba cache folder of the count's own (main() makes one)")
+        if counting:
+            repview._plain_load_offset = _counting_load_offset
+        _offset_views[counting] = make_offset_views(device_jit(CPU), CPU)
+    return _offset_views[counting]
+
+
+def make_runner(counting: bool = False):
+    """``run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon)``: every replication
+    initialised, advanced to ``until`` and finalised over offset views (tests/test_repview.py)."""
+    replication_at = offset_views(counting)
+
+    @numba.njit(_nrt=False)  # the views count no references (kernels/repview.py)
+    def run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon):
+        for r in range(state.rng.shape[0]):
+            view = replication_at(state, offsets, r)
+            launch_cpu._init_rep(line, wip, view, seed, r, warmup, horizon)
+            launch_cpu._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if r == 0 else 0)
+            launch_cpu._finalize_rep(view, warmup, horizon)
+
+    return run
+
+
+def fresh_state(compiled, replicas: int, horizon: float):
+    from kernels.state import RepState, RepZero
+    from twin.runner import _RepZeroBuffers, state_shapes
+
+    state = RepState(**{name: np.zeros((replicas, *shape), dtype)
+                        for name, (shape, dtype) in state_shapes(compiled).items()})
+    buffers = _RepZeroBuffers(compiled, horizon, n_snap=int(horizon // 60) + 1, every=60.0)
+    return state, RepZero(buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)
+
+
+def count_accesses(compiled, days: float, seed: int = 1) -> dict:
+    """``{"events": n, "per_event": {table: accesses per event}}`` for one replication over ``days``."""
+    from kernels.layout import R_EVENTS
+
+    horizon = days * 1440.0
+    state, rep_zero = fresh_state(compiled, 1, horizon)
+    offsets = np.zeros((1, 2 * N_TABLES), np.int64)
+    offsets[:, :N_TABLES] = view_offsets(state)
+    make_runner(counting=True)(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, np.zeros(1),
+                               np.uint64(seed), horizon, 0.0, horizon)
+    events = int(state.rep_i[0, R_EVENTS])
+    counts = offsets[0, N_TABLES:]
+    return {"events": events, "per_event": {name: float(n) / events for name, n in zip(STATE_FIELDS, counts)}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.access_count", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=2.0, help="simulated days (default 2)")
+    parser.add_argument("--smt2020-dir", default=os.environ.get("FABTWIN_SMT2020_DIR"),
+                        help="folder holding HVLM/ (default: $FABTWIN_SMT2020_DIR)")
+    args = parser.parse_args(argv)
+    if not args.smt2020_dir or not (Path(args.smt2020_dir) / "HVLM").is_dir():
+        print(f"access_count: --smt2020-dir {args.smt2020_dir!r}: no HVLM/ folder there", file=sys.stderr)
+        return 2
+    if not args.days > 0:
+        print(f"access_count: --days {args.days}: must be > 0", file=sys.stderr)
+        return 2
+    if os.environ.get(PRIVATE_CACHE) is None:  # count in a child whose numba cache is its own, then discard it
+        with tempfile.TemporaryDirectory(prefix="fabtwin-access-count-") as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache, PRIVATE_CACHE: cache}
+            given = sys.argv[1:] if argv is None else list(argv)
+            return subprocess.run([sys.executable, "-m", "benchmarks.access_count", *given], cwd=ROOT,
+                                  env=env).returncode
+    from twin.compile import compile_line
+    from twin.smt2020 import load_smt2020
+
+    compiled = compile_line(load_smt2020({"loader": "smt2020", "dataset": "HVLM", "data_dir": args.smt2020_dir}))
+    found = count_accesses(compiled, args.days)
+    per_event = found["per_event"]
+    print(f"SMT2020 HVLM, {args.days:g} days, one replication: {found['events']:,} events, "
+          f"{sum(per_event.values()):.1f} state element accesses per event")
+    for name, n in sorted(per_event.items(), key=lambda item: -item[1]):
+        print(f"  {name:13s} {n:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
