@@ -290,9 +290,7 @@ class Precompiles:
         self.report: dict[str, dict] = {}
 
     def start(self, simulator: bool) -> None:
-        env = dict(os.environ)
-        if not simulator:
-            env.pop("NUMBA_ENABLE_CUDASIM", None)
+        """One process per launcher; the CUDA ones run under the simulator only in a dry run."""
         backends = {"cuda_thread": "resolve_backend('cuda')",
                     "cuda_warp": f"resolve_backend('cuda', lanes={self.lanes})",
                     "cpu": "resolve_backend('cpu')"}
@@ -301,11 +299,11 @@ class Precompiles:
             for name in ("cuda_thread", "cuda_warp"):
                 backends.pop(name)
                 self.report[name] = {"ok": False, "skipped": f"compute mode {mode or 'unknown'}: this process compiles"}
+        plain = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
         for name, backend in backends.items():
-            env_for = {k: v for k, v in env.items() if k != "NUMBA_ENABLE_CUDASIM"} if name == "cpu" else env
+            env = os.environ if simulator and name != "cpu" else plain
             self.procs[name] = subprocess.Popen([sys.executable, "-c", _PRECOMPILE % (str(ROOT), backend)],
-                                                env=env_for, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                text=True)
+                                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait(self, *names: str, timeout: float = 300.0) -> None:
         """Wait for the named processes (all when none is named); one that fails or overruns is recorded,
@@ -321,12 +319,15 @@ class Precompiles:
                 proc.communicate()
                 self.report[name] = {"ok": False, "error": f"still compiling after {timeout:.0f} s; killed"}
                 continue
-            if proc.returncode == 0:
-                child = json.loads(out.strip().splitlines()[-1])
+            try:
+                child = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else None
+            except (IndexError, ValueError):  # it printed something else last: a failure, not the step's
+                child = None
+            if child is None:
+                self.report[name] = {"ok": False, "returncode": proc.returncode, "error": (out + err)[-1500:]}
+            else:
                 ended = round(child.pop("ended_unix") - self.started_unix, 2)
                 self.report[name] = {"ok": True, **child, "ended_after_s": ended}
-            else:
-                self.report[name] = {"ok": False, "returncode": proc.returncode, "error": err[-1500:]}
 
     def stop(self) -> None:
         """Kill what is still running (the check ended early)."""
@@ -616,18 +617,15 @@ def _commit() -> str:
 
 def _compute_mode() -> str:
     """The first GPU's compute mode ("Default", "Exclusive_Process", ...), or "" if nvidia-smi cannot say."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_mode", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
-        return out.splitlines()[0].strip() if out else ""
-    except Exception:
-        return ""
+    out = _nvidia_smi("compute_mode")
+    return out.splitlines()[0].strip() if out else ""
 
 
-def _nvidia_smi() -> str:
+def _nvidia_smi(fields: str = "name,driver_version,memory.total,clocks.max.sm") -> str:
+    """``nvidia-smi --query-gpu=FIELDS`` as CSV without a header, or "" where it cannot run."""
     try:
-        return subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                               "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
     except Exception:
         return ""
 

@@ -135,10 +135,12 @@ def test_a_background_compile_that_fails_or_outlives_the_check_is_recorded_not_f
     pre = G.Precompiles(lanes=2)
     spawn = lambda code: subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,  # noqa: E731
                                           stderr=subprocess.PIPE, text=True)
-    pre.procs = {"broken": spawn("import sys; sys.exit('no device')"), "slow": spawn("import time; time.sleep(60)")}
-    pre.wait("broken")
+    pre.procs = {"broken": spawn("import sys; sys.exit('no device')"), "slow": spawn("import time; time.sleep(60)"),
+                 "garbled": spawn("print('a warning, not the report')")}
+    pre.wait("broken", "garbled")
     assert pre.report["broken"]["ok"] is False and pre.report["broken"]["returncode"] == 1
     assert "no device" in pre.report["broken"]["error"]
+    assert pre.report["garbled"]["ok"] is False and "a warning" in pre.report["garbled"]["error"]
     pre.stop()  # the check ended first: the slow one is killed, not waited for
     assert pre.report["slow"] == {"ok": False, "error": "stopped: the check ended first"} and not pre.procs
 
