@@ -41,24 +41,27 @@ def _counting_load_offset(offsets, r, k):
     return load
 
 
-_offset_views = {}
+_registered = {}  # {"counting": bool, "views": replication_at} once the CPU views exist in this process
 
 
 def offset_views(counting: bool):
-    """``replication_at`` over the CPU's offset views; ``counting`` must be the same in a whole process
-    (the CPU overloads register once)."""
-    if counting not in _offset_views:
-        if counting and (_offset_views or CPU in repview._builders):
-            raise RuntimeError("the CPU offset views are registered already without counting: "
-                               "count in a process of its own")
-        if counting and numba.config.CACHE_DIR != os.environ.get(PRIVATE_CACHE):
-            # the counting views have the plain views' numba types, so the two would share disk-cache
-            # entries: a counted run would load uncounted functions, a plain run counting ones
-            raise RuntimeError("count with a numba cache folder of the count's own (main() makes one)")
-        if counting:
-            repview._plain_load_offset = _counting_load_offset
-        _offset_views[counting] = make_offset_views(device_jit(CPU), CPU)
-    return _offset_views[counting]
+    """``replication_at`` over the CPU's offset views. numba registers their overloads once a process,
+    so a process either counts or does not: asking for the other raises."""
+    if _registered:
+        if _registered["counting"] != counting:
+            raise RuntimeError(f"the CPU offset views are registered already with counting={not counting}")
+        return _registered["views"]
+    if counting and CPU in repview._builders:
+        raise RuntimeError("the CPU offset views are registered already without counting: "
+                           "count in a process of its own")
+    if counting and numba.config.CACHE_DIR != os.environ.get(PRIVATE_CACHE):
+        # the counting views have the plain views' numba types, so the two would share disk-cache
+        # entries: a counted run would load uncounted functions, a plain run counting ones
+        raise RuntimeError("count with a numba cache folder of the count's own (main() makes one)")
+    if counting:
+        repview._plain_load_offset = _counting_load_offset
+    _registered.update(counting=counting, views=make_offset_views(device_jit(CPU), CPU))
+    return _registered["views"]
 
 
 def make_runner(counting: bool = False):
