@@ -55,6 +55,31 @@ def calendar_sizes(capacity: int) -> tuple[int, int]:
     return slots + blocks + supers, 2 * slots
 
 
+def grow_calendar(xp, ht, hc, capacity: int):
+    """Every replication's calendar (``ht``, ``hc``: ``[R, ...]`` arrays of module ``xp``) laid out
+    again for ``capacity`` pending events, holding the same events; either form reads it as it is.
+
+    Slots keep their index and the new slots are free (time +inf). The blocked form's minima move to
+    their new places (the new blocks' minima are +inf), and its free stack gets the new slots at the
+    bottom, under the old stack, so the next puts take the slots they would have taken. Which slot an
+    event sits in never changes the event order, ``(time, code)``. The heap reads only the slots."""
+    r, old_len = hc.shape
+    old_slots, old_blocks, old_supers = calendar_shape(old_len // 2)
+    slots, blocks, supers = calendar_shape(capacity)
+    if slots <= old_slots:
+        return ht, hc
+    new_ht = xp.full((r, slots + blocks + supers), math.inf, ht.dtype)
+    new_ht[:, :old_slots] = ht[:, :old_slots]
+    new_ht[:, slots:slots + old_blocks] = ht[:, old_slots:old_slots + old_blocks]
+    new_ht[:, slots + blocks:slots + blocks + old_supers] = ht[:, old_slots + old_blocks:]
+    new_hc = xp.zeros((r, 2 * slots), hc.dtype)
+    new_hc[:, :old_slots] = hc[:, :old_slots]
+    added = slots - old_slots
+    new_hc[:, slots:slots + added] = xp.arange(slots - 1, old_slots - 1, -1, dtype=hc.dtype)
+    new_hc[:, slots + added:] = hc[:, old_slots:]
+    return new_ht, new_hc
+
+
 def make_calendar(jit, form, scans):
     """The calendar's device functions in ``form`` (:data:`HEAP` or :data:`BLOCKED`); ``scans``:
     kernels/lanes.py's primitives (the calendar uses ``block_min`` and ``first_equal``)."""

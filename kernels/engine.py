@@ -168,6 +168,15 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
         return lot
 
     @jit
+    def needs_lot_room(ri, rep_i, s_i, code):
+        """The event ``code`` is a release that would find the lot table full: the replication pauses
+        before it, so the host can grow the table and run on from the same event (kernels/growth.py)."""
+        if (code & 15) != EV_RELEASE or rep_i[R_FREE_HEAD] >= 0:
+            return False
+        s = (code >> 4) & 0xFFFFFFFF
+        return s_i[s, S_RELEASED] < ri[s, RI_MAX_LOTS]
+
+    @jit
     def free_lot(rep_i, li, lot):
         li[lot, L_STATUS] = FREE
         li[lot, L_NEXT] = rep_i[R_FREE_HEAD]
@@ -914,6 +923,9 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             if now > until:
                 break
             code = hc[slot]
+            if needs_lot_room(ri, rep_i, s_i, code):
+                rep_i[R_ERROR] = ERR_LOT_ROOM
+                break
             calendar_take(ht, hc, rep_i, slot, mail)
             if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
                 record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
@@ -989,7 +1001,7 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
                 dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
                                qi, qf, qb, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
             calendar_flush(ht, hc, rep_i)
-        if log_on != 0:
+        if log_on != 0 and rep_i[R_ERROR] != ERR_LOT_ROOM:  # a paused run has not reached ``until``
             record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
 
     @jit

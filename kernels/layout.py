@@ -70,7 +70,9 @@ RF_INTERVAL, RF_DUE, RF_START, RF_CT_BIN, RF_DIE_AREA, RF_ALPHA, RF_GROSS_DIES, 
 # R_QBLOCK_FREE: the first free queue block (kernels/queues.py)
 R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, R_OUTBOX_N, R_QBLOCK_FREE, N_RI_STATE = range(10)
 RS_NOW, N_RF_STATE = range(2)
-ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH, ERR_QUEUE_BLOCKS = range(5)
+# ERR_LOT_ROOM is a pause, not a failure: a release found the lot table full, so the replication stopped
+# before taking that event and the host grows the table (twin/runner.py) and runs it on from there
+ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH, ERR_QUEUE_BLOCKS, ERR_LOT_ROOM = range(6)
 
 # ---- per replication: tools
 (T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_FAIL_VER, T_PM_PENDING, T_FAIL_PENDING,

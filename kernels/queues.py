@@ -50,6 +50,7 @@ def make_queues(jit):
             qb[nxt, QB_PREV] = prev
         else:
             qi[g, Q_TAIL] = prev
+        qb[b, QB_COUNT] = 0  # a free block holds no lots (kernels/growth.py finds the free list's tail by it)
         qb[b, QB_NEXT] = rep_i[R_QBLOCK_FREE]
         rep_i[R_QBLOCK_FREE] = b
 
