@@ -84,8 +84,9 @@ def fresh_state(compiled, replicas: int, horizon: float):
     from kernels.state import RepState, RepZero
     from twin.runner import _RepZeroBuffers, state_shapes
 
+    # the largest lot table: this runner cannot grow one (twin.runner.advance_to), and the events are the same
     state = RepState(**{name: np.zeros((replicas, *shape), dtype)
-                        for name, (shape, dtype) in state_shapes(compiled).items()})
+                        for name, (shape, dtype) in state_shapes(compiled, compiled.lot_capacity).items()})
     buffers = _RepZeroBuffers(compiled, horizon, n_snap=int(horizon // 60) + 1, every=60.0)
     return state, RepZero(buffers.log, buffers.snap_t, buffers.snap_tool, buffers.snap_queue)
 

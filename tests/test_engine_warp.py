@@ -114,7 +114,8 @@ QUEUE_SCAN = textwrap.dedent("""
 
     compiled = compile_line(every_feature_line())
     line = LineTables(*(np.array(a) for a in compiled.static_tables()))
-    view = RepState(**{{name: np.zeros(shape, dt) for name, (shape, dt) in state_shapes(compiled).items()}})
+    tables = state_shapes(compiled, compiled.lot_capacity)  # room for the 76 lots of the blocks below
+    view = RepState(**{{name: np.zeros(shape, dt) for name, (shape, dt) in tables.items()}})
     rng = np.random.default_rng(7)
     g = 1  # group B: a setup step and a batch step (kernels/selection.py's every branch)
     steps = np.flatnonzero(line.si[:, K.SI_GROUP] == g)

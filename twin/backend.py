@@ -203,6 +203,12 @@ class CudaBackend(Backend):
 
         return cuda.to_device(np.ascontiguousarray(a))
 
+    def adopt(self, a):
+        """A CuPy array as this backend's state array, sharing its memory (the array stays its owner)."""
+        from numba import cuda
+
+        return cuda.as_cuda_array(a)
+
     def chunk_size(self, bytes_per_rep, replicas):
         from numba import cuda
 

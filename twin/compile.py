@@ -41,16 +41,18 @@ class CompiledLine:
     stream_product: np.ndarray
     raw_process_minutes: np.ndarray  # per stream: mean processing time of one lot over its route
     max_batch_lots: int
-    lot_capacity: int
+    lot_capacity: int  # the most lots a replication may hold at once (max_lots): past it the run stops
+    lot_slots: int  # the lot table a chunk starts with, near the live WIP; it grows up to lot_capacity
 
     @property
     def n_tools(self) -> int:
         return len(self.tool_names)
 
-    @property
-    def heap_capacity(self) -> int:
+    def calendar_capacity(self, lot_slots: int) -> int:
+        """Pending events a replication with ``lot_slots`` lot slots can have: one per lot, a
+        failure, an activity end and each PM slot per tool, and the releases and batch timeouts."""
         conwip = int(sum(self.ri[s, K.RI_WIP_CAP] for s in range(len(self.stream_names))))
-        return self.lot_capacity + self.n_tools * (2 + K.MAX_PM) + conwip + len(self.stream_names) + len(self.group_names) + 64
+        return lot_slots + self.n_tools * (2 + K.MAX_PM) + conwip + len(self.stream_names) + len(self.group_names) + 64
 
     def static_tables(self):
         """The engine's static bundle (kernels/state.py)."""
@@ -76,11 +78,12 @@ def compile_line(line: Line, dispatch: str | None = None, max_lots: int = 0) -> 
     bmax = [s.batch_max for p in line.products for s in p.route if s.is_batch]
     max_batch_lots = max([1] + [max(1, b // min(lot_sizes)) for b in bmax])
     capacity = max_lots or _lot_capacity(line, raw, len(wip))
+    slots = min(capacity, _lot_slots(line, raw, len(wip)))
     return CompiledLine(
         line, gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport, wip,
         [g.name for g in line.tool_groups], tool_names, step_names, [r.name for r in line.releases],
         np.array([line.product_index(r.product) for r in line.releases], dtype=np.int32),
-        raw, max_batch_lots, capacity,
+        raw, max_batch_lots, capacity, slots,
     )
 
 
@@ -335,6 +338,16 @@ def _transport(line: Line, si) -> np.ndarray:
     si[:, K.SI_MOVE_FROM] = step_loc * n
     si[:, K.SI_MOVE_TO] = step_loc
     return table
+
+
+def _lot_slots(line: Line, raw, n_wip) -> int:
+    """Where the lot table starts: a quarter above the larger of the initial WIP and Little's law at the
+    raw processing time (no line holds fewer lots), plus the CONWIP caps, in whole multiples of 32.
+    Only speed depends on it: a table that runs short grows, with the same results (kernels/growth.py)."""
+    conwip = sum(rel.wip_cap for rel in line.releases if rel.kind == "conwip")
+    little = sum(raw[s] / rel.interval_minutes for s, rel in enumerate(line.releases) if rel.kind != "conwip")
+    need = 1.25 * max(n_wip, little) + conwip + 32
+    return -(-int(math.ceil(need)) // 32) * 32
 
 
 def _lot_capacity(line: Line, raw, n_wip) -> int:

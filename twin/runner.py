@@ -21,24 +21,26 @@ import numpy as np
 
 from kernels import layout as K
 from kernels.calendar import calendar_sizes
+from kernels.growth import grow_lot_table, table_slots
 from kernels.queues import queue_block_count
 from kernels.rng import stream_count
 from kernels.state import STATE_FIELDS, RepState
-from twin.backend import Backend
+from twin.backend import Backend, array_module
 from twin.compile import MINUTES_PER_DAY, CompiledLine
 from twin.errors import ConfigError
 from twin.tool_sums import GROUP_FIELDS, REP0_FIELDS, group_shapes, rep0_bytes
 from twin.tool_sums import to_host as tools_to_host
 
-# Per-replication state: name -> (shape without the replication axis, dtype).
-def state_shapes(c: CompiledLine) -> dict:
-    T, L, G = c.n_tools, c.lot_capacity, len(c.group_names)
+def state_shapes(c: CompiledLine, lot_slots: int = 0) -> dict:
+    """Per-replication state: name -> (shape without the replication axis, dtype), for a lot table of
+    ``lot_slots`` slots (0: the table a chunk starts with, ``c.lot_slots``; kernels/growth.py)."""
+    T, L, G = c.n_tools, lot_slots or c.lot_slots, len(c.group_names)
     S, NS = len(c.step_names), len(c.stream_names)
     return {
         "rng": ((stream_count(T, NS, L), 2), np.uint64),
         "rep_i": ((K.N_RI_STATE,), np.int64),
-        "ht": ((calendar_sizes(c.heap_capacity)[0],), np.float64),
-        "hc": ((calendar_sizes(c.heap_capacity)[1],), np.int64),
+        "ht": ((calendar_sizes(c.calendar_capacity(L))[0],), np.float64),
+        "hc": ((calendar_sizes(c.calendar_capacity(L))[1],), np.int64),
         "ti": ((T, K.N_TI), np.int32),
         "tf": ((T, K.N_TF), np.float64),
         "tlots": ((T, c.max_batch_lots), np.int32),
@@ -73,8 +75,9 @@ def result_bytes_per_replication(c: CompiledLine) -> int:
     return sum(int(np.prod(shape, dtype=np.float64)) * np.dtype(dt).itemsize for shape, dt in result_shapes(c).values())
 
 
-def bytes_per_replication(c: CompiledLine) -> int:
-    return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in state_shapes(c).values())
+def bytes_per_replication(c: CompiledLine, lot_slots: int = 0) -> int:
+    """State bytes of one replication with ``lot_slots`` lot slots (0: as a chunk starts)."""
+    return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in state_shapes(c, lot_slots).values())
 
 
 @dataclass
@@ -97,6 +100,7 @@ class RunResult:
     completed_replicas: int = 0
     planned_replicas: int = 0  # what was asked; more than ``replicas`` after an interrupt
     planned_horizon_days: float = 0.0  # more than ``horizon_days`` when an interrupt cut every replication short
+    lot_slots: int = 0  # the lot table the run grew to (it starts at ``compiled.lot_slots``; kernels/growth.py)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -185,7 +189,8 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
             state = saved["state"] if saved and saved["first"] == first else None
             start = saved["segment"] if state is not None else 0
             run.finish_chunk(_run_chunk(c, backend, first_replica + first, n, seed, horizon, warmup, segments, rep0, bar,
-                                        saved_state=state, start_segment=start, boundary=run.boundary))
+                                        saved_state=state, start_segment=start, boundary=run.boundary,
+                                        lot_slots=run.lot_slots))
     except KeyboardInterrupt:
         interrupted = True
     except _Stopped as stopped:
@@ -205,7 +210,7 @@ def run_line(c: CompiledLine, replicas: int, horizon_days: float, warmup_days: f
         lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=rep0.snapshots(),
         wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
         interrupted=interrupted, completed_replicas=run.done, planned_replicas=replicas,
-        planned_horizon_days=horizon_days,
+        planned_horizon_days=horizon_days, lot_slots=run.lot_slots,
     )
 
 
@@ -242,6 +247,7 @@ class _Progress:
         self.c, self.backend, self.rep0, self.checkpoint, self.stop = c, backend, rep0, checkpoint, stop
         self.parts: list[dict] = []
         self.done = 0
+        self.lot_slots = c.lot_slots  # a chunk starts with the lot table the last one grew to
         self.wall_before = 0.0  # simulation seconds of the run this one continues
         self.started = time.perf_counter()
 
@@ -251,6 +257,7 @@ class _Progress:
         return stats
 
     def finish_chunk(self, part: dict):
+        self.lot_slots = max(self.lot_slots, part.pop("lot_slots"))
         self.parts.append(part)
         self.done += len(part["rep_i"])
         stopping = self.stop()
@@ -289,6 +296,7 @@ def _cut_short(c, backend, rep0, cut, replicas, horizon_days, warmup_days, seed,
         lot_log=rep0.lot_log(c, stats["rep_i"][0, K.R_LOG_N]), snapshots=snaps,
         wall_seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
         interrupted=True, completed_replicas=0, planned_replicas=replicas, planned_horizon_days=horizon_days,
+        lot_slots=table_slots(state),
     )
 
 
@@ -495,9 +503,10 @@ class _RepZeroBuffers:
 
 
 def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar, *,
-               saved_state=None, start_segment=0, boundary=None):
-    """One chunk from t = 0 (or from a checkpoint's state after ``start_segment``) to the horizon."""
-    shapes = state_shapes(c)
+               saved_state=None, start_segment=0, boundary=None, lot_slots=0):
+    """One chunk from t = 0 (or from a checkpoint's state after ``start_segment``) to the horizon, its
+    lot table starting at ``lot_slots`` slots (0: ``c.lot_slots``); its results say what it grew to."""
+    shapes = state_shapes(c, lot_slots)
     static = backend.static(c)
     logs = backend.rep_zero(rep0, first == 0)
     launch = backend.launchers()
@@ -510,8 +519,7 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
     if bar is not None and start_segment:
         bar.update(n * previous / MINUTES_PER_DAY)
     for k, until in _segment_ends(horizon, segments, start_segment):
-        launch.advance_all(static, RepState(**state), logs, first, until, warmup, horizon)
-        backend.synchronize()
+        advance_to(c, backend, launch, static, state, logs, first, until, warmup, horizon)
         if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
             bar.set_postfix_str(f"day {until / MINUTES_PER_DAY:,.0f} of {horizon / MINUTES_PER_DAY:,.0f}", refresh=False)
             bar.update(n * (until - previous) / MINUTES_PER_DAY)
@@ -520,7 +528,57 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
             boundary(first, n, k, until, state, logs)
     launch.finalize_all(RepState(**state), warmup, horizon)
     backend.copy_rep_zero(rep0, logs, first == 0)
-    return _results(c, backend, state, n)
+    return {**_results(c, backend, state, n), "lot_slots": table_slots(state)}
+
+
+GROWTH = 1.5  # a lot table that ran short grows by half (whole multiples of 32 slots), up to c.lot_capacity
+
+
+def advance_to(c, backend, launch, static, state: dict, logs, first, until, warmup, horizon) -> None:
+    """Advance every replication of a chunk to ``until``. A replication whose release found the lot table
+    full paused before it (``ERR_LOT_ROOM``); the table of the whole chunk then grows and the launch is
+    repeated, which runs the paused replications on from their release and leaves the others where they
+    are. At ``c.lot_capacity`` slots a paused replication stops for good (``ERR_LOT_CAPACITY``, reported
+    when the run ends). ``state`` (name -> array) is updated in place."""
+    while True:
+        launch.advance_all(static, RepState(**state), logs, first, until, warmup, horizon)
+        backend.synchronize()
+        rep_i = np.array(backend.to_host(state["rep_i"]))  # 72 bytes a replication
+        paused = rep_i[:, K.R_ERROR] == K.ERR_LOT_ROOM
+        if not paused.any():
+            return
+        slots = table_slots(state)
+        if slots >= c.lot_capacity:
+            rep_i[paused, K.R_ERROR] = K.ERR_LOT_CAPACITY
+            state["rep_i"] = backend.from_host(rep_i)
+            return
+        rep_i[paused, K.R_ERROR] = K.ERR_NONE
+        grown = min(c.lot_capacity, max(slots + 32, -(-int(slots * GROWTH) // 32) * 32))
+        state.update(_grown_state(c, backend, state, rep_i, grown))
+
+
+def _grown_state(c, backend, state, rep_i, slots) -> dict:
+    """The chunk's lot-sized arrays for ``slots`` lot slots (on a GPU with CuPy, grown on the device) and
+    ``rep_i`` with the new free-list heads."""
+    names = ("li", "lf", "rng", "ht", "hc", "qb")
+    xp = array_module(backend)
+    on_device = xp is not np
+    try:
+        arrays = {name: xp.asarray(state[name]) if on_device else np.asarray(backend.to_host(state[name]))
+                  for name in names}
+        grown = grow_lot_table(xp, arrays, rep_i, slots, queue_block_count(slots, len(c.group_names)),
+                               c.calendar_capacity(slots))
+        del arrays
+        out = {name: backend.adopt(grown[name]) if on_device else backend.from_host(grown[name]) for name in names}
+    except MemoryError:
+        from twin.sanity import _gib
+
+        need = rep_i.shape[0] * bytes_per_replication(c, slots)
+        raise ConfigError("chunk_replicas", rep_i.shape[0],
+                          f"the lot table had to grow to {slots} slots ({_gib(need)} of state for the chunk) "
+                          "and the memory ran out; set chunk_replicas smaller or max_lots lower") from None
+    out["rep_i"] = backend.from_host(rep_i)
+    return out
 
 
 def _results(c, backend, state, n) -> dict:

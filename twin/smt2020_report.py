@@ -132,7 +132,7 @@ def stability_windows(c, replicas: int, horizon_days: float, window_days: float,
     cycle time of the lots finished in the window (normal lots, hot lots, and per lot type).
     Returns rows (window_start_days, window_end_days, name, metric, mean, ci95, n)."""
     from kernels.state import RepState
-    from twin.runner import STATE_ORDER, _RepZeroBuffers, state_shapes
+    from twin.runner import STATE_ORDER, _RepZeroBuffers, advance_to, state_shapes
 
     horizon = horizon_days * MINUTES_PER_DAY
     ends = np.arange(window_days, horizon_days + 1e-9, window_days) * MINUTES_PER_DAY
@@ -148,8 +148,7 @@ def stability_windows(c, replicas: int, horizon_days: float, window_days: float,
     rows = []
     start = 0.0
     for end in ends:
-        launch.advance_all(static, RepState(**state), logs, 0, float(end), 0.0, horizon)
-        backend.synchronize()
+        advance_to(c, backend, launch, static, state, logs, 0, float(end), 0.0, horizon)
         snap = _window_counters(backend.to_host(state["s_f"]), backend.to_host(state["s_i"]), end)
         rows += _window_rows(c, snap, previous, start, end)
         previous, start = snap, end
