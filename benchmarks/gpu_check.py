@@ -6,8 +6,8 @@
 Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``:
 
 1. ``preflight``: Python, NumPy, numba, numba-cuda, CuPy and driver versions, the device, one trivial kernel;
-2. ``small_line``: a small line on the CPU and on CUDA, same seeds: per-replication event counts must be
-   equal, every KPI's means must agree within the 95% interval of their difference (a real GPU may round
+2. ``small_line``: a small line on the CPU and on CUDA, same seeds, the CUDA run's lot table starting at
+   one slot so that it grows on the device: per-replication event counts must be equal, every KPI's means must agree within the 95% interval of their difference (a real GPU may round
    ``log``/``exp`` and fused multiply-adds differently from the CPU, so bit equality is not required);
 3. ``hvlm``: the same on SMT2020 HVLM over a short horizon (``--smt2020-dir``, $FABTWIN_SMT2020_DIR, or
    ``.data/smt2020`` inside the repository, an ignored folder that can travel with the working tree);
@@ -181,15 +181,21 @@ def _cupy_info() -> dict:
         return {"ok": False, "error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
-def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, lanes: int = 0) -> dict:
+def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, lanes: int = 0,
+                     grow: bool = False) -> dict:
     """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs. ``lanes``:
-    0 for a thread per replication, else a warp (block) of that many lanes per replication."""
+    0 for a thread per replication, else a warp (block) of that many lanes per replication. ``grow``: the
+    CUDA run's lot table starts with one slot more than the initial WIP, so it grows on the device
+    (kernels/growth.py; the same run as a table that never runs short)."""
+    import dataclasses
+
     from twin.backend import resolve_backend
     from twin.runner import run_line
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
     _wait_for("cuda_warp" if lanes else "cuda_thread")
-    gpu = run_line(c, backend=resolve_backend("cuda", lanes=lanes), **args)
+    on_gpu = dataclasses.replace(c, lot_slots=c.wip.shape[0] + 1) if grow else c
+    gpu = run_line(on_gpu, backend=resolve_backend("cuda", lanes=lanes), **args)
     _wait_for("cpu")
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
@@ -197,6 +203,7 @@ def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, la
     return {"replicas": reps, "horizon_days": days, "warmup_days": warmup, "lanes": lanes,
             "events_cpu": int(sum(events_cpu)), "events_cuda": int(sum(events_gpu)),
             "events_equal": events_gpu == events_cpu, **kpis,
+            "lot_slots": {"cuda_start": on_gpu.lot_slots, "cuda_end": gpu.lot_slots, "cpu": cpu.lot_slots},
             "cuda_compile_s": round(gpu.compile_seconds, 1), "cpu_compile_s": round(cpu.compile_seconds, 1),
             "ok": events_gpu == events_cpu and not kpis["kpis_outside_ci"]}
 
@@ -357,12 +364,16 @@ def _wait_for(*names: str) -> None:
         PRECOMPILES.wait(*names)
 
 
-def resident_replicas(c, backend) -> int:
-    """The largest replication count one chunk holds in free device memory (the backend's own estimate)."""
+def runner_bytes(c) -> int:
+    """State bytes of one replication as a chunk starts (the lot table near the live WIP)."""
     from twin import runner
 
-    per = runner.bytes_per_replication(c)
-    return int(backend.chunk_size(per, 10**9))
+    return runner.bytes_per_replication(c)
+
+
+def resident_replicas(c, backend) -> int:
+    """The largest replication count one chunk holds in free device memory (the backend's own estimate)."""
+    return int(backend.chunk_size(runner_bytes(c), 10**9))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -394,7 +405,7 @@ def _run_steps(args, sizes: dict, doc: dict) -> dict:
         return doc
     small = small_line()
     _step(steps, "small_line", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"]))
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], grow=True))
     folder = smt2020_dir(args.smt2020_dir)
     timed = small
     if folder is None:
@@ -442,7 +453,8 @@ def _warp_checks(steps, budget, small, hvlm, sizes):
     """CPU against the warp-per-replication launcher: the small line, then HVLM."""
     lanes = sizes["lanes"]
     _step(steps, "small_line_warp", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes))
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes,
+                                   grow=True))
     if hvlm is not None:
         _step(steps, "hvlm_warp", budget, 20.0,
               lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, lanes=lanes))
@@ -480,7 +492,8 @@ def _rates(steps, budget, c, sizes, args):
     counts = list(sizes["counts"])
     try:
         resident = resident_replicas(c, thread.backend)
-        steps["resident_estimate"] = {"replicas": resident}
+        steps["resident_estimate"] = {"replicas": resident, "lot_slots": c.lot_slots,
+                                      "bytes_per_replication": runner_bytes(c)}
         if resident > counts[-1] and not args.dry_run:
             counts.append(resident)
     except Exception as err:

@@ -57,6 +57,8 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     small = steps["small_line"]
     assert small["ok"] and small["events_equal"] and small["events_cpu"] > 0 and small["kpis_compared"] > 10
     assert small["max_rel_diff_per_replication"] == 0.0  # the simulator runs the CPU's arithmetic
+    slots = small["lot_slots"]  # the CUDA run's lot table grew (on a GPU, on the device) to the same run
+    assert slots["cuda_start"] == 1 < slots["cuda_end"], slots
     if (SMT2020 / "HVLM").is_dir():
         assert steps["hvlm"]["ok"] and steps["hvlm"]["events_equal"] and steps["hvlm"]["events_cpu"] > 1000
     for n in G.DRY["counts"]:
