@@ -140,6 +140,8 @@ def sweep(name: str, compiled, backend_name: str, threads: int, quick: bool, siz
     if backend_name == "cuda":
         plan_sizes = CUDA_SIZES[0 if quick else 1]
     sizes = sizes or plan_sizes
+    from twin import runner
+
     repeats = repeats or (3 if quick else 5)
     cache = cache_state() if backend_name == "cpu" else "n/a"
     backend = make_backend(backend_name, threads)
@@ -149,7 +151,8 @@ def sweep(name: str, compiled, backend_name: str, threads: int, quick: bool, siz
              "backend": backend_name, "threads": threads, "device": backend.device_name,
              "jit_first_call_seconds": time.perf_counter() - started, "numba_cache": cache,
              "tool_groups": len(compiled.group_names), "tools": compiled.n_tools,
-             "route_steps": len(compiled.step_names), "lot_capacity": compiled.lot_capacity}]
+             "route_steps": len(compiled.step_names), "lot_capacity": compiled.lot_capacity,
+             "lot_slots": compiled.lot_slots, "state_bytes_per_replication": runner.bytes_per_replication(compiled)}]
     for replicas in sizes:
         timing = time_point(compiled, backend, replicas, horizon, warmup, repeats)
         rows.append(row(name, backend, threads, replicas, horizon, warmup, timing))

@@ -71,6 +71,7 @@ def test_quick_run_rows_follow_the_schema(quick_run):
         assert r["events_per_s_per_core"] == pytest.approx(r["events_per_s"] / r["threads"])
     jit = [r for r in doc["sections"]["engine"] if r["benchmark"] == "engine_jit"]
     assert jit and all(r["numba_cache"] in ("hit", "miss") for r in jit)
+    assert all(0 < r["lot_slots"] <= r["lot_capacity"] and r["state_bytes_per_replication"] > 0 for r in jit)
     if doc["machine"]["gpu"] is None:
         cuda = [r for r in doc["sections"]["engine"] if r.get("backend") == "cuda"]
         assert cuda and all(r["note"] == "not measured: no GPU available" for r in cuda)
