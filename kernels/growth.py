@@ -18,8 +18,18 @@ scalars, which the caller writes back.
 """
 from __future__ import annotations
 
+import math
+
 from kernels.calendar import grow_calendar
 from kernels.layout import FREE, L_NEXT, L_STATUS, QB_COUNT, QB_NEXT, R_FREE_HEAD, R_QBLOCK_FREE
+
+
+SLOT_STEP = 32  # lot tables come in whole multiples of this many slots
+
+
+def whole_slots(n: float) -> int:
+    """``n`` lot slots rounded up to a whole multiple of :data:`SLOT_STEP`."""
+    return -(-math.ceil(n) // SLOT_STEP) * SLOT_STEP
 
 
 def table_slots(state) -> int:

@@ -22,11 +22,13 @@ def driver(form):
     clear, first, take, put, flush, find = make_calendar(jit, form, make_lanes(jit))
 
     @numba.njit
-    def run(ops, ht, hc, rep_i, out):
-        """ops rows (kind, time, code): 0 = put, 1 = take the next event, 2 = cancel ``code``."""
+    def run(ops, ht, hc, rep_i, out, n_out=0, fresh=True):
+        """ops rows (kind, time, code): 0 = put, 1 = take the next event, 2 = cancel ``code``; the taken
+        events go to ``out`` from row ``n_out``; ``fresh`` clears the calendar first (else the ops go on
+        in it: tests/test_lot_growth.py grows it in between). Returns the rows written."""
         mail = np.zeros(1)
-        clear(ht, hc, rep_i)
-        n_out = 0
+        if fresh:
+            clear(ht, hc, rep_i)
         for i in range(ops.shape[0]):
             kind = int(ops[i, 0])
             if kind == 0:

@@ -12,6 +12,7 @@ import numpy as np
 
 from kernels import layout as K
 from kernels.dispatch import RULE_IDS
+from kernels.growth import whole_slots
 from twin.distributions import Dist
 from twin.errors import ConfigError
 from twin.line import PRIORITIES, Line
@@ -346,8 +347,7 @@ def _lot_slots(line: Line, raw, n_wip) -> int:
     Only speed depends on it: a table that runs short grows, with the same results (kernels/growth.py)."""
     conwip = sum(rel.wip_cap for rel in line.releases if rel.kind == "conwip")
     little = sum(raw[s] / rel.interval_minutes for s, rel in enumerate(line.releases) if rel.kind != "conwip")
-    need = 1.25 * max(n_wip, little) + conwip + 32
-    return -(-int(math.ceil(need)) // 32) * 32
+    return whole_slots(1.25 * max(n_wip, little) + conwip + 32)
 
 
 def _lot_capacity(line: Line, raw, n_wip) -> int:

@@ -2,8 +2,9 @@
 
 The runner owns memory and time: it allocates each chunk's state once, keeps
 it on the device while the kernels advance simulated time segment by segment
-(a progress bar between segments, no host copies inside), and copies only the
-statistics back (the per-tool tables as per-group sums and one replication's
+(a progress bar between segments; between them only each replication's 72 bytes
+of scalars come to the host, to see whether a lot table must grow), and copies
+only the statistics back (the per-tool tables as per-group sums and one replication's
 rows, :mod:`twin.tool_sums`).  Replications are independent shards keyed by
 their global index, so any chunk size gives the same numbers.
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from kernels import layout as K
 from kernels.calendar import calendar_sizes
-from kernels.growth import grow_lot_table, table_slots
+from kernels.growth import grow_lot_table, table_slots, whole_slots
 from kernels.queues import queue_block_count
 from kernels.rng import stream_count
 from kernels.state import STATE_FIELDS, RepState
@@ -520,7 +521,7 @@ def _run_chunk(c, backend, first, n, seed, horizon, warmup, segments, rep0, bar,
         bar.update(n * previous / MINUTES_PER_DAY)
     for k, until in _segment_ends(horizon, segments, start_segment):
         advance_to(c, backend, launch, static, state, logs, first, until, warmup, horizon)
-        if bar is not None:  # the host knows the segment's clock: nothing is copied from the device
+        if bar is not None:  # the host knows the segment's clock: the bar copies nothing from the device
             bar.set_postfix_str(f"day {until / MINUTES_PER_DAY:,.0f} of {horizon / MINUTES_PER_DAY:,.0f}", refresh=False)
             bar.update(n * (until - previous) / MINUTES_PER_DAY)
             previous = until
@@ -553,7 +554,7 @@ def advance_to(c, backend, launch, static, state: dict, logs, first, until, warm
             state["rep_i"] = backend.from_host(rep_i)
             return
         rep_i[paused, K.R_ERROR] = K.ERR_NONE
-        grown = min(c.lot_capacity, max(slots + 32, -(-int(slots * GROWTH) // 32) * 32))
+        grown = min(c.lot_capacity, whole_slots(slots * GROWTH))
         state.update(_grown_state(c, backend, state, rep_i, grown))
 
 
