@@ -569,7 +569,6 @@ def _grown_state(c, backend, state, rep_i, slots) -> dict:
                   for name in names}
         grown = grow_lot_table(xp, arrays, rep_i, slots, queue_block_count(slots, len(c.group_names)),
                                c.calendar_capacity(slots))
-        del arrays
         out = {name: backend.adopt(grown[name]) if on_device else backend.from_host(grown[name]) for name in names}
     except MemoryError:
         from twin.sanity import _gib
