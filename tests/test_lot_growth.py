@@ -264,3 +264,23 @@ def test_both_cuda_launchers_grow_the_table_to_the_cpu_run_under_the_simulator()
     proc = run_script(SIMULATED.format(tests=str(TESTS)), simulator=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK 0" in proc.stdout and "OK 2" in proc.stdout, proc.stdout
+
+
+def test_memory_running_out_while_the_table_grows_is_one_clear_error(monkeypatch):
+    """The chunk's state must be allocated again to grow: when that fails, the message names the
+    setting to change and the size the table had to reach, not a MemoryError's traceback."""
+    from twin import runner
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.errors import ConfigError
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(runner, "grow_lot_table", no_memory)
+    c = start_small(compile_line(every_feature_line(waiting_at_a=40)))
+    with pytest.raises(ConfigError) as info:
+        runner.run_line(c, 2, 3.0, 0.5, 5, resolve_backend("cpu", 1))
+    message = str(info.value)
+    assert message.startswith("chunk_replicas: got 2;") and "\n" not in message, message
+    assert "the lot table had to grow to 96 slots" in message and "set chunk_replicas smaller" in message
