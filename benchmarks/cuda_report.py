@@ -117,6 +117,17 @@ def _probe_engine_warp(cuda_backend):
              backend=resolve_backend("cuda", lanes=32), snapshot_minutes=0.0, segments=1)
 
 
+def _probe_engine_wave(cuda_backend):
+    """The wavefront launchers: every stage's kernel runs at each wave, whatever its list holds."""
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.line import parse_line
+    from twin.runner import run_line
+
+    run_line(compile_line(parse_line(probe_line())), replicas=2, horizon_days=0.05, warmup_days=0.0, seed=1,
+             backend=resolve_backend("cuda", wavefront=True), snapshot_minutes=0.0, segments=1)
+
+
 def _probe_yield(cuda_backend):
     import numpy as np
 
@@ -146,7 +157,8 @@ def _probe_maintenance(cuda_backend):
     simulate(tool, cands, replicas=1, horizon_hours=10.0, seed=1, backend=cuda_backend)
 
 
-PROBES = {"engine": _probe_engine, "engine_warp": _probe_engine_warp, "yield": _probe_yield,
+PROBES = {"engine": _probe_engine, "engine_warp": _probe_engine_warp, "engine_wave": _probe_engine_wave,
+          "yield": _probe_yield,
           "maintenance": _probe_maintenance}
 
 

@@ -12,19 +12,21 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
 3. ``hvlm``: the same on SMT2020 HVLM over a short horizon (``--smt2020-dir``, $FABTWIN_SMT2020_DIR, or
    ``.data/smt2020`` inside the repository, an ignored folder that can travel with the working tree);
 4. ``small_line_warp``, ``hvlm_warp``: the same checks with a warp per replication (kernels/launch_warp.py,
-   32 lanes; 2 under the simulator);
-5. ``kernel_resources``: the driver's registers and local memory of each advance kernel;
+   32 lanes; 2 under the simulator); ``small_line_wave``, ``hvlm_wave``: with the wavefront
+   (kernels/launch_wave.py, a kernel per stage of an event);
+5. ``kernel_resources``: the driver's registers and local memory of each advance kernel and wave stage;
 6. ``cuda_rate_<n>``: replication-days per second at n = 1k, 4k, 16k and the largest count that stays
-   resident (estimated from free device memory), ``cuda_warp_rate_<n>`` at 1k and 4k beside them, and
+   resident (estimated from free device memory), ``cuda_warp_rate_<n>`` at 1k and 4k and
+   ``cuda_wave_rate_<n>`` at every count beside them, and
    ``cpu_rate``, all the host's cores on the same line, after the first count. Rates are measured in a
    steady window: after a warm-up run (compile, first launch), each repeat runs horizons h1 and h2
    (interleaved, results copied back, so synchronised) and the rate is
    ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
-   ``speedup`` is the best CUDA rate of either launcher over the all-cores CPU rate (goal: 10x).
+   ``speedup`` is the best CUDA rate of any launcher over the all-cores CPU rate (goal: 10x).
 
-From the start, the CPU, CUDA-thread and CUDA-warp kernels compile in three background processes
+From the start, the CPU, CUDA-thread, CUDA-warp and wavefront kernels compile in four background processes
 (``precompile``: libNVVM takes about 2 minutes for each CUDA advance kernel); a step waits for the one
-it needs and loads from the disk cache, and no timing starts before all three have ended.
+it needs and loads from the disk cache, and no timing starts before all of them have ended.
 
 A budget guard skips a step whose estimated time would pass ``--budget-s`` (330 s: 6 minutes less a
 margin).  Needs numpy, numba, numba-cuda (CuPy optional); not hydra, omegaconf, pyvista or pyyaml.
@@ -182,9 +184,10 @@ def _cupy_info() -> dict:
 
 
 def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, lanes: int = 0,
-                     grow: bool = False) -> dict:
+                     grow: bool = False, wavefront: bool = False) -> dict:
     """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs. ``lanes``:
-    0 for a thread per replication, else a warp (block) of that many lanes per replication. ``grow``: the
+    0 for a thread per replication, else a warp (block) of that many lanes per replication; ``wavefront``:
+    a kernel per stage of an event (kernels/launch_wave.py). ``grow``: the
     CUDA run's lot table starts with one slot more than the initial WIP, so it grows on the device
     (kernels/growth.py; the same run as a table that never runs short)."""
     import dataclasses
@@ -193,14 +196,14 @@ def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, la
     from twin.runner import run_line
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
-    _wait_for("cuda_warp" if lanes else "cuda_thread")
+    _wait_for("cuda_wave" if wavefront else "cuda_warp" if lanes else "cuda_thread")
     on_gpu = dataclasses.replace(c, lot_slots=c.wip.shape[0] + 1) if grow else c
-    gpu = run_line(on_gpu, backend=resolve_backend("cuda", lanes=lanes), **args)
+    gpu = run_line(on_gpu, backend=resolve_backend("cuda", lanes=lanes, wavefront=wavefront), **args)
     _wait_for("cpu")
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
     kpis = compare_kpis(gpu, cpu)
-    return {"replicas": reps, "horizon_days": days, "warmup_days": warmup, "lanes": lanes,
+    return {"replicas": reps, "horizon_days": days, "warmup_days": warmup, "lanes": lanes, "wavefront": wavefront,
             "events_cpu": int(sum(events_cpu)), "events_cuda": int(sum(events_gpu)),
             "events_equal": events_gpu == events_cpu, **kpis,
             "lot_slots": {"cuda_start": on_gpu.lot_slots, "cuda_end": gpu.lot_slots, "cpu": cpu.lot_slots},
@@ -300,10 +303,11 @@ class Precompiles:
         """One process per launcher; the CUDA ones run under the simulator only in a dry run."""
         backends = {"cuda_thread": "resolve_backend('cuda')",
                     "cuda_warp": f"resolve_backend('cuda', lanes={self.lanes})",
+                    "cuda_wave": "resolve_backend('cuda', wavefront=True)",
                     "cpu": "resolve_backend('cpu')"}
         mode = "simulator" if simulator else _compute_mode()
         if mode not in ("simulator", "Default"):  # an exclusive device would refuse this process's context
-            for name in ("cuda_thread", "cuda_warp"):
+            for name in ("cuda_thread", "cuda_warp", "cuda_wave"):
                 backends.pop(name)
                 self.report[name] = {"ok": False, "skipped": f"compute mode {mode or 'unknown'}: this process compiles"}
         plain = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
@@ -432,6 +436,9 @@ def kernel_resources() -> dict:
 
     kernels = {"thread": launch_cuda._advance_kernel}
     kernels.update({f"warp_{lanes}": built.advance_kernel for lanes, built in launch_warp._BUILT.items()})
+    if "kernels.launch_wave" in sys.modules:  # imported by a wave step that ran
+        wave = sys.modules["kernels.launch_wave"]
+        kernels.update({f"wave_{k.py_func.__name__.strip('_')}": k for k in wave.stage_kernels()})
     return compiled_resources(kernels)
 
 
@@ -450,7 +457,7 @@ def compiled_resources(kernels: dict) -> dict:
 
 
 def _warp_checks(steps, budget, small, hvlm, sizes):
-    """CPU against the warp-per-replication launcher: the small line, then HVLM."""
+    """CPU against the warp-per-replication launcher and the wavefront: the small line, then HVLM."""
     lanes = sizes["lanes"]
     _step(steps, "small_line_warp", budget, 30.0,
           lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes,
@@ -458,6 +465,12 @@ def _warp_checks(steps, budget, small, hvlm, sizes):
     if hvlm is not None:
         _step(steps, "hvlm_warp", budget, 20.0,
               lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, lanes=lanes))
+    _step(steps, "small_line_wave", budget, 30.0,
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
+                                   grow=True, wavefront=True))
+    if hvlm is not None:
+        _step(steps, "hvlm_wave", budget, 20.0,
+              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, wavefront=True))
 
 
 class _RateLadder:
@@ -489,6 +502,7 @@ def _rates(steps, budget, c, sizes, args):
 
     thread = _RateLadder("cuda_rate", resolve_backend("cuda"), sizes)
     warp = _RateLadder("cuda_warp_rate", resolve_backend("cuda", lanes=sizes["lanes"]), sizes)
+    wave = _RateLadder("cuda_wave_rate", resolve_backend("cuda", wavefront=True), sizes)
     counts = list(sizes["counts"])
     try:
         resident = resident_replicas(c, thread.backend)
@@ -509,8 +523,9 @@ def _rates(steps, budget, c, sizes, args):
                 c, cpu, reps, thread.window, thread.repeats)})
         if n in sizes["warp_counts"]:
             warp.run(steps, budget, c, n)
+        wave.run(steps, budget, c, n)  # the wavefront is for many replications: every count
     best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items()
-                if k.startswith(("cuda_rate_", "cuda_warp_rate_"))), default=0.0)
+                if k.startswith(("cuda_rate_", "cuda_warp_rate_", "cuda_wave_rate_"))), default=0.0)
     cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
     if best and cpu_rate:
         steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}

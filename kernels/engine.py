@@ -32,6 +32,7 @@ Event semantics (docs/ARCHITECTURE.md has the full list):
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,26 @@ VER_MASK = 0x7FFFFFF
 
 
 def make_engine(jit, calendar=HEAP, scans=None, inline=None):
+    """``(init_rep, advance_rep, finalize_rep)`` of :func:`make_event_stages`."""
+    stages = make_event_stages(jit, calendar, scans, inline)
+    return stages.init_rep, stages.advance_rep, stages.finalize_rep
+
+
+class EventStages(NamedTuple):
+    """The engine's entry points, and the stages of one event that ``advance_rep`` runs in a loop
+    (``take_next``, ``handle_event`` or one kind's handler, ``after_event``, then ``end_segment``):
+    the wavefront launcher (kernels/launch_wave.py) runs each stage as a kernel of its own."""
+
+    init_rep: object
+    advance_rep: object
+    finalize_rep: object
+    take_next: object
+    kind_handlers: tuple  # by event kind (EV_ codes); each takes (line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+    after_event: object
+    end_segment: object
+
+
+def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
     """Compile the engine's device functions with ``jit`` (CPU or CUDA); ``calendar``: the event
     calendar's form (kernels/calendar.py; every form gives the same events in the same order);
     ``scans``: the scan primitives of the calendar, the tool scan and the queue scan (kernels/lanes.py's
@@ -908,101 +929,176 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             s_i[s, S_INITIAL] += 1
             schedule(ht, hc, rep_i, 0.0, EV_ARRIVE, lot, 0)
 
+    @inline
+    def take_next(line, state, rep_zero, mail, until, log_on):
+        """Take the next event due by ``until`` from the calendar: ``(time, code)``, with code -1 when the
+        segment ends before it (no event left, an error, past ``until``, or a release that must wait for
+        lot room: ``ERR_LOT_ROOM``, the event left in the calendar, docs/ARCHITECTURE.md)."""
+        rep_i, ht, hc = state.rep_i, state.ht, state.hc
+        if rep_i[R_HEAP_N] == 0 or rep_i[R_ERROR] != 0:
+            return 0.0, -1
+        slot = calendar_first(ht, hc, mail)
+        now = ht[slot]
+        if now > until:
+            return now, -1
+        code = hc[slot]
+        if needs_lot_room(line.ri, rep_i, state.s_i, code):
+            rep_i[R_ERROR] = ERR_LOT_ROOM
+            return now, -1
+        calendar_take(ht, hc, rep_i, slot, mail)
+        snap_t = rep_zero.snap_t
+        if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
+            record_snapshots(state.ti, state.qi, rep_i, snap_t, rep_zero.snap_tool, rep_zero.snap_queue, now, 0)
+        rep_i[R_EVENTS] += 1
+        return now, code
+
+    # Each event kind's handler (one signature for all, so a launcher may run any of them) returns the
+    # group that may start work after it (-1: none), which
+    # dispatches at one call site (``after_event``): a call that passes every array costs more than most
+    # handlers, so on the CPU they are inlined into the loop (``inline``), and on CUDA the wavefront
+    # launcher (kernels/launch_wave.py) runs each kind in a kernel of its own.
+
+    @inline
+    def on_arrive_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        return join_queue(line.si, state.rep_i, state.li, state.lf, state.qi, state.qf, state.qb, state.step_wafers,
+                          ident, now, warmup, horizon)
+
+    @inline
+    def on_activity_end_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
+        if ver != (ti[ident, T_VER] & VER_MASK):
+            return -1
+        if ti[ident, T_STATE] != PRODUCTIVE:
+            if on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
+                               warmup, horizon):
+                return tool_group[ident]
+            return -1
+        # processing ended: lots move on, the tool wears, wafer-count PMs arm, it serves again
+        t = ident
+        end_busy(gi, tool_group, ti, tf, t, now)
+        g = tool_group[t]
+        s = ti[t, T_STEP]
+        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
+        wafers = ti[t, T_JOB_WAFERS]
+        n = ti[t, T_NLOTS]
+        ti[t, T_NLOTS] = 0
+        for k in range(n):
+            lot = tlots[t, k]
+            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
+            if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
+                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers,
+                           step_defects, s_i, s_f, ct_hist, rep_zero.log, lot, now, warmup, horizon, log_on, mail)
+        if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
+            ti[t, T_INTERRUPTED] = -1
+            if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
+                cancel_failure(ht, hc, rep_i, ti, t, mail)
+            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon)
+        elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup, horizon):
+            return g
+        return -1
+
+    @inline
+    def on_fail_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        gi, tool_group, ti = line.gi, line.tool_group, state.ti
+        if ver != (ti[ident, T_FAIL_VER] & VER_MASK):
+            return -1
+        on_fail(gi, line.gf, tool_group, state.rng, state.rep_i, state.ht, state.hc, ti, state.tf, state.qi,
+                state.qf, ident, now, warmup, horizon)
+        return tool_group[ident] if gi[tool_group[ident], GI_DED_RELEASE] != 0 else -1
+
+    @inline
+    def on_release_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
+        release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                    rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
+                    s_i, s_f, ct_hist, rep_zero.log, ident, now, warmup, horizon, log_on, mail)
+        if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
+            gap = rf[ident, RF_INTERVAL]
+            if ri[ident, RI_KIND] == REL_POISSON:
+                gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
+            schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
+        return -1
+
+    @inline
+    def on_pm_due_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        if on_pm_due(line.gi, line.gf, line.pmi, line.pmf, line.tool_group, state.rng, state.rep_i, state.ht,
+                     state.hc, state.ti, state.tf, state.qi, state.qf, ident, now, warmup, horizon):
+            return line.tool_group[ident // MAX_PM]
+        return -1
+
+    @inline
+    def on_lot_done_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
+        if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
+            leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
+                       rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
+                       s_i, s_f, ct_hist, rep_zero.log, ident, now, warmup, horizon, log_on, mail)
+        return -1
+
+    @inline
+    def on_batch_timeout_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on):
+        qf = state.qf
+        if qf[ident, QF_TIMEOUT_AT] <= now:
+            qf[ident, QF_TIMEOUT_AT] = INF
+        return ident
+
+    @inline
+    def handle_event(line, state, rep_zero, mail, now, code, warmup, horizon, log_on):
+        """Run the handler of the event ``code`` at ``now``; returns the group that may dispatch (-1: none)."""
+        kind = code & 15
+        ident = (code >> 4) & 0xFFFFFFFF
+        ver = code >> 36
+        if kind == EV_ARRIVE:
+            return on_arrive_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_ACTIVITY_END:
+            return on_activity_end_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_FAIL:
+            return on_fail_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_RELEASE:
+            return on_release_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_PM_DUE:
+            return on_pm_due_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_LOT_DONE:
+            return on_lot_done_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        if kind == EV_BATCH_TIMEOUT:
+            return on_batch_timeout_event(line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
+        return -1
+
+    @inline
+    def after_event(line, state, mail, dispatch_g, now, warmup, horizon):
+        """Dispatch the group an event's handler named, if a lot and a standby tool wait there, then push
+        the events the event scheduled (the calendar's out-box)."""
+        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
+        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
+        if dispatch_g >= 0 and may_dispatch(qi, dispatch_g):
+            dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
+                           qi, qf, qb, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
+        calendar_flush(ht, hc, rep_i)
+
+    @inline
+    def end_segment(state, rep_zero, until, log_on):
+        """Replication 0 records the snapshots due by ``until``, unless it paused before it for lot room."""
+        if log_on != 0 and state.rep_i[R_ERROR] != ERR_LOT_ROOM:
+            record_snapshots(state.ti, state.qi, state.rep_i, rep_zero.snap_t, rep_zero.snap_tool,
+                             rep_zero.snap_queue, until, 1)
+
     @jit
     def advance_rep(line, state, rep_zero, mail, until, warmup, horizon, log_on):
         """Process every event with time <= ``until`` (the rest stays in the calendar), in time order
         (ties: docs/ARCHITECTURE.md, Event tie order); ``log_on``: this is replication 0, which
         writes ``rep_zero`` (lot log, snapshots); ``mail``: the calendar scans' exchange area."""
-        gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport = line
-        rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, step_wafers, step_defects, s_i, s_f, ct_hist, qb = state
-        log, snap_t, snap_tool, snap_queue = rep_zero
-        calendar_flush(ht, hc, rep_i)  # the events init_rep scheduled
-        while rep_i[R_HEAP_N] > 0 and rep_i[R_ERROR] == 0:
-            slot = calendar_first(ht, hc, mail)
-            now = ht[slot]
-            if now > until:
+        calendar_flush(state.ht, state.hc, state.rep_i)  # the events init_rep scheduled
+        while True:
+            now, code = take_next(line, state, rep_zero, mail, until, log_on)
+            if code < 0:
                 break
-            code = hc[slot]
-            if needs_lot_room(ri, rep_i, s_i, code):
-                rep_i[R_ERROR] = ERR_LOT_ROOM
-                break
-            calendar_take(ht, hc, rep_i, slot, mail)
-            if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
-                record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, now, 0)  # only when one is due
-            rep_i[R_EVENTS] += 1
-            # the event's handler, here rather than in a function of its own: a call that passes
-            # every array costs more than most handlers; a handler names the group that may start
-            # work after it (``dispatch_g``), which dispatches at one call site below
-            dispatch_g = -1
-            kind = code & 15
-            ident = (code >> 4) & 0xFFFFFFFF
-            ver = code >> 36
-            if kind == EV_ARRIVE:
-                dispatch_g = join_queue(si, rep_i, li, lf, qi, qf, qb, step_wafers, ident, now, warmup, horizon)
-            elif kind == EV_ACTIVITY_END:
-                if ver == (ti[ident, T_VER] & VER_MASK):
-                    if ti[ident, T_STATE] == PRODUCTIVE:
-                        # processing ended: lots move on, the tool wears, wafer-count PMs arm, it serves again
-                        t = ident
-                        end_busy(gi, tool_group, ti, tf, t, now)
-                        g = tool_group[t]
-                        s = ti[t, T_STEP]
-                        density = sf[s, SF_DEFECT] * (1.0 + tf[t, TF_COND])
-                        wafers = ti[t, T_JOB_WAFERS]
-                        n = ti[t, T_NLOTS]
-                        ti[t, T_NLOTS] = 0
-                        for k in range(n):
-                            lot = tlots[t, k]
-                            add_defects(si, li, lf, qf, step_defects, g, s, t, lot, density, now, warmup)
-                            if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, lot, now):
-                                leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                                           rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers,
-                                           step_defects, s_i, s_f, ct_hist, log, lot, now, warmup, horizon, log_on,
-                                           mail)
-                        if wear_tool(gi, gf, pmi, pmf, rng, ti, tf, t, g, wafers, now):
-                            ti[t, T_INTERRUPTED] = -1
-                            if gi[g, GI_FAIL_BASIS] == FAIL_CALENDAR:
-                                cancel_failure(ht, hc, rep_i, ti, t, mail)
-                            start_repair(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now, warmup,
-                                         horizon)
-                        elif release_tool(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, t, now,
-                                          warmup, horizon):
-                            dispatch_g = g
-                    elif on_activity_end(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now,
-                                         warmup, horizon):
-                        dispatch_g = tool_group[ident]
-            elif kind == EV_FAIL:
-                if ver == (ti[ident, T_FAIL_VER] & VER_MASK):
-                    on_fail(gi, gf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon)
-                    if gi[tool_group[ident], GI_DED_RELEASE] != 0:
-                        dispatch_g = tool_group[ident]
-            elif kind == EV_RELEASE:
-                release_lot(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                            rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
-                            s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
-                if ri[ident, RI_KIND] != REL_CONWIP and s_i[ident, S_RELEASED] < ri[ident, RI_MAX_LOTS]:
-                    gap = rf[ident, RF_INTERVAL]
-                    if ri[ident, RI_KIND] == REL_POISSON:
-                        gap = -gap * math.log(uniform(rng[release_row(tool_group.shape[0], ident)]))
-                    schedule(ht, hc, rep_i, now + gap, EV_RELEASE, ident, 0)
-            elif kind == EV_PM_DUE:
-                if on_pm_due(gi, gf, pmi, pmf, tool_group, rng, rep_i, ht, hc, ti, tf, qi, qf, ident, now, warmup, horizon):
-                    dispatch_g = tool_group[ident // MAX_PM]
-            elif kind == EV_LOT_DONE:
-                if lot_done(si, sf, ri, tool_group, transport, rng, rep_i, ht, hc, li, lf, ident, now):
-                    leave_line(gi, gf, pmi, pmf, si, sf, setup_mat, ri, rf, tool_group, transport,
-                               rng, rep_i, ht, hc, ti, tf, tlots, li, lf, qi, qf, qb, step_wafers, step_defects,
-                               s_i, s_f, ct_hist, log, ident, now, warmup, horizon, log_on, mail)
-            elif kind == EV_BATCH_TIMEOUT:
-                if qf[ident, QF_TIMEOUT_AT] <= now:
-                    qf[ident, QF_TIMEOUT_AT] = INF
-                dispatch_g = ident
-            if dispatch_g >= 0 and may_dispatch(qi, dispatch_g):
-                dispatch_group(gi, gf, si, sf, setup_mat, ri, tool_group, rng, rep_i, ht, hc, ti, tf, tlots, li, lf,
-                               qi, qf, qb, step_wafers, step_defects, s_f, dispatch_g, now, warmup, horizon, mail)
-            calendar_flush(ht, hc, rep_i)
-        if log_on != 0 and rep_i[R_ERROR] != ERR_LOT_ROOM:  # a paused run has not reached ``until``
-            record_snapshots(ti, qi, rep_i, snap_t, snap_tool, snap_queue, until, 1)
+            dispatch_g = handle_event(line, state, rep_zero, mail, now, code, warmup, horizon, log_on)
+            after_event(line, state, mail, dispatch_g, now, warmup, horizon)
+        end_segment(state, rep_zero, until, log_on)
 
     @jit
     def finalize_rep(state, warmup, horizon):
@@ -1021,4 +1117,9 @@ def make_engine(jit, calendar=HEAP, scans=None, inline=None):
             s_f[s, SS_WIP_AREA] += s_i[s, S_WIP] * overlap(s_f[s, SS_WIP_SINCE], horizon, warmup, horizon)
             s_f[s, SS_WIP_SINCE] = horizon
 
-    return init_rep, advance_rep, finalize_rep
+    handlers = [None] * N_EVENT_KINDS  # by event kind (kernels/layout.py's EV_ codes)
+    handlers[EV_RELEASE], handlers[EV_ARRIVE], handlers[EV_ACTIVITY_END] = on_release_event, on_arrive_event, on_activity_end_event
+    handlers[EV_FAIL], handlers[EV_PM_DUE], handlers[EV_BATCH_TIMEOUT] = on_fail_event, on_pm_due_event, on_batch_timeout_event
+    handlers[EV_LOT_DONE] = on_lot_done_event
+    handlers = tuple(handlers)
+    return EventStages(init_rep, advance_rep, finalize_rep, take_next, handlers, after_event, end_segment)

@@ -20,6 +20,7 @@ FREE, QUEUED, IN_PROCESS, IN_TRANSIT = range(4)
 
 # ---- event kinds (packed with id and version into one int64)
 EV_RELEASE, EV_ARRIVE, EV_ACTIVITY_END, EV_FAIL, EV_PM_DUE, EV_BATCH_TIMEOUT, EV_LOT_DONE = range(7)
+N_EVENT_KINDS = 7
 
 # ---- failure bases; pm kinds; step time bases; release kinds
 FAIL_NONE, FAIL_CALENDAR, FAIL_BUSY = range(3)

@@ -50,7 +50,7 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     assert steps["preflight"]["trivial_kernel_ok"] and steps["preflight"]["simulator"]
     # each launcher compiled in a background process of its own, and every one ended before the timing
     precompile = steps["precompile"]
-    assert set(precompile) == {"cpu", "cuda_thread", "cuda_warp"}, precompile
+    assert set(precompile) == {"cpu", "cuda_thread", "cuda_warp", "cuda_wave"}, precompile
     assert all(p["ok"] and p["wall_s"] > 0 for p in precompile.values()), precompile
     timing_began = min(steps[f"cuda_rate_{n}"]["started_after_s"] for n in G.DRY["counts"])
     assert all(p["ended_after_s"] <= timing_began for p in precompile.values()), (precompile, timing_began)
@@ -68,14 +68,18 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     assert warp["ok"] and warp["events_equal"] and warp["lanes"] == G.DRY["lanes"]
     assert warp["max_rel_diff_per_replication"] == 0.0
     assert steps[f"cuda_warp_rate_{G.DRY['warp_counts'][0]}"]["replicas"] == G.DRY["warp_counts"][0]
+    wave = steps["small_line_wave"]  # the wavefront grew its table too, to the CPU's run
+    assert wave["ok"] and wave["events_equal"] and wave["wavefront"] and wave["max_rel_diff_per_replication"] == 0.0
+    assert wave["lot_slots"]["cuda_start"] == 1 < wave["lot_slots"]["cuda_end"], wave["lot_slots"]
     # both launchers' checks and the driver's registers come before any timing, which the guard may cut
     first_rate = steps[f"cuda_rate_{G.DRY['counts'][0]}"]["started_after_s"]
-    checks = ("small_line", "small_line_warp", "kernel_resources")
+    checks = ("small_line", "small_line_warp", "small_line_wave", "kernel_resources")
     ended = {k: steps[k]["started_after_s"] + steps[k]["seconds"] for k in checks}
     assert all(t <= first_rate + 0.02 for t in ended.values()), (ended, first_rate)  # 0.02: both are rounded
     # tiny windows may be too short to time: then the rate is None with a note, never a made-up number
     for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"]),
-                 *(f"cuda_warp_rate_{n}" for n in G.DRY["warp_counts"])):
+                 *(f"cuda_warp_rate_{n}" for n in G.DRY["warp_counts"]),
+                 *(f"cuda_wave_rate_{n}" for n in G.DRY["counts"])):
         rate = steps[name]["replication_days_per_s"]
         assert (rate is not None and rate > 0) or "too short" in steps[name]["note"], steps[name]
 

@@ -20,10 +20,12 @@ from twin.errors import ConfigError
 BACKENDS = ("auto", "cpu", "cuda")
 
 
-def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0) -> "Backend":
+def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0, wavefront: bool = False) -> "Backend":
     """``auto`` picks CUDA only when a GPU can really run kernels. ``lanes`` (CUDA): 0 runs one thread
     per replication; 32 runs a warp per replication whose lanes share the calendar's scans
-    (kernels/launch_warp.py; a smaller power of two for tests under the simulator)."""
+    (kernels/launch_warp.py; a smaller power of two for tests under the simulator). ``wavefront``
+    (CUDA): each stage of an event is a kernel over the replications that need it
+    (kernels/launch_wave.py)."""
     if name not in BACKENDS:
         raise ConfigError("backend", name, f"allowed: {', '.join(BACKENDS)}")
     if not isinstance(threads, int) or threads < 0:
@@ -33,8 +35,11 @@ def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0) -> "Ba
     if not isinstance(lanes, int) or lanes < 0 or lanes == 1 or lanes > 32 or lanes & (lanes - 1):
         raise ConfigError("backend.lanes", lanes,
                           "must be 0 (a thread per replication) or a power of two from 2 to 32 (lane 0 leads, the others scan)")
+    if not isinstance(wavefront, bool) or (wavefront and lanes):
+        raise ConfigError("backend.wavefront", wavefront,
+                          "must be true or false, and true only with lanes 0 (a wave runs a thread per replication)")
     if name == "cuda" or (name == "auto" and cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
-        return CudaBackend(lanes)
+        return CudaBackend(lanes, wavefront)
     return CpuBackend(threads)
 
 
@@ -126,8 +131,8 @@ class _OnThreads:
 class CudaBackend(Backend):
     name = CUDA
 
-    def __init__(self, lanes: int = 0):
-        self.lanes = lanes
+    def __init__(self, lanes: int = 0, wavefront: bool = False):
+        self.lanes, self.wavefront = lanes, wavefront
         self.device_name = cuda_device_name()
         if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             import warnings
@@ -137,6 +142,10 @@ class CudaBackend(Backend):
         self._static_cache = {}
 
     def launchers(self):
+        if self.wavefront:
+            from kernels import launch_wave
+
+            return launch_wave
         if self.lanes:
             from kernels import launch_warp
 
