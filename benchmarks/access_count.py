@@ -106,6 +106,14 @@ def count_accesses(compiled, days: float, seed: int = 1) -> dict:
     return {"events": events, "per_event": {name: float(n) / events for name, n in zip(STATE_FIELDS, counts)}}
 
 
+def in_private_cache(module: str, argv) -> int:
+    """Run ``python -m module argv`` in a child whose numba cache is its own, then discard the cache."""
+    with tempfile.TemporaryDirectory(prefix="fabtwin-access-count-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, PRIVATE_CACHE: cache}
+        given = sys.argv[1:] if argv is None else list(argv)
+        return subprocess.run([sys.executable, "-m", module, *given], cwd=ROOT, env=env).returncode
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.access_count", description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=2.0, help="simulated days (default 2)")
@@ -118,12 +126,8 @@ def main(argv=None) -> int:
     if not args.days > 0:
         print(f"access_count: --days {args.days}: must be > 0", file=sys.stderr)
         return 2
-    if os.environ.get(PRIVATE_CACHE) is None:  # count in a child whose numba cache is its own, then discard it
-        with tempfile.TemporaryDirectory(prefix="fabtwin-access-count-") as cache:
-            env = {**os.environ, "NUMBA_CACHE_DIR": cache, PRIVATE_CACHE: cache}
-            given = sys.argv[1:] if argv is None else list(argv)
-            return subprocess.run([sys.executable, "-m", "benchmarks.access_count", *given], cwd=ROOT,
-                                  env=env).returncode
+    if os.environ.get(PRIVATE_CACHE) is None:
+        return in_private_cache("benchmarks.access_count", argv)
     from twin.compile import compile_line
     from twin.smt2020 import load_smt2020
 

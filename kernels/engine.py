@@ -64,6 +64,7 @@ class EventStages(NamedTuple):
     advance_rep: object
     finalize_rep: object
     take_next: object
+    handle_event: object
     kind_handlers: tuple  # by event kind (EV_ codes); each takes (line, state, rep_zero, mail, ident, ver, now, warmup, horizon, log_on)
     after_event: object
     end_segment: object
@@ -1122,4 +1123,5 @@ def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
     handlers[EV_FAIL], handlers[EV_PM_DUE], handlers[EV_BATCH_TIMEOUT] = on_fail_event, on_pm_due_event, on_batch_timeout_event
     handlers[EV_LOT_DONE] = on_lot_done_event
     handlers = tuple(handlers)
-    return EventStages(init_rep, advance_rep, finalize_rep, take_next, handlers, after_event, end_segment)
+    return EventStages(init_rep, advance_rep, finalize_rep, take_next, handle_event, handlers, after_event,
+                       end_segment)

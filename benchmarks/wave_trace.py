@@ -1,0 +1,235 @@
+"""What each wave stage of an HVLM event does, counted on the CPU, and what that gives a GPU (a model).
+
+    python -m benchmarks.wave_trace [--days 2] [--smt2020-dir DIR] [--json FILE]
+
+The wavefront launcher (kernels/launch_wave.py) runs an event as stages: ``take`` (the calendar),
+the event kind's handler, and ``dispatch`` for the replications whose handler named a group. A
+stage's kernel lasts as long as its slowest thread, and it has as many threads as replications in
+that stage. This script runs the CPU engine through the same stages (kernels/engine.py's
+``EventStages``) on one replication of SMT2020 HVLM, over the offset views the CUDA kernels index,
+with each view's offset load counting itself (benchmarks/access_count.py), and records for every
+event its kind and the state element accesses of each stage. **Measured:** the kind mix, the share
+of events that dispatch, and each stage's accesses (mean, tail, maximum).
+
+**Modelled** from those counts (:func:`wave_model`, every parameter named there): the time of one
+wave over R replications on an H200, and the events per second it gives. Each stage's kernel takes
+the longer of (a) its longest dependent chain, the slowest of its replications, and (b) the time to
+issue all its accesses with one access in flight per resident thread; plus a launch. The accesses are
+element accesses, not DRAM round trips (fields of one row share a line; the ec80624 trace counted about
+55 round trips against 166 accesses here), so the model is given at both ends.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.access_count import N_TABLES, PRIVATE_CACHE, fresh_state, in_private_cache, offset_views  # noqa: E402
+from kernels.calendar import HEAP  # noqa: E402
+from kernels.engine import make_event_stages  # noqa: E402
+from kernels.layout import Q_LEN, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE, EV_PM_DUE, EV_RELEASE  # noqa: E402
+from kernels.target import CPU, device_jit, inline_jit  # noqa: E402
+
+KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "activity_end", EV_FAIL: "fail",
+              EV_PM_DUE: "pm_due", EV_BATCH_TIMEOUT: "batch_timeout", EV_LOT_DONE: "lot_done"}
+KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN = range(6)  # the trace's columns; DISPATCH is -1 for an event that does not
+
+# Model parameters (not measurements): an H200 (sm_90), and the latency the GPU design section uses.
+SMS = 132
+REGISTERS_PER_SM = 65_536
+MAX_WARPS_PER_SM = 64
+LATENCY_US = 0.6  # one dependent global-memory round trip, DRAM (docs/ARCHITECTURE.md)
+LAUNCH_US = 4.0  # one kernel launch back to back on a stream, assumed
+ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the ec80624 trace's ratio
+# Registers per thread of each stage's kernel, offline sm_90 (benchmarks/cuda_report.py, this commit)
+STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
+                   "batch_timeout": 21, "lot_done": 120, "dispatch": 126}
+
+
+def make_tracer(replication_at, stages):
+    init_rep, take_next, handle_event, after_event = stages.init_rep, stages.take_next, stages.handle_event, stages.after_event
+
+    @numba.njit
+    def counted(offsets):
+        total = 0
+        for k in range(N_TABLES):
+            total += offsets[0, N_TABLES + k]
+        return total
+
+    @numba.njit(_nrt=False)
+    def trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, trace):
+        """The stages take the view as an argument: numba's IR inlining (the CPU's ``inline_jit``) of
+        the stages into the function that builds an offset view gave a different run (4,342 events in
+        HVLM's first 2 days instead of 129,081); with the view passed in, as in ``advance_rep``, the
+        run is the engine's."""
+        after_event(line, view, mail, -1, 0.0, warmup, horizon)  # the events init_rep scheduled
+        n = 0
+        while n < trace.shape[0]:
+            before = counted(offsets)
+            now, code = take_next(line, view, rep_zero, mail, until, 1)
+            if code < 0:
+                break
+            taken = counted(offsets)
+            group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, 1)
+            handled = counted(offsets)
+            waiting = 0
+            if group >= 0:
+                waiting = view.qi[group, Q_LEN]
+            own = counted(offsets) - handled  # the trace's own read of the queue length
+            after_event(line, view, mail, group, now, warmup, horizon)
+            done = counted(offsets) - own
+            if group >= 0:
+                trace[n, TAKEN] = waiting - view.qi[group, Q_LEN]  # lots the dispatch started
+            trace[n, KIND] = code & 15
+            trace[n, MINUTE] = int(now)
+            trace[n, TAKE] = taken - before
+            if group >= 0:  # the kind's kernel puts it on the dispatch list
+                trace[n, HANDLE] = handled - taken
+                trace[n, DISPATCH] = done - handled
+            else:  # the kind's kernel pushes its events itself
+                trace[n, HANDLE] = done - taken
+                trace[n, DISPATCH] = -1
+            n += 1
+        return n
+
+    @numba.njit(_nrt=False)
+    def trace_run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon, trace):
+        """Replication 0 through the wave's stages, one row of ``trace`` per event; returns the events."""
+        view = replication_at(state, offsets, 0)
+        init_rep(line, wip, view, seed, 0, warmup, horizon)
+        return trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, trace)
+
+    return trace_run
+
+
+def trace_events(compiled, days: float, seed: int = 1) -> np.ndarray:
+    """``[events, 6]``: kind, take, handle and dispatch accesses, the minute, and the lots a dispatch started,
+    of each event of replication 0."""
+    from kernels.state import view_offsets
+
+    horizon = days * 1440.0
+    state, rep_zero = fresh_state(compiled, 1, horizon)
+    offsets = np.zeros((1, 2 * N_TABLES), np.int64)
+    offsets[:, :N_TABLES] = view_offsets(state)
+    stages = make_event_stages(device_jit(CPU), HEAP, inline=inline_jit(CPU))
+    tracer = make_tracer(offset_views(counting=True), stages)
+    trace = np.zeros((int(days * 80_000) + 10_000, 6), np.int64)  # HVLM: about 60 k events a day
+    n = tracer(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, np.zeros(1), np.uint64(seed),
+               horizon, 0.0, horizon, trace)
+    if n == trace.shape[0]:
+        raise RuntimeError("the trace filled up before the horizon: more rows are needed")
+    return trace[:n]
+
+
+def stage_samples(trace: np.ndarray) -> dict:
+    """``{stage: accesses of every call}``: take for every event, each kind's handler, dispatch."""
+    out = {"take": trace[:, TAKE]}
+    for kind, name in KIND_NAMES.items():
+        out[name] = trace[trace[:, KIND] == kind, HANDLE]
+    out["dispatch"] = trace[trace[:, DISPATCH] >= 0, DISPATCH]
+    return out
+
+
+def summarise(trace: np.ndarray) -> dict:
+    events = trace.shape[0]
+    rows = {}
+    for name, calls in stage_samples(trace).items():
+        rows[name] = {"calls_per_event": calls.size / events,
+                      **({"mean": float(calls.mean()), "p99": float(np.percentile(calls, 99)),
+                          "max": int(calls.max())} if calls.size else {})}
+    dispatched = trace[trace[:, DISPATCH] >= 0]
+    longest = dispatched[np.argsort(dispatched[:, DISPATCH])[-max(1, dispatched.shape[0] // 1000):]]
+    rows["dispatch"]["lots_started_mean"] = float(dispatched[:, TAKEN].mean()) if dispatched.size else 0.0
+    rows["dispatch"]["lots_started_longest_0.1%"] = float(longest[:, TAKEN].mean()) if dispatched.size else 0.0
+    return {"events": events, "accesses_per_event": float(trace[:, TAKE:MINUTE].clip(0).sum() / events), "stages": rows}
+
+
+def resident_threads(registers: int, block: int = 64) -> int:
+    """Threads an SM holds by registers (allocated per warp in units of 256) and the 64-warp limit."""
+    per_warp = -(-registers * 32 // 256) * 256
+    warps = min(MAX_WARPS_PER_SM, REGISTERS_PER_SM // per_warp)
+    return warps // (block // 32) * block
+
+
+def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
+    """Microseconds of one wave over ``replicas`` replications, and events per second (a model)."""
+    events = trace.shape[0]
+    rng = np.random.default_rng(0)
+    total_us = 0.0
+    per_stage = {}
+    for name, calls in stage_samples(trace).items():
+        n = int(round(replicas * calls.size / events))
+        if n == 0 or calls.size == 0:
+            per_stage[name] = LAUNCH_US
+            total_us += LAUNCH_US
+            continue
+        drawn = rng.choice(calls, size=n) * round_trips_per_access
+        chain_us = drawn.max() * LATENCY_US  # the slowest replication of this stage
+        in_flight = min(n, SMS * resident_threads(STAGE_REGISTERS[name]))
+        issue_us = drawn.sum() / in_flight * LATENCY_US  # every resident thread keeps one access in flight
+        per_stage[name] = LAUNCH_US + max(chain_us, issue_us)
+        total_us += per_stage[name]
+    total_us += 2 * LAUNCH_US  # clearing the counters; the stage order is fixed
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3),
+            "wave_us": round(total_us, 1), "events_per_s": replicas / total_us * 1e6,
+            "stage_us": {k: round(v, 1) for k, v in per_stage.items()}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.wave_trace", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=2.0, help="simulated days (default 2)")
+    parser.add_argument("--smt2020-dir", default=os.environ.get("FABTWIN_SMT2020_DIR"),
+                        help="folder holding HVLM/ (default: $FABTWIN_SMT2020_DIR)")
+    parser.add_argument("--skip-days", type=float, default=1.0,
+                        help="leave out the events of the first days: the initial WIP's dispatches at time 0 are "
+                             "not a steady state (default 1)")
+    parser.add_argument("--json", help="also write the counts and the model here")
+    args = parser.parse_args(argv)
+    if not args.smt2020_dir or not (Path(args.smt2020_dir) / "HVLM").is_dir():
+        print(f"wave_trace: --smt2020-dir {args.smt2020_dir!r}: no HVLM/ folder there", file=sys.stderr)
+        return 2
+    if not 0 <= args.skip_days < args.days:
+        print(f"wave_trace: --skip-days {args.skip_days}: must be >= 0 and below --days {args.days}", file=sys.stderr)
+        return 2
+    if not args.days > 0:
+        print(f"wave_trace: --days {args.days}: must be > 0", file=sys.stderr)
+        return 2
+    if os.environ.get(PRIVATE_CACHE) is None:
+        return in_private_cache("benchmarks.wave_trace", argv)
+    from twin.compile import compile_line
+    from twin.smt2020 import load_smt2020
+
+    compiled = compile_line(load_smt2020({"loader": "smt2020", "dataset": "HVLM", "data_dir": args.smt2020_dir}))
+    trace = trace_events(compiled, args.days)
+    trace = trace[trace[:, MINUTE] >= args.skip_days * 1440.0]
+    found = summarise(trace)
+    print(f"SMT2020 HVLM, days {args.skip_days:g} to {args.days:g}, one replication: {found['events']:,} events, "
+          f"{found['accesses_per_event']:.1f} state element accesses per event (measured)")
+    print(f"  {'stage':14s} {'calls/event':>11s} {'mean':>7s} {'p99':>7s} {'max':>6s}")
+    for name, row in found["stages"].items():
+        print(f"  {name:14s} {row['calls_per_event']:11.3f} {row.get('mean', 0):7.1f} {row.get('p99', 0):7.0f} "
+              f"{row.get('max', 0):6d}")
+    d = found["stages"]["dispatch"]
+    print(f"  a dispatch starts {d['lots_started_mean']:.2f} lots on average; the longest 0.1% start "
+          f"{d['lots_started_longest_0.1%']:.1f}")
+    models = [wave_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    print(f"model, not a measurement (H200: {SMS} SMs, {LATENCY_US} us a round trip, {LAUNCH_US} us a launch):")
+    for m in models:
+        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
+              f"a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"measured": found, "model": models}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
