@@ -4,8 +4,10 @@
 state views (the bundles of :mod:`kernels.state`) — ``init_rep``,
 ``advance_rep`` (process every event up to a time) and ``finalize_rep`` (close
 time-weighted statistics at the horizon).  The launchers
-(:mod:`kernels.launch_cpu`, :mod:`kernels.launch_cuda`) call them once per
-replication, in a ``prange`` loop on the CPU or one CUDA thread per replication.
+(:mod:`kernels.launch_cpu`, :mod:`kernels.launch_cuda`, :mod:`kernels.launch_warp`) call them once per
+replication, in a ``prange`` loop on the CPU or one CUDA thread (or warp) per replication;
+:func:`make_event_stages` also gives the stages of one event, which :mod:`kernels.launch_wave` runs as
+kernels of their own.
 
 Event semantics (docs/ARCHITECTURE.md has the full list):
 

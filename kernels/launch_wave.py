@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import cuda, float64
 
+from kernels import launch_cuda
 from kernels.calendar import HEAP
 from kernels.engine import make_event_stages
 from kernels.layout import (ERR_ROW_WIDTH, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE,
@@ -66,13 +67,7 @@ _stages = make_event_stages(device_jit(CUDA), HEAP)
 _has_layout_widths = make_layout_check(device_jit(CUDA))
 
 
-def _make_replication_at():
-    from kernels.launch_cuda import make_launch_views
-
-    return make_launch_views()
-
-
-_replication_at = _make_replication_at()
+_replication_at = launch_cuda.make_launch_views()
 _take_next, _after_event, _end_segment = _stages.take_next, _stages.after_event, _stages.end_segment
 
 
@@ -232,10 +227,8 @@ def waves_per_check() -> int:
 
 
 def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
-    from kernels.launch_cuda import device_offsets
-
     n = state.rng.shape[0]
-    offsets, work, grid = device_offsets(state), chunk_work(n), _blocks(n)
+    offsets, work, grid = launch_cuda.device_offsets(state), chunk_work(n), _blocks(n)
     _start_kernel[grid](line, state, rep_zero, offsets, work)
     while True:
         for _ in range(waves_per_check()):
@@ -248,20 +241,6 @@ def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
             break
 
 
-def _thread_launchers():
-    from kernels import launch_cuda
-
-    return launch_cuda
-
-
-# Starting a replication and closing its statistics are the thread-per-replication kernels' (one stage each).
-def init_all(line, wip, state, seed, rep0, warmup, horizon):
-    _thread_launchers().init_all(line, wip, state, seed, rep0, warmup, horizon)
-
-
-def finalize_all(state, warmup, horizon):
-    _thread_launchers().finalize_all(state, warmup, horizon)
-
-
-def group_sums(gi, x, fields, out):
-    _thread_launchers().group_sums(gi, x, fields, out)
+# Starting a replication, closing its statistics and the group sums are one stage each: the
+# thread-per-replication kernels.
+init_all, finalize_all, group_sums = launch_cuda.init_all, launch_cuda.finalize_all, launch_cuda.group_sums
