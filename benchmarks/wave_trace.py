@@ -8,15 +8,20 @@ stage's kernel lasts as long as its slowest thread, and it has as many threads a
 that stage. This script runs the CPU engine through the same stages (kernels/engine.py's
 ``EventStages``) on one replication of SMT2020 HVLM, over the offset views the CUDA kernels index,
 with each view's offset load counting itself (benchmarks/access_count.py), and records for every
-event its kind and the state element accesses of each stage. **Measured:** the kind mix, the share
-of events that dispatch, and each stage's accesses (mean, tail, maximum).
+event its kind and the state element accesses of each stage, as a replication other than 0 runs
+them (without the lot log and the hourly snapshots). For a dispatch it also records its group and
+queue, and what a warp's lanes would share of its scans (:func:`counting_scans`). **Measured:** the
+kind mix, the share of events that dispatch, and each stage's accesses (mean, tail, maximum).
 
 **Modelled** from those counts (:func:`wave_model`, every parameter named there): the time of one
 wave over R replications on an H200, and the events per second it gives. Each stage's kernel takes
 the longer of (a) its longest dependent chain, the slowest of its replications, and (b) the time to
 issue all its accesses with one access in flight per resident thread; plus a launch. The accesses are
 element accesses, not DRAM round trips (fields of one row share a line; the ec80624 trace counted about
-55 round trips against 166 accesses here), so the model is given at both ends.
+55 round trips against 166 accesses here), so the model is given at both ends. The dispatch is
+modelled run by a thread (as built), by a warp, or by a warp only for queues over one block
+(:data:`DISPATCH_BY`). :func:`persistent_model` models a design not built: persistent warps with no
+barrier between waves.
 """
 from __future__ import annotations
 
@@ -36,12 +41,20 @@ if str(ROOT) not in sys.path:
 from benchmarks.access_count import N_TABLES, PRIVATE_CACHE, fresh_state, in_private_cache, offset_views  # noqa: E402
 from kernels.calendar import HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
+from kernels.lanes import WARP, make_lanes  # noqa: E402
 from kernels.layout import Q_LEN, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE, EV_PM_DUE, EV_RELEASE  # noqa: E402
 from kernels.target import CPU, device_jit, inline_jit  # noqa: E402
 
 KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "activity_end", EV_FAIL: "fail",
               EV_PM_DUE: "pm_due", EV_BATCH_TIMEOUT: "batch_timeout", EV_LOT_DONE: "lot_done"}
-KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN = range(6)  # the trace's columns; DISPATCH is -1 for an event that does not
+# The trace's columns. DISPATCH, GROUP and WAITING (the group's queue before the dispatch) are -1 for an
+# event that does not dispatch. Its dispatch's queue scans: QUEUE_ACCESSES inside ``queue_block`` over
+# QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes.
+KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS = \
+    range(12)
+SCAN_COLUMNS = (QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS)
+N_SCANNED = len(SCAN_COLUMNS)
+SCANNED = 2 * N_TABLES  # the offsets array's columns where the counting scans add up (it is their ``mail``)
 
 # Model parameters (not measurements): an H200 (sm_90), and the latency the GPU design section uses.
 SMS = 132
@@ -51,22 +64,60 @@ LATENCY_US = 0.6  # one dependent global-memory round trip, DRAM (docs/ARCHITECT
 LAUNCH_US = 4.0  # one kernel launch back to back on a stream, assumed
 ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the ec80624 trace's ratio
 # Registers per thread of each stage's kernel, offline sm_90 (benchmarks/cuda_report.py, this commit)
+# ("dispatch_warp" is not built: the warp advance kernel's 128, the bound of tests/test_cuda_report.py)
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
-                   "batch_timeout": 21, "lot_done": 120, "dispatch": 126}
+                   "batch_timeout": 21, "lot_done": 120, "dispatch": 126, "dispatch_warp": 128}
+DISPATCH_BY = ("thread", "warp", "split")  # who runs a dispatch in the model (:func:`stage_samples`)
+SPLIT_LOTS = 29  # a queue block's lots (kernels/queues.py): a longer queue goes to a warp under "split"
+# The state accesses of one lot's verdict at most (kernels/selection.py's lot_verdict: its id in the
+# block, L_STEP, the dedicated tool twice, that tool's state twice, the step's wafers, LF_ENTRY,
+# L_PRIORITY and LF_DUE); the leader's fold of the block's verdicts in shared memory counts one more.
+VERDICT_ACCESSES = 10
+STAGE_LIST_ACCESSES = 2  # persistent warps (persistent_model): a lane reads its replication off a list, adds it to the next
+
+
+@numba.njit
+def counted(offsets):
+    """Every state element access so far (benchmarks/access_count.py's columns)."""
+    total = 0
+    for k in range(N_TABLES):
+        total += offsets[0, N_TABLES + k]
+    return total
+
+
+def counting_scans():
+    """kernels/lanes.py's loops, each adding to ``mail`` (the tracer passes the offsets array there) what
+    a warp would share among its lanes: the accesses of each queue block's verdicts and the blocks (a
+    block holds at most 29 lots: one round of 31 helpers, kernels/launch_warp.py), and the tools a tool
+    scan reads and its rounds of 32."""
+    block_min, first_equal, first_in_state, queue_block = make_lanes(inline_jit(CPU))
+
+    @device_jit(CPU)
+    def counted_first_in_state(ti, start, count, state, mail):
+        k = first_in_state(ti, start, count, state, mail)
+        scanned = count if k < 0 else k + 1
+        mail[0, SCANNED + 2] += scanned
+        mail[0, SCANNED + 3] += (scanned + WARP - 1) // WARP
+        return k
+
+    @device_jit(CPU)
+    def counted_queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup,
+                            top_priority, block, mail):
+        before = counted(mail)
+        verdict = queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup,
+                              top_priority, block, mail)
+        mail[0, SCANNED] += counted(mail) - before
+        mail[0, SCANNED + 1] += 1
+        return verdict
+
+    return block_min, first_equal, counted_first_in_state, counted_queue_block
 
 
 def make_tracer(replication_at, stages):
     init_rep, take_next, handle_event, after_event = stages.init_rep, stages.take_next, stages.handle_event, stages.after_event
 
-    @numba.njit
-    def counted(offsets):
-        total = 0
-        for k in range(N_TABLES):
-            total += offsets[0, N_TABLES + k]
-        return total
-
     @numba.njit(_nrt=False)
-    def trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, trace):
+    def trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, log_on, trace):
         """The stages take the view as an argument: numba's IR inlining (the CPU's ``inline_jit``) of
         the stages into the function that builds an offset view gave a different run (4,342 events in
         HVLM's first 2 days instead of 129,081); with the view passed in, as in ``advance_rep``, the
@@ -75,20 +126,26 @@ def make_tracer(replication_at, stages):
         n = 0
         while n < trace.shape[0]:
             before = counted(offsets)
-            now, code = take_next(line, view, rep_zero, mail, until, 1)
+            now, code = take_next(line, view, rep_zero, mail, until, log_on)
             if code < 0:
                 break
             taken = counted(offsets)
-            group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, 1)
+            group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, log_on)
             handled = counted(offsets)
-            waiting = 0
+            waiting = -1
             if group >= 0:
                 waiting = view.qi[group, Q_LEN]
             own = counted(offsets) - handled  # the trace's own read of the queue length
+            for k in range(N_SCANNED):
+                offsets[0, SCANNED + k] = 0
             after_event(line, view, mail, group, now, warmup, horizon)
             done = counted(offsets) - own
+            for k in range(N_SCANNED):
+                trace[n, QUEUE_ACCESSES + k] = offsets[0, SCANNED + k]
             if group >= 0:
                 trace[n, TAKEN] = waiting - view.qi[group, Q_LEN]  # lots the dispatch started
+            trace[n, GROUP] = group
+            trace[n, WAITING] = waiting
             trace[n, KIND] = code & 15
             trace[n, MINUTE] = int(now)
             trace[n, TAKE] = taken - before
@@ -102,40 +159,59 @@ def make_tracer(replication_at, stages):
         return n
 
     @numba.njit(_nrt=False)
-    def trace_run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon, trace):
-        """Replication 0 through the wave's stages, one row of ``trace`` per event; returns the events."""
+    def trace_run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon, log_on, trace):
+        """Replication 0 through the wave's stages, one row of ``trace`` per event; returns the events.
+        ``log_on`` 0: the run of any replication but 0, which alone writes the lot log and the hourly
+        snapshots (an hourly snapshot reads every tool and queue: about 1,600 accesses)."""
         view = replication_at(state, offsets, 0)
         init_rep(line, wip, view, seed, 0, warmup, horizon)
-        return trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, trace)
+        return trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, log_on, trace)
 
     return trace_run
 
 
-def trace_events(compiled, days: float, seed: int = 1) -> np.ndarray:
-    """``[events, 6]``: kind, take, handle and dispatch accesses, the minute, and the lots a dispatch started,
-    of each event of replication 0."""
+def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0) -> np.ndarray:
+    """``[events, 12]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
+    the group it dispatched, that group's queue before it and the dispatch's scans, of each event of one replication
+    (``log_on`` 1: replication 0's, which also logs)."""
     from kernels.state import view_offsets
 
     horizon = days * 1440.0
     state, rep_zero = fresh_state(compiled, 1, horizon)
-    offsets = np.zeros((1, 2 * N_TABLES), np.int64)
+    offsets = np.zeros((1, SCANNED + N_SCANNED), np.int64)
     offsets[:, :N_TABLES] = view_offsets(state)
-    stages = make_event_stages(device_jit(CPU), HEAP, inline=inline_jit(CPU))
+    stages = make_event_stages(device_jit(CPU), HEAP, counting_scans(), inline=inline_jit(CPU))
     tracer = make_tracer(offset_views(counting=True), stages)
-    trace = np.zeros((int(days * 80_000) + 10_000, 6), np.int64)  # HVLM: about 60 k events a day
-    n = tracer(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, np.zeros(1), np.uint64(seed),
-               horizon, 0.0, horizon, trace)
+    trace = np.zeros((int(days * 80_000) + 10_000, 12), np.int64)  # HVLM: about 60 k events a day
+    n = tracer(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, offsets, np.uint64(seed),
+               horizon, 0.0, horizon, log_on, trace)
     if n == trace.shape[0]:
         raise RuntimeError("the trace filled up before the horizon: more rows are needed")
     return trace[:n]
 
 
-def stage_samples(trace: np.ndarray) -> dict:
-    """``{stage: accesses of every call}``: take for every event, each kind's handler, dispatch."""
+def warp_chain(dispatched: np.ndarray) -> np.ndarray:
+    """Each dispatch's chain of accesses were a warp to run it (kernels/launch_warp.py's protocol): the
+    leader's own accesses; for each queue block, the longest verdict of a helper and the leader's
+    fold; for each round of a tool scan, one tool a lane and the combine."""
+    return (dispatched[:, DISPATCH] - dispatched[:, QUEUE_ACCESSES] - dispatched[:, TOOLS_READ]
+            + dispatched[:, QUEUE_BLOCKS] * (VERDICT_ACCESSES + 1) + dispatched[:, TOOL_ROUNDS] * 2)
+
+
+def stage_samples(trace: np.ndarray, dispatch_by: str = "thread") -> dict:
+    """``{stage: accesses of every call}``: take for every event, each kind's handler, dispatch.
+    ``dispatch_by`` (:data:`DISPATCH_BY`): who runs a dispatch. "thread", the wavefront as built;
+    "warp", every dispatch a warp's (stage ``dispatch_warp``, its chain :func:`warp_chain`); "split",
+    a warp's when the group's queue holds more than one block (:data:`SPLIT_LOTS`), else a thread's."""
     out = {"take": trace[:, TAKE]}
     for kind, name in KIND_NAMES.items():
         out[name] = trace[trace[:, KIND] == kind, HANDLE]
-    out["dispatch"] = trace[trace[:, DISPATCH] >= 0, DISPATCH]
+    dispatched = trace[trace[:, DISPATCH] >= 0]
+    to_warp = {"thread": np.zeros(len(dispatched), bool), "warp": np.ones(len(dispatched), bool),
+               "split": dispatched[:, WAITING] > SPLIT_LOTS}[dispatch_by]
+    out["dispatch"] = dispatched[~to_warp, DISPATCH]
+    if dispatch_by != "thread":
+        out["dispatch_warp"] = warp_chain(dispatched[to_warp])
     return out
 
 
@@ -150,6 +226,11 @@ def summarise(trace: np.ndarray) -> dict:
     longest = dispatched[np.argsort(dispatched[:, DISPATCH])[-max(1, dispatched.shape[0] // 1000):]]
     rows["dispatch"]["lots_started_mean"] = float(dispatched[:, TAKEN].mean()) if dispatched.size else 0.0
     rows["dispatch"]["lots_started_longest_0.1%"] = float(longest[:, TAKEN].mean()) if dispatched.size else 0.0
+    if dispatched.size:
+        chains = warp_chain(dispatched)
+        rows["dispatch"]["warp_chain"] = {"mean": float(chains.mean()), "p99": float(np.percentile(chains, 99)),
+                                          "max": int(chains.max())}
+        rows["dispatch"]["share_queue_over_one_block"] = float((dispatched[:, WAITING] > SPLIT_LOTS).mean())
     return {"events": events, "accesses_per_event": float(trace[:, TAKE:MINUTE].clip(0).sum() / events), "stages": rows}
 
 
@@ -160,13 +241,14 @@ def resident_threads(registers: int, block: int = 64) -> int:
     return warps // (block // 32) * block
 
 
-def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
-    """Microseconds of one wave over ``replicas`` replications, and events per second (a model)."""
+def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, dispatch_by: str = "thread") -> dict:
+    """Microseconds of one wave over ``replicas`` replications, and events per second (a model). A
+    warp's stage keeps one chain in flight per resident warp, a thread's one per resident thread."""
     events = trace.shape[0]
     rng = np.random.default_rng(0)
     total_us = 0.0
     per_stage = {}
-    for name, calls in stage_samples(trace).items():
+    for name, calls in stage_samples(trace, dispatch_by).items():
         n = int(round(replicas * calls.size / events))
         if n == 0 or calls.size == 0:
             per_stage[name] = LAUNCH_US
@@ -174,14 +256,50 @@ def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) 
             continue
         drawn = rng.choice(calls, size=n) * round_trips_per_access
         chain_us = drawn.max() * LATENCY_US  # the slowest replication of this stage
-        in_flight = min(n, SMS * resident_threads(STAGE_REGISTERS[name]))
-        issue_us = drawn.sum() / in_flight * LATENCY_US  # every resident thread keeps one access in flight
+        if name == "dispatch_warp":
+            in_flight = min(n, SMS * resident_threads(STAGE_REGISTERS[name], WARP) // WARP)
+        else:
+            in_flight = min(n, SMS * resident_threads(STAGE_REGISTERS[name]))
+        issue_us = drawn.sum() / in_flight * LATENCY_US  # every resident thread (or warp) keeps one chain going
         per_stage[name] = LAUNCH_US + max(chain_us, issue_us)
         total_us += per_stage[name]
     total_us += 2 * LAUNCH_US  # clearing the counters; the stage order is fixed
-    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3),
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "dispatch_by": dispatch_by,
             "wave_us": round(total_us, 1), "events_per_s": replicas / total_us * 1e6,
             "stage_us": {k: round(v, 1) for k, v in per_stage.items()}}
+
+
+def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float,
+                     dispatch_by: str = "thread") -> dict:
+    """Events per second of a design not built: persistent warps with no barrier between waves (a model).
+
+    Each replication waits in the list of the stage it is at. A resident warp takes 32 replications
+    from one list, runs that stage for them (each lane one, so the lanes run the same code), and puts
+    each in the list of its next stage; a ``dispatch_warp`` call takes a whole warp for one
+    replication (:func:`warp_chain`). A batch lasts as long as its slowest lane, so a thread stage
+    costs the warp the longest of 32 draws of its chains, plus :data:`STAGE_LIST_ACCESSES`; nobody
+    waits for the slowest replication of the GPU. The warps in work are the resident ones, or fewer
+    when the replications do not fill them (one event of a replication is in work at a time)."""
+    events = trace.shape[0]
+    rng = np.random.default_rng(0)
+    latency_us = round_trips_per_access * LATENCY_US
+    warp_us_per_event = 0.0  # warp time spent per event, summed over the stages
+    per_stage = {}
+    for name, calls in stage_samples(trace, dispatch_by).items():
+        if calls.size == 0:
+            continue
+        if name == "dispatch_warp":
+            batch_us = (calls.mean() + STAGE_LIST_ACCESSES) * latency_us  # one replication a warp
+        else:
+            draws = rng.choice(calls, size=(4_096, WARP)) + STAGE_LIST_ACCESSES
+            batch_us = draws.max(axis=1).mean() * latency_us / WARP  # per replication of a 32-lane batch
+        per_stage[name] = calls.size / events * batch_us
+        warp_us_per_event += per_stage[name]
+    registers = max(STAGE_REGISTERS[name] for name in per_stage)  # one kernel holds every stage
+    warps = min(SMS * resident_threads(registers, WARP) // WARP, -(-replicas // WARP))
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "dispatch_by": dispatch_by,
+            "warps_in_work": warps, "events_per_s": warps / warp_us_per_event * 1e6,
+            "warp_us_per_event": {k: round(v, 4) for k, v in per_stage.items()}}
 
 
 def main(argv=None) -> int:
@@ -221,13 +339,26 @@ def main(argv=None) -> int:
     d = found["stages"]["dispatch"]
     print(f"  a dispatch starts {d['lots_started_mean']:.2f} lots on average; the longest 0.1% start "
           f"{d['lots_started_longest_0.1%']:.1f}")
-    models = [wave_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    w = d["warp_chain"]
+    print(f"  were a warp to run each dispatch, its chain: mean {w['mean']:.1f}, p99 {w['p99']:.0f}, max {w['max']}; "
+          f"{d['share_queue_over_one_block']:.1%} of dispatches find more than {SPLIT_LOTS} lots waiting")
+    models = [wave_model(trace, n, k, by) for by in DISPATCH_BY for k in ROUND_TRIPS_PER_ACCESS
+              for n in (1_000, 16_000, 67_584)]
     print(f"model, not a measurement (H200: {SMS} SMs, {LATENCY_US} us a round trip, {LAUNCH_US} us a launch):")
     for m in models:
-        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
-              f"a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s")
+        slowest = max(m["stage_us"], key=m["stage_us"].get)
+        print(f"  dispatch by {m['dispatch_by']:6s} {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} "
+              f"round trips an access: a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s "
+              f"(slowest stage {slowest}, {m['stage_us'][slowest]:.0f} us)")
+    persistent = [persistent_model(trace, n, k, by) for by in ("thread", "split") for k in ROUND_TRIPS_PER_ACCESS
+                  for n in (1_000, 16_000, 67_584)]
+    print("model of a design not built (persistent warps, no barrier between waves; the same H200 parameters):")
+    for m in persistent:
+        print(f"  dispatch by {m['dispatch_by']:6s} {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} "
+              f"round trips an access: {m['warps_in_work']:5d} warps in work, {m['events_per_s'] / 1e6:7.1f} M events/s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"measured": found, "model": models}, indent=1))
+        Path(args.json).write_text(json.dumps({"measured": found, "model": models, "persistent_model": persistent},
+                                              indent=1))
     return 0
 
 

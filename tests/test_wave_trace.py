@@ -53,13 +53,41 @@ def test_the_wave_model_is_each_stage_slowest_chain_or_issue_time_plus_its_launc
     """1,000 replications whose events are all arrivals of 10 take and 10 handler accesses: take and the
     arrival stage each last 10 round trips (every replication's chain; 1,000 threads are resident, so
     issuing is no longer), the six other kinds and dispatch only their launch, and the counters' two."""
-    trace = np.zeros((50, 6), np.int64)
+    trace = np.zeros((50, 12), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
     model = W.wave_model(trace, 1000, 1.0)
     stage = W.LAUNCH_US + 10 * W.LATENCY_US
     assert model["stage_us"]["take"] == model["stage_us"]["arrive"] == round(stage, 1)
     assert model["wave_us"] == round(2 * stage + 7 * W.LAUNCH_US + 2 * W.LAUNCH_US, 1)
     assert np.isclose(model["events_per_s"], 1000 / (2 * stage + 9 * W.LAUNCH_US) * 1e6)
+
+
+def test_a_warp_dispatch_chain_replaces_each_scan_by_its_rounds():
+    """A dispatch of 500 accesses, 300 of them the verdicts of 10 queue blocks and 40 the tools of 2 tool
+    rounds: a warp's leader makes the other 160 itself, waits one verdict and its fold per block and
+    a tool and its combine per round."""
+    row = np.zeros((1, 12), np.int64)
+    row[0, [W.DISPATCH, W.QUEUE_ACCESSES, W.QUEUE_BLOCKS, W.TOOLS_READ, W.TOOL_ROUNDS]] = 500, 300, 10, 40, 2
+    assert W.warp_chain(row)[0] == 160 + 10 * (W.VERDICT_ACCESSES + 1) + 2 * 2
+
+
+def test_split_sends_the_dispatches_of_queues_over_one_block_to_a_warp():
+    trace = np.zeros((4, 12), np.int64)
+    trace[:, W.KIND], trace[:, W.DISPATCH], trace[:, W.WAITING] = W.EV_ARRIVE, [5, 6, 7, -1], [29, 30, 100, -1]
+    samples = W.stage_samples(trace, "split")
+    assert list(samples["dispatch"]) == [5] and len(samples["dispatch_warp"]) == 2
+    assert len(W.stage_samples(trace, "thread")["dispatch"]) == 3 and "dispatch_warp" not in W.stage_samples(trace)
+
+
+def test_persistent_warps_with_equal_chains_run_each_lane_back_to_back():
+    """Every event an arrival of 10 take and 10 handler accesses, plus 2 list accesses a stage: each of
+    1,000 replications (32 warps of lanes in work) does an event every 24 round trips."""
+    trace = np.zeros((50, 12), np.int64)
+    trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
+    model = W.persistent_model(trace, 1000, 1.0)
+    chain_us = 2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US
+    assert model["warps_in_work"] == 32
+    assert np.isclose(model["events_per_s"], 32 * W.WARP / chain_us * 1e6)
 
 
 def test_resident_threads_follow_the_register_allocation():
