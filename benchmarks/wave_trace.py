@@ -20,8 +20,9 @@ issue all its accesses with one access in flight per resident thread; plus a lau
 element accesses, not DRAM round trips (fields of one row share a line; the ec80624 trace counted about
 55 round trips against 166 accesses here), so the model is given at both ends. The dispatch is
 modelled run by a thread (as built), by a warp, or by a warp only for queues over one block
-(:data:`DISPATCH_BY`). :func:`persistent_model` models a design not built: persistent warps with no
-barrier between waves.
+(:data:`DISPATCH_BY`). :func:`lockstep_model` models the thread launcher as built (a warp's lanes in
+lockstep), :func:`persistent_model` a design not built: persistent warps with no barrier between
+waves, its schedule simulated.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the e
 # ("dispatch_warp" is not built: the warp advance kernel's 128, the bound of tests/test_cuda_report.py)
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
                    "batch_timeout": 21, "lot_done": 120, "dispatch": 126, "dispatch_warp": 128}
+THREAD_REGISTERS = 118  # the thread launcher's advance kernel, offline sm_90 (blocks of 64 threads)
 DISPATCH_BY = ("thread", "warp", "split")  # who runs a dispatch in the model (:func:`stage_samples`)
 SPLIT_LOTS = 29  # a queue block's lots (kernels/queues.py): a longer queue goes to a warp under "split"
 # The state accesses of one lot's verdict at most (kernels/selection.py's lot_verdict: its id in the
@@ -269,37 +271,100 @@ def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, 
             "stage_us": {k: round(v, 1) for k, v in per_stage.items()}}
 
 
-def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float,
-                     dispatch_by: str = "thread") -> dict:
-    """Events per second of a design not built: persistent warps with no barrier between waves (a model).
+def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
+    """Events per second of the thread launcher as built (kernels/launch_cuda.py; a model).
 
-    Each replication waits in the list of the stage it is at. A resident warp takes 32 replications
-    from one list, runs that stage for them (each lane one, so the lanes run the same code), and puts
-    each in the list of its next stage; a ``dispatch_warp`` call takes a whole warp for one
-    replication (:func:`warp_chain`). A batch lasts as long as its slowest lane, so a thread stage
-    costs the warp the longest of 32 draws of its chains, plus :data:`STAGE_LIST_ACCESSES`; nobody
-    waits for the slowest replication of the GPU. The warps in work are the resident ones, or fewer
-    when the replications do not fill them (one event of a replication is in work at a time)."""
+    A warp's 32 lanes, each a replication, run ``advance_rep``'s loop together: in an iteration every
+    lane takes an event, the lanes of each kind present run its handler, those that dispatch run the
+    dispatch, and the lanes meet again after each (the branches reconverge). So an iteration lasts the
+    slowest lane's take, plus the slowest lane of each kind present, plus the slowest dispatch. A lane
+    that does not dispatch pushes its events in its handler's count here, one that does in its
+    dispatch's: counted twice where both occur, so the model errs slow."""
     events = trace.shape[0]
     rng = np.random.default_rng(0)
+    rows = trace[rng.integers(0, events, size=(4_096, WARP))]
+    iteration = rows[:, :, TAKE].max(axis=1).astype(np.float64)
+    for kind in KIND_NAMES:
+        iteration += np.where(rows[:, :, KIND] == kind, rows[:, :, HANDLE], 0).max(axis=1)
+    iteration += np.where(rows[:, :, DISPATCH] >= 0, rows[:, :, DISPATCH], 0).max(axis=1)
+    iteration_us = iteration.mean() * round_trips_per_access * LATENCY_US
+    warps = min(SMS * resident_threads(THREAD_REGISTERS) // WARP, -(-replicas // WARP))
+    divergence = iteration.mean() / (trace[:, TAKE:MINUTE].clip(0).sum() / events)  # against one lane alone
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps_in_work": warps,
+            "divergence": round(float(divergence), 2), "events_per_s": warps * WARP / iteration_us * 1e6}
+
+
+def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, warps: int | None = None,
+                     events_per_replica: int = 12, seed: int = 0) -> dict:
+    """Events per second of a design not built: persistent warps with no barrier between waves (a model).
+
+    Each replication waits in the list of the stage it is at (take, its event's kind, dispatch). A
+    free warp takes up to 32 replications from the longest list, runs that stage for them (each lane
+    one, so the lanes run the same code) and, when its slowest lane is done, puts each in the list of
+    its next stage. A batch costs the longest chain of its lanes plus :data:`STAGE_LIST_ACCESSES`.
+    The schedule is simulated: replications draw their events from the trace, ``warps`` (default: as
+    many as are resident at the stage kernels' largest register count, or as the replications fill)
+    take work as they come free, and the rate is counted over ``events_per_replica`` events a
+    replication after two of warm-up. A replication in a lane is not in a list, so with as many
+    replications as resident lanes the lists run short and batches are partial: the simulation shows
+    what that costs."""
+    import heapq
+    from collections import deque
+
+    events = trace.shape[0]
+    rng = np.random.default_rng(seed)
     latency_us = round_trips_per_access * LATENCY_US
-    warp_us_per_event = 0.0  # warp time spent per event, summed over the stages
-    per_stage = {}
-    for name, calls in stage_samples(trace, dispatch_by).items():
-        if calls.size == 0:
-            continue
-        if name == "dispatch_warp":
-            batch_us = (calls.mean() + STAGE_LIST_ACCESSES) * latency_us  # one replication a warp
-        else:
-            draws = rng.choice(calls, size=(4_096, WARP)) + STAGE_LIST_ACCESSES
-            batch_us = draws.max(axis=1).mean() * latency_us / WARP  # per replication of a 32-lane batch
-        per_stage[name] = calls.size / events * batch_us
-        warp_us_per_event += per_stage[name]
-    registers = max(STAGE_REGISTERS[name] for name in per_stage)  # one kernel holds every stage
-    warps = min(SMS * resident_threads(registers, WARP) // WARP, -(-replicas // WARP))
-    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "dispatch_by": dispatch_by,
-            "warps_in_work": warps, "events_per_s": warps / warp_us_per_event * 1e6,
-            "warp_us_per_event": {k: round(v, 4) for k, v in per_stage.items()}}
+    stage_of_kind = {kind: 1 + k for k, kind in enumerate(KIND_NAMES)}
+    kind_stage = np.array([stage_of_kind.get(int(k), 1) for k in trace[:, KIND]])
+    take, handle, dispatch = trace[:, TAKE], trace[:, HANDLE], trace[:, DISPATCH]
+    dispatch_stage = 1 + len(KIND_NAMES)
+    registers = max(STAGE_REGISTERS[name] for name in ("take", *KIND_NAMES.values(), "dispatch"))
+    if warps is None:
+        warps = min(SMS * resident_threads(registers, WARP) // WARP, -(-replicas // WARP))
+    draws = iter(rng.integers(0, events, size=replicas * (events_per_replica + 4)))
+    row = np.zeros(replicas, np.int64)
+    lists = [deque() for _ in range(dispatch_stage + 1)]
+    lists[0].extend(range(replicas))
+    running, idle = [], list(range(warps))
+    done, start_at, start_done = 0, None, 2 * replicas
+    now, batches, lanes = 0.0, 0, 0
+
+    def start_batches(now):
+        nonlocal batches, lanes
+        while idle:
+            stage = max(range(len(lists)), key=lambda k: len(lists[k]))
+            if not lists[stage]:
+                return
+            batch = [lists[stage].popleft() for _ in range(min(WARP, len(lists[stage])))]
+            if stage == 0:
+                for r in batch:
+                    row[r] = next(draws)
+                chain = take[row[batch]].max()
+            elif stage == dispatch_stage:
+                chain = dispatch[row[batch]].max()
+            else:
+                chain = handle[row[batch]].max()
+            heapq.heappush(running, (now + (chain + STAGE_LIST_ACCESSES) * latency_us, idle.pop(), stage, batch))
+            if start_at is not None:
+                batches, lanes = batches + 1, lanes + len(batch)
+
+    start_batches(now)
+    while done < start_done + events_per_replica * replicas:
+        now, warp, stage, batch = heapq.heappop(running)
+        for r in batch:
+            if stage == 0:
+                lists[kind_stage[row[r]]].append(r)
+            elif stage != dispatch_stage and dispatch[row[r]] >= 0:
+                lists[dispatch_stage].append(r)
+            else:
+                lists[0].append(r)
+                done += 1
+        if start_at is None and done >= start_done:
+            start_at, start_done = now, done
+        idle.append(warp)
+        start_batches(now)
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps": warps,
+            "lanes_per_batch": round(lanes / max(1, batches), 1), "events_per_s": (done - start_done) / (now - start_at) * 1e6}
 
 
 def main(argv=None) -> int:
@@ -350,14 +415,22 @@ def main(argv=None) -> int:
         print(f"  dispatch by {m['dispatch_by']:6s} {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} "
               f"round trips an access: a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s "
               f"(slowest stage {slowest}, {m['stage_us'][slowest]:.0f} us)")
-    persistent = [persistent_model(trace, n, k, by) for by in ("thread", "split") for k in ROUND_TRIPS_PER_ACCESS
-                  for n in (1_000, 16_000, 67_584)]
-    print("model of a design not built (persistent warps, no barrier between waves; the same H200 parameters):")
+    lockstep = [lockstep_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    print("model of the thread launcher as built (a warp's 32 lanes in lockstep; the same H200 parameters):")
+    for m in lockstep:
+        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
+              f"{m['warps_in_work']:5d} warps in work, {m['divergence']:.1f}x divergence, "
+              f"{m['events_per_s'] / 1e6:7.1f} M events/s")
+    persistent = [persistent_model(trace, n, k, warps) for k in ROUND_TRIPS_PER_ACCESS
+                  for n, warps in ((1_000, None), (16_000, None), (67_584, None), (67_584, 1_056), (67_584, 528))]
+    print("model of a design not built (persistent warps, no barrier between waves, the schedule simulated; "
+          "the same H200 parameters):")
     for m in persistent:
-        print(f"  dispatch by {m['dispatch_by']:6s} {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} "
-              f"round trips an access: {m['warps_in_work']:5d} warps in work, {m['events_per_s'] / 1e6:7.1f} M events/s")
+        print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {m['round_trips_per_access']:.2f} round trips "
+              f"an access: {m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"measured": found, "model": models, "persistent_model": persistent},
+        Path(args.json).write_text(json.dumps({"measured": found, "model": models, "lockstep_model": lockstep,
+                                               "persistent_model": persistent},
                                               indent=1))
     return 0
 

@@ -80,14 +80,43 @@ def test_split_sends_the_dispatches_of_queues_over_one_block_to_a_warp():
 
 
 def test_persistent_warps_with_equal_chains_run_each_lane_back_to_back():
-    """Every event an arrival of 10 take and 10 handler accesses, plus 2 list accesses a stage: each of
-    1,000 replications (32 warps of lanes in work) does an event every 24 round trips."""
+    """Every event an arrival of 10 take and 10 handler accesses, plus 2 list accesses a stage: two
+    warps over 64 replications fill every batch, and each replication does an event every 24 round
+    trips; 1,000 replications fill 32 warps by default."""
     trace = np.zeros((50, 12), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
-    model = W.persistent_model(trace, 1000, 1.0)
-    chain_us = 2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US
-    assert model["warps_in_work"] == 32
-    assert np.isclose(model["events_per_s"], 32 * W.WARP / chain_us * 1e6)
+    model = W.persistent_model(trace, 64, 1.0, warps=2)
+    assert model["lanes_per_batch"] == W.WARP
+    assert np.isclose(model["events_per_s"], 64 / (2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US) * 1e6)
+    assert W.persistent_model(trace, 1000, 1.0)["warps"] == 32
+
+
+def test_a_persistent_warp_waits_for_its_own_lanes_only():
+    """One event in a hundred has a dispatch of 1,000 accesses, the others none. Under a barrier every
+    wave over 3,200 replications would wait for one (about 32 of them a wave); persistent warps lose
+    only the warps that hold one (those replications' dispatches share batches), so the rate stays near
+    that of no dispatch at all."""
+    trace = np.zeros((100, 12), np.int64)
+    trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
+    trace[0, W.DISPATCH] = 1000
+    barrier_us = (10 + 10 + 1000) * W.LATENCY_US  # take, arrivals and the slowest dispatch of a wave
+    persistent = W.persistent_model(trace, 3200, 1.0, warps=100)["events_per_s"]
+    without_dispatch = 3200 / (2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US) * 1e6
+    assert 0.5 * without_dispatch < persistent <= without_dispatch
+    assert persistent > 5 * 3200 / barrier_us * 1e6
+
+
+def test_lockstep_lanes_wait_for_each_kind_present_in_the_warp():
+    """Half the events arrivals (10 handler accesses), half job ends (30), every take 10: a warp of 32
+    lanes almost surely holds both kinds, so an iteration is 10 + 10 + 30 = 50 accesses against the
+    30 of a lane alone (divergence 5/3); 1,000 replications keep 32 warps in work."""
+    trace = np.zeros((100, 12), np.int64)
+    trace[:, W.TAKE], trace[:, W.DISPATCH] = 10, -1
+    trace[::2, W.KIND], trace[::2, W.HANDLE] = W.EV_ARRIVE, 10
+    trace[1::2, W.KIND], trace[1::2, W.HANDLE] = W.EV_ACTIVITY_END, 30
+    model = W.lockstep_model(trace, 1000, 1.0)
+    assert model["warps_in_work"] == 32 and np.isclose(model["divergence"], 5 / 3, atol=0.01)
+    assert np.isclose(model["events_per_s"], 32 * W.WARP / (50 * W.LATENCY_US) * 1e6)
 
 
 def test_resident_threads_follow_the_register_allocation():
