@@ -128,6 +128,17 @@ def _probe_engine_wave(cuda_backend):
              backend=resolve_backend("cuda", wavefront=True), snapshot_minutes=0.0, segments=1)
 
 
+def _probe_engine_persistent(cuda_backend):
+    """The persistent-warp launcher: its reset, start and persistent kernels run at each segment."""
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.line import parse_line
+    from twin.runner import run_line
+
+    run_line(compile_line(parse_line(probe_line())), replicas=2, horizon_days=0.05, warmup_days=0.0, seed=1,
+             backend=resolve_backend("cuda", persistent=True), snapshot_minutes=0.0, segments=1)
+
+
 def _probe_yield(cuda_backend):
     import numpy as np
 
@@ -158,6 +169,7 @@ def _probe_maintenance(cuda_backend):
 
 
 PROBES = {"engine": _probe_engine, "engine_warp": _probe_engine_warp, "engine_wave": _probe_engine_wave,
+          "engine_persistent": _probe_engine_persistent,
           "yield": _probe_yield,
           "maintenance": _probe_maintenance}
 

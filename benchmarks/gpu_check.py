@@ -21,10 +21,13 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
    ``cpu_rate``, all the host's cores on the same line, after the first count. Rates are measured in a
    steady window: after a warm-up run (compile, first launch), each repeat runs horizons h1 and h2
    (interleaved, results copied back, so synchronised) and the rate is
-   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
+   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel;
+7. ``small_line_persistent``, ``hvlm_persistent``: the checks of step 2 and 3 with persistent warps
+   (kernels/launch_persistent.py), last, since their lists rest on the memory model across SMs; if
+   both pass, ``kernel_resources_persistent`` and ``cuda_persistent_rate_<n>`` at every count.
    ``speedup`` is the best CUDA rate of any launcher over the all-cores CPU rate (goal: 10x).
 
-From the start, the CPU, CUDA-thread, CUDA-warp and wavefront kernels compile in four background processes
+From the start, the CPU, CUDA-thread, CUDA-warp, wavefront and persistent kernels compile in five background processes
 (``precompile``: libNVVM takes about 2 minutes for each CUDA advance kernel); a step waits for the one
 it needs and loads from the disk cache, and no timing starts before all of them have ended.
 
@@ -184,10 +187,11 @@ def _cupy_info() -> dict:
 
 
 def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, lanes: int = 0,
-                     grow: bool = False, wavefront: bool = False) -> dict:
+                     grow: bool = False, wavefront: bool = False, persistent: bool = False) -> dict:
     """CPU and CUDA on the same line and seeds: event counts exactly, KPIs within their CIs. ``lanes``:
     0 for a thread per replication, else a warp (block) of that many lanes per replication; ``wavefront``:
-    a kernel per stage of an event (kernels/launch_wave.py). ``grow``: the
+    a kernel per stage of an event (kernels/launch_wave.py); ``persistent``: persistent warps
+    (kernels/launch_persistent.py). ``grow``: the
     CUDA run's lot table starts with one slot more than the initial WIP, so it grows on the device
     (kernels/growth.py; the same run as a table that never runs short)."""
     import dataclasses
@@ -196,14 +200,16 @@ def compare_backends(c, reps: int, days: float, warmup: float, seed: int = 7, la
     from twin.runner import run_line
 
     args = dict(replicas=reps, horizon_days=days, warmup_days=warmup, seed=seed, snapshot_minutes=0)
-    _wait_for("cuda_wave" if wavefront else "cuda_warp" if lanes else "cuda_thread")
+    _wait_for("cuda_persistent" if persistent else "cuda_wave" if wavefront else "cuda_warp" if lanes else "cuda_thread")
     on_gpu = dataclasses.replace(c, lot_slots=c.wip.shape[0] + 1) if grow else c
-    gpu = run_line(on_gpu, backend=resolve_backend("cuda", lanes=lanes, wavefront=wavefront), **args)
+    gpu = run_line(on_gpu, backend=resolve_backend("cuda", lanes=lanes, wavefront=wavefront, persistent=persistent),
+                   **args)
     _wait_for("cpu")
     cpu = run_line(c, backend=resolve_backend("cpu"), **args)
     events_gpu, events_cpu = _events_per_rep(gpu), _events_per_rep(cpu)
     kpis = compare_kpis(gpu, cpu)
     return {"replicas": reps, "horizon_days": days, "warmup_days": warmup, "lanes": lanes, "wavefront": wavefront,
+            "persistent": persistent,
             "events_cpu": int(sum(events_cpu)), "events_cuda": int(sum(events_gpu)),
             "events_equal": events_gpu == events_cpu, **kpis,
             "lot_slots": {"cuda_start": on_gpu.lot_slots, "cuda_end": gpu.lot_slots, "cpu": cpu.lot_slots},
@@ -304,10 +310,11 @@ class Precompiles:
         backends = {"cuda_thread": "resolve_backend('cuda')",
                     "cuda_warp": f"resolve_backend('cuda', lanes={self.lanes})",
                     "cuda_wave": "resolve_backend('cuda', wavefront=True)",
+                    "cuda_persistent": "resolve_backend('cuda', persistent=True)",
                     "cpu": "resolve_backend('cpu')"}
         mode = "simulator" if simulator else _compute_mode()
         if mode not in ("simulator", "Default"):  # an exclusive device would refuse this process's context
-            for name in ("cuda_thread", "cuda_warp", "cuda_wave"):
+            for name in ("cuda_thread", "cuda_warp", "cuda_wave", "cuda_persistent"):
                 backends.pop(name)
                 self.report[name] = {"ok": False, "skipped": f"compute mode {mode or 'unknown'}: this process compiles"}
         plain = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
@@ -422,7 +429,9 @@ def _run_steps(args, sizes: dict, doc: dict) -> dict:
     doc["timed_line"] = timed.line.name
     _warp_checks(steps, budget, small, None if args.dry_run or folder is None else hvlm, sizes)
     _step(steps, "kernel_resources", budget, 0.0, kernel_resources)
-    _rates(steps, budget, timed, sizes, args)
+    counts = _rates(steps, budget, timed, sizes, args)
+    _persistent_steps(steps, budget, small, None if args.dry_run or folder is None else hvlm, timed, sizes, counts)
+    _speedup(steps)
     return doc
 
 
@@ -439,6 +448,9 @@ def kernel_resources() -> dict:
     if "kernels.launch_wave" in sys.modules:  # imported by a wave step that ran
         wave = sys.modules["kernels.launch_wave"]
         kernels.update({f"wave_{k.py_func.__name__.strip('_')}": k for k in wave.stage_kernels()})
+    if "kernels.launch_persistent" in sys.modules:
+        persistent = sys.modules["kernels.launch_persistent"]
+        kernels.update({f"persistent_{k.py_func.__name__.strip('_')}": k for k in persistent.stage_kernels()})
     return compiled_resources(kernels)
 
 
@@ -524,8 +536,33 @@ def _rates(steps, budget, c, sizes, args):
         if n in sizes["warp_counts"]:
             warp.run(steps, budget, c, n)
         wave.run(steps, budget, c, n)  # the wavefront is for many replications: every count
+    return counts
+
+
+def _persistent_steps(steps, budget, small, hvlm, timed, sizes, counts):
+    """Persistent warps, last: their lists rest on the memory model across SMs, which only a device
+    shows, so a run that never ends there costs none of the steps before (each is saved as it ends).
+    Their rates run at every count once both correctness checks have passed."""
+    from twin.backend import resolve_backend
+
+    _step(steps, "small_line_persistent", budget, 30.0,
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
+                                   grow=True, persistent=True))
+    if hvlm is not None:
+        _step(steps, "hvlm_persistent", budget, 20.0,
+              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, persistent=True))
+    if not all(steps.get(k, {"ok": True}).get("ok") for k in ("small_line_persistent", "hvlm_persistent")):
+        return
+    _step(steps, "kernel_resources_persistent", budget, 0.0, kernel_resources)
+    ladder = _RateLadder("cuda_persistent_rate", resolve_backend("cuda", persistent=True), sizes)
+    for n in counts:
+        ladder.run(steps, budget, timed, n)
+
+
+def _speedup(steps):
     best = max((s.get("replication_days_per_s") or 0.0 for k, s in steps.items()
-                if k.startswith(("cuda_rate_", "cuda_warp_rate_", "cuda_wave_rate_"))), default=0.0)
+                if k.startswith(("cuda_rate_", "cuda_warp_rate_", "cuda_wave_rate_", "cuda_persistent_rate_"))),
+               default=0.0)
     cpu_rate = steps.get("cpu_rate", {}).get("replication_days_per_s")
     if best and cpu_rate:
         steps["speedup"] = {"best_cuda_over_all_cores_cpu": best / cpu_rate, "goal": 10.0}

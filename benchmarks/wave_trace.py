@@ -20,9 +20,9 @@ issue all its accesses with one access in flight per resident thread; plus a lau
 element accesses, not DRAM round trips (fields of one row share a line; the ec80624 trace counted about
 55 round trips against 166 accesses here), so the model is given at both ends. The dispatch is
 modelled run by a thread (as built), by a warp, or by a warp only for queues over one block
-(:data:`DISPATCH_BY`). :func:`lockstep_model` models the thread launcher as built (a warp's lanes in
-lockstep), :func:`persistent_model` a design not built: persistent warps with no barrier between
-waves, its schedule simulated.
+(:data:`DISPATCH_BY`). :func:`lockstep_model` models the thread launcher (a warp's lanes in
+lockstep), :func:`persistent_model` persistent warps with no barrier between waves
+(kernels/launch_persistent.py), its schedule simulated.
 """
 from __future__ import annotations
 
@@ -69,13 +69,19 @@ ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the e
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
                    "batch_timeout": 21, "lot_done": 120, "dispatch": 126, "dispatch_warp": 128}
 THREAD_REGISTERS = 118  # the thread launcher's advance kernel, offline sm_90 (blocks of 64 threads)
+# kernels/launch_persistent.py launches 16 warps an SM (its kernel takes 116 registers offline, sm_90: 17 fit)
+PERSISTENT_WARPS_PER_SM = 16
 DISPATCH_BY = ("thread", "warp", "split")  # who runs a dispatch in the model (:func:`stage_samples`)
 SPLIT_LOTS = 29  # a queue block's lots (kernels/queues.py): a longer queue goes to a warp under "split"
 # The state accesses of one lot's verdict at most (kernels/selection.py's lot_verdict: its id in the
 # block, L_STEP, the dedicated tool twice, that tool's state twice, the step's wafers, LF_ENTRY,
 # L_PRIORITY and LF_DUE); the leader's fold of the block's verdicts in shared memory counts one more.
 VERDICT_ACCESSES = 10
-STAGE_LIST_ACCESSES = 2  # persistent warps (persistent_model): a lane reads its replication off a list, adds it to the next
+# Persistent warps (persistent_model): a batch's round trips for the lists of kernels/launch_persistent.py,
+# whatever an access costs: lane 0's claim (18 counter reads and a compare-and-swap, atomics served by
+# L2 at about a quarter of a DRAM round trip each: about 5), a lane's mark and slot, and its append
+# (reserve, write, fence, mark): about 2
+STAGE_LIST_ROUND_TRIPS = 7
 
 
 @numba.njit
@@ -296,14 +302,14 @@ def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: flo
 
 def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, warps: int | None = None,
                      events_per_replica: int = 12, seed: int = 0) -> dict:
-    """Events per second of a design not built: persistent warps with no barrier between waves (a model).
+    """Events per second of persistent warps with no barrier between waves (kernels/launch_persistent.py; a model).
 
     Each replication waits in the list of the stage it is at (take, its event's kind, dispatch). A
     free warp takes up to 32 replications from the longest list, runs that stage for them (each lane
     one, so the lanes run the same code) and, when its slowest lane is done, puts each in the list of
-    its next stage. A batch costs the longest chain of its lanes plus :data:`STAGE_LIST_ACCESSES`.
+    its next stage. A batch costs the longest chain of its lanes plus :data:`STAGE_LIST_ROUND_TRIPS`.
     The schedule is simulated: replications draw their events from the trace, ``warps`` (default: as
-    many as are resident at the stage kernels' largest register count, or as the replications fill)
+    many as kernels/launch_persistent.py launches, or as the replications fill)
     take work as they come free, and the rate is counted over ``events_per_replica`` events a
     replication after two of warm-up. A replication in a lane is not in a list, so with as many
     replications as resident lanes the lists run short and batches are partial: the simulation shows
@@ -318,9 +324,8 @@ def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: f
     kind_stage = np.array([stage_of_kind.get(int(k), 1) for k in trace[:, KIND]])
     take, handle, dispatch = trace[:, TAKE], trace[:, HANDLE], trace[:, DISPATCH]
     dispatch_stage = 1 + len(KIND_NAMES)
-    registers = max(STAGE_REGISTERS[name] for name in ("take", *KIND_NAMES.values(), "dispatch"))
     if warps is None:
-        warps = min(SMS * resident_threads(registers, WARP) // WARP, -(-replicas // WARP))
+        warps = min(SMS * PERSISTENT_WARPS_PER_SM, -(-replicas // WARP))
     draws = iter(rng.integers(0, events, size=replicas * (events_per_replica + 4)))
     row = np.zeros(replicas, np.int64)
     lists = [deque() for _ in range(dispatch_stage + 1)]
@@ -344,7 +349,8 @@ def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: f
                 chain = dispatch[row[batch]].max()
             else:
                 chain = handle[row[batch]].max()
-            heapq.heappush(running, (now + (chain + STAGE_LIST_ACCESSES) * latency_us, idle.pop(), stage, batch))
+            batch_us = chain * latency_us + STAGE_LIST_ROUND_TRIPS * LATENCY_US
+            heapq.heappush(running, (now + batch_us, idle.pop(), stage, batch))
             if start_at is not None:
                 batches, lanes = batches + 1, lanes + len(batch)
 
@@ -416,15 +422,14 @@ def main(argv=None) -> int:
               f"round trips an access: a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s "
               f"(slowest stage {slowest}, {m['stage_us'][slowest]:.0f} us)")
     lockstep = [lockstep_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
-    print("model of the thread launcher as built (a warp's 32 lanes in lockstep; the same H200 parameters):")
+    print("model of the thread launcher (a warp's 32 lanes in lockstep; the same H200 parameters):")
     for m in lockstep:
         print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
               f"{m['warps_in_work']:5d} warps in work, {m['divergence']:.1f}x divergence, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s")
     persistent = [persistent_model(trace, n, k, warps) for k in ROUND_TRIPS_PER_ACCESS
                   for n, warps in ((1_000, None), (16_000, None), (67_584, None), (67_584, 1_056), (67_584, 528))]
-    print("model of a design not built (persistent warps, no barrier between waves, the schedule simulated; "
-          "the same H200 parameters):")
+    print("model of persistent warps (no barrier between waves, the schedule simulated; the same H200 parameters):")
     for m in persistent:
         print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {m['round_trips_per_access']:.2f} round trips "
               f"an access: {m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")

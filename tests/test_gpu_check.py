@@ -50,7 +50,7 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     assert steps["preflight"]["trivial_kernel_ok"] and steps["preflight"]["simulator"]
     # each launcher compiled in a background process of its own, and every one ended before the timing
     precompile = steps["precompile"]
-    assert set(precompile) == {"cpu", "cuda_thread", "cuda_warp", "cuda_wave"}, precompile
+    assert set(precompile) == {"cpu", "cuda_thread", "cuda_warp", "cuda_wave", "cuda_persistent"}, precompile
     assert all(p["ok"] and p["wall_s"] > 0 for p in precompile.values()), precompile
     timing_began = min(steps[f"cuda_rate_{n}"]["started_after_s"] for n in G.DRY["counts"])
     assert all(p["ended_after_s"] <= timing_began for p in precompile.values()), (precompile, timing_began)
@@ -71,7 +71,13 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     wave = steps["small_line_wave"]  # the wavefront grew its table too, to the CPU's run
     assert wave["ok"] and wave["events_equal"] and wave["wavefront"] and wave["max_rel_diff_per_replication"] == 0.0
     assert wave["lot_slots"]["cuda_start"] == 1 < wave["lot_slots"]["cuda_end"], wave["lot_slots"]
-    # both launchers' checks and the driver's registers come before any timing, which the guard may cut
+    persistent = steps["small_line_persistent"]  # persistent warps, after every other step, grew their table too
+    assert persistent["ok"] and persistent["events_equal"] and persistent["persistent"]
+    assert persistent["max_rel_diff_per_replication"] == 0.0
+    assert persistent["lot_slots"]["cuda_start"] == 1 < persistent["lot_slots"]["cuda_end"], persistent["lot_slots"]
+    last_rate = max(steps[k]["started_after_s"] for k in steps if k.startswith(("cuda_rate_", "cpu_rate")))
+    assert persistent["started_after_s"] >= last_rate, (persistent["started_after_s"], last_rate)
+    # the launchers' checks and the driver's registers come before any timing, which the guard may cut
     first_rate = steps[f"cuda_rate_{G.DRY['counts'][0]}"]["started_after_s"]
     checks = ("small_line", "small_line_warp", "small_line_wave", "kernel_resources")
     ended = {k: steps[k]["started_after_s"] + steps[k]["seconds"] for k in checks}
@@ -79,7 +85,8 @@ def test_dry_run_under_the_simulator_runs_every_step_and_writes_the_json(tmp_pat
     # tiny windows may be too short to time: then the rate is None with a note, never a made-up number
     for name in ("cpu_rate", *(f"cuda_rate_{n}" for n in G.DRY["counts"]),
                  *(f"cuda_warp_rate_{n}" for n in G.DRY["warp_counts"]),
-                 *(f"cuda_wave_rate_{n}" for n in G.DRY["counts"])):
+                 *(f"cuda_wave_rate_{n}" for n in G.DRY["counts"]),
+                 *(f"cuda_persistent_rate_{n}" for n in G.DRY["counts"])):
         rate = steps[name]["replication_days_per_s"]
         assert (rate is not None and rate > 0) or "too short" in steps[name]["note"], steps[name]
 

@@ -80,14 +80,14 @@ def test_split_sends_the_dispatches_of_queues_over_one_block_to_a_warp():
 
 
 def test_persistent_warps_with_equal_chains_run_each_lane_back_to_back():
-    """Every event an arrival of 10 take and 10 handler accesses, plus 2 list accesses a stage: two
-    warps over 64 replications fill every batch, and each replication does an event every 24 round
-    trips; 1,000 replications fill 32 warps by default."""
+    """Every event an arrival of 10 take and 10 handler accesses, plus the lists' round trips at each
+    stage: two warps over 64 replications fill every batch, and each replication does an event every
+    two stages; 1,000 replications fill 32 warps by default."""
     trace = np.zeros((50, 12), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
     model = W.persistent_model(trace, 64, 1.0, warps=2)
     assert model["lanes_per_batch"] == W.WARP
-    assert np.isclose(model["events_per_s"], 64 / (2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US) * 1e6)
+    assert np.isclose(model["events_per_s"], 64 / (2 * (10 + W.STAGE_LIST_ROUND_TRIPS) * W.LATENCY_US) * 1e6)
     assert W.persistent_model(trace, 1000, 1.0)["warps"] == 32
 
 
@@ -101,7 +101,7 @@ def test_a_persistent_warp_waits_for_its_own_lanes_only():
     trace[0, W.DISPATCH] = 1000
     barrier_us = (10 + 10 + 1000) * W.LATENCY_US  # take, arrivals and the slowest dispatch of a wave
     persistent = W.persistent_model(trace, 3200, 1.0, warps=100)["events_per_s"]
-    without_dispatch = 3200 / (2 * (10 + W.STAGE_LIST_ACCESSES) * W.LATENCY_US) * 1e6
+    without_dispatch = 3200 / (2 * (10 + W.STAGE_LIST_ROUND_TRIPS) * W.LATENCY_US) * 1e6
     assert 0.5 * without_dispatch < persistent <= without_dispatch
     assert persistent > 5 * 3200 / barrier_us * 1e6
 

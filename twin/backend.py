@@ -20,12 +20,14 @@ from twin.errors import ConfigError
 BACKENDS = ("auto", "cpu", "cuda")
 
 
-def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0, wavefront: bool = False) -> "Backend":
+def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0, wavefront: bool = False,
+                    persistent: bool = False) -> "Backend":
     """``auto`` picks CUDA only when a GPU can really run kernels. ``lanes`` (CUDA): 0 runs one thread
     per replication; 32 runs a warp per replication whose lanes share the calendar's scans
     (kernels/launch_warp.py; a smaller power of two for tests under the simulator). ``wavefront``
     (CUDA): each stage of an event is a kernel over the replications that need it
-    (kernels/launch_wave.py)."""
+    (kernels/launch_wave.py). ``persistent`` (CUDA): resident warps each run one stage for up to 32
+    replications at it, with no barrier between events (kernels/launch_persistent.py)."""
     if name not in BACKENDS:
         raise ConfigError("backend", name, f"allowed: {', '.join(BACKENDS)}")
     if not isinstance(threads, int) or threads < 0:
@@ -38,8 +40,12 @@ def resolve_backend(name: str = "auto", threads: int = 0, lanes: int = 0, wavefr
     if not isinstance(wavefront, bool) or (wavefront and lanes):
         raise ConfigError("backend.wavefront", wavefront,
                           "must be true or false, and true only with lanes 0 (a wave runs a thread per replication)")
+    if not isinstance(persistent, bool) or (persistent and (lanes or wavefront)):
+        raise ConfigError("backend.persistent", persistent,
+                          "must be true or false, and true only with lanes 0 and wavefront false "
+                          "(a lane of a persistent warp runs one replication's stage)")
     if name == "cuda" or (name == "auto" and cuda_usable() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
-        return CudaBackend(lanes, wavefront)
+        return CudaBackend(lanes, wavefront, persistent)
     return CpuBackend(threads)
 
 
@@ -131,8 +137,8 @@ class _OnThreads:
 class CudaBackend(Backend):
     name = CUDA
 
-    def __init__(self, lanes: int = 0, wavefront: bool = False):
-        self.lanes, self.wavefront = lanes, wavefront
+    def __init__(self, lanes: int = 0, wavefront: bool = False, persistent: bool = False):
+        self.lanes, self.wavefront, self.persistent = lanes, wavefront, persistent
         self.device_name = cuda_device_name()
         if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             import warnings
@@ -142,6 +148,10 @@ class CudaBackend(Backend):
         self._static_cache = {}
 
     def launchers(self):
+        if self.persistent:
+            from kernels import launch_persistent
+
+            return launch_persistent
         if self.wavefront:
             from kernels import launch_wave
 

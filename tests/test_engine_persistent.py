@@ -1,0 +1,77 @@
+"""The persistent-warp launcher: warps claim replications from the list of the stage they are at, with
+no barrier between events, and the run is the CPU's, event for event.
+
+Under numba's CUDA simulator (CI has no GPU) a block is 4 Python threads, and the blocks run one
+after the other, so the first does all the work: the lists, the claims and the marks are exercised,
+the concurrency of warps on several SMs is not (the device check compares every event count). The
+cases: three and five replications of the line with every feature of the SMT2020 tables (more than
+a block's 4 lanes, so claims are partial and lists hold replications from several stages), once with
+queues of several blocks that earliest-due-date takes lots from inside, once with a lot table that
+must grow (a replication pauses in the take stage, the table grows, the launch goes on). Every
+statistic, the lot log and the snapshots must equal the CPU's.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cuda_check import run_script
+
+TESTS = Path(__file__).resolve().parent
+
+ENGINE = textwrap.dedent("""
+    import dataclasses, sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    from lines import every_feature_line
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.runner import REP0_FIELDS, RESULT_FIELDS, run_line
+
+    compiled = compile_line(every_feature_line({line_args}))
+    args = dict(replicas={reps}, horizon_days={days}, warmup_days=0.1, seed=5, snapshot_minutes=60)
+    cpu = run_line(dataclasses.replace(compiled, lot_slots=compiled.lot_capacity), backend=resolve_backend("cpu"),
+                   **args)
+    if {grow}:
+        compiled = dataclasses.replace(compiled, lot_slots=compiled.wip.shape[0] + 1)
+    wave = run_line(compiled, backend=resolve_backend("cuda", persistent=True), **args)
+    assert wave.events == cpu.events > 200, (wave.events, cpu.events)
+    assert (wave.lot_slots > compiled.lot_slots) == {grow}, wave.lot_slots
+    for key in (*RESULT_FIELDS, *REP0_FIELDS):
+        np.testing.assert_array_equal(wave.stats[key], cpu.stats[key], err_msg=key)
+    np.testing.assert_array_equal(wave.lot_log, cpu.lot_log)
+    for key in cpu.snapshots:
+        np.testing.assert_array_equal(wave.snapshots[key], cpu.snapshots[key], err_msg=key)
+    print("OK persistent", wave.events, wave.lot_slots)
+""")
+
+
+def run_case(simulator=True, **case):
+    proc = run_script(ENGINE.format(tests=str(TESTS), **case), simulator=simulator)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK persistent" in proc.stdout, proc.stdout
+
+
+def test_persistent_warps_give_the_cpu_run_under_the_simulator():
+    run_case(reps=5, days=1.0, line_args="", grow=False)
+
+
+def test_persistent_warps_take_lots_from_inside_queue_blocks_and_grow_the_table_under_the_simulator():
+    """70 lots wait at time 0 (queues of three blocks); the table starts one slot above the initial WIP."""
+    run_case(reps=3, days=0.3, line_args="'edd', 70", grow=True)
+
+
+@pytest.mark.parametrize("other", [{"lanes": 32}, {"wavefront": True}])
+def test_a_persistent_warp_runs_a_thread_per_replication(other):
+    from twin.backend import resolve_backend
+    from twin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="backend.persistent"):
+        resolve_backend("cpu", persistent=True, **other)
+
+
+@pytest.mark.cuda
+def test_persistent_warps_give_the_cpu_run_on_a_real_gpu():
+    run_case(simulator=False, reps=256, days=3.0, line_args="'edd', 70", grow=True)
