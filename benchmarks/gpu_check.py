@@ -13,18 +13,16 @@ Steps, each recorded in ``benchmarks/results/<UTC time>_gpucheck_<device>.json``
    ``.data/smt2020`` inside the repository, an ignored folder that can travel with the working tree);
 4. ``small_line_warp``, ``hvlm_warp``: the same checks with a warp per replication (kernels/launch_warp.py,
    32 lanes; 2 under the simulator); ``small_line_wave``, ``hvlm_wave``: with the wavefront
-   (kernels/launch_wave.py, a kernel per stage of an event);
-5. ``kernel_resources``: the driver's registers and local memory of each advance kernel and wave stage;
+   (kernels/launch_wave.py, a kernel per stage of an event); ``small_line_persistent``,
+   ``hvlm_persistent``: with persistent warps (kernels/launch_persistent.py);
+5. ``kernel_resources``: the driver's registers and local memory of each advance kernel and stage kernel;
 6. ``cuda_rate_<n>``: replication-days per second at n = 1k, 4k, 16k and the largest count that stays
-   resident (estimated from free device memory), ``cuda_warp_rate_<n>`` at 1k and 4k and
-   ``cuda_wave_rate_<n>`` at every count beside them, and
+   resident (estimated from free device memory), ``cuda_warp_rate_<n>`` at 1k and 4k,
+   ``cuda_wave_rate_<n>`` and ``cuda_persistent_rate_<n>`` at every count beside them, and
    ``cpu_rate``, all the host's cores on the same line, after the first count. Rates are measured in a
    steady window: after a warm-up run (compile, first launch), each repeat runs horizons h1 and h2
    (interleaved, results copied back, so synchronised) and the rate is
-   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel;
-7. ``small_line_persistent``, ``hvlm_persistent``: the checks of step 2 and 3 with persistent warps
-   (kernels/launch_persistent.py), last, since their lists rest on the memory model across SMs; if
-   both pass, ``kernel_resources_persistent`` and ``cuda_persistent_rate_<n>`` at every count.
+   ``n * (h2 - h1) / (median t2 - median t1)``: initialisation, allocation and copies cancel.
    ``speedup`` is the best CUDA rate of any launcher over the all-cores CPU rate (goal: 10x).
 
 From the start, the CPU, CUDA-thread, CUDA-warp, wavefront and persistent kernels compile in five background processes
@@ -429,8 +427,7 @@ def _run_steps(args, sizes: dict, doc: dict) -> dict:
     doc["timed_line"] = timed.line.name
     _warp_checks(steps, budget, small, None if args.dry_run or folder is None else hvlm, sizes)
     _step(steps, "kernel_resources", budget, 0.0, kernel_resources)
-    counts = _rates(steps, budget, timed, sizes, args)
-    _persistent_steps(steps, budget, small, None if args.dry_run or folder is None else hvlm, timed, sizes, counts)
+    _rates(steps, budget, timed, sizes, args)
     _speedup(steps)
     return doc
 
@@ -469,7 +466,8 @@ def compiled_resources(kernels: dict) -> dict:
 
 
 def _warp_checks(steps, budget, small, hvlm, sizes):
-    """CPU against the warp-per-replication launcher and the wavefront: the small line, then HVLM."""
+    """CPU against the warp-per-replication launcher, the wavefront and persistent warps: the small line,
+    then HVLM."""
     lanes = sizes["lanes"]
     _step(steps, "small_line_warp", budget, 30.0,
           lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes,
@@ -483,6 +481,14 @@ def _warp_checks(steps, budget, small, hvlm, sizes):
     if hvlm is not None:
         _step(steps, "hvlm_wave", budget, 20.0,
               lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, wavefront=True))
+    # persistent warps' lists rest on the memory model across SMs, which only a device shows; should
+    # they lose a replication there, the launch raises within seconds (kernels/launch_persistent.py)
+    _step(steps, "small_line_persistent", budget, 30.0,
+          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
+                                   grow=True, persistent=True))
+    if hvlm is not None:
+        _step(steps, "hvlm_persistent", budget, 20.0,
+              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, persistent=True))
 
 
 class _RateLadder:
@@ -515,6 +521,7 @@ def _rates(steps, budget, c, sizes, args):
     thread = _RateLadder("cuda_rate", resolve_backend("cuda"), sizes)
     warp = _RateLadder("cuda_warp_rate", resolve_backend("cuda", lanes=sizes["lanes"]), sizes)
     wave = _RateLadder("cuda_wave_rate", resolve_backend("cuda", wavefront=True), sizes)
+    persistent = _RateLadder("cuda_persistent_rate", resolve_backend("cuda", persistent=True), sizes)
     counts = list(sizes["counts"])
     try:
         resident = resident_replicas(c, thread.backend)
@@ -536,27 +543,7 @@ def _rates(steps, budget, c, sizes, args):
         if n in sizes["warp_counts"]:
             warp.run(steps, budget, c, n)
         wave.run(steps, budget, c, n)  # the wavefront is for many replications: every count
-    return counts
-
-
-def _persistent_steps(steps, budget, small, hvlm, timed, sizes, counts):
-    """Persistent warps, last: their lists rest on the memory model across SMs, which only a device
-    shows, so a run that never ends there costs none of the steps before (each is saved as it ends).
-    Their rates run at every count once both correctness checks have passed."""
-    from twin.backend import resolve_backend
-
-    _step(steps, "small_line_persistent", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
-                                   grow=True, persistent=True))
-    if hvlm is not None:
-        _step(steps, "hvlm_persistent", budget, 20.0,
-              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, persistent=True))
-    if not all(steps.get(k, {"ok": True}).get("ok") for k in ("small_line_persistent", "hvlm_persistent")):
-        return
-    _step(steps, "kernel_resources_persistent", budget, 0.0, kernel_resources)
-    ladder = _RateLadder("cuda_persistent_rate", resolve_backend("cuda", persistent=True), sizes)
-    for n in counts:
-        ladder.run(steps, budget, timed, n)
+        persistent.run(steps, budget, c, n)  # and so are persistent warps
 
 
 def _speedup(steps):

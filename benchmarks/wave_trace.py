@@ -69,7 +69,7 @@ ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the e
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
                    "batch_timeout": 21, "lot_done": 120, "dispatch": 126, "dispatch_warp": 128}
 THREAD_REGISTERS = 118  # the thread launcher's advance kernel, offline sm_90 (blocks of 64 threads)
-# kernels/launch_persistent.py launches 16 warps an SM (its kernel takes 116 registers offline, sm_90: 17 fit)
+# kernels/launch_persistent.py launches 16 warps an SM (its kernel takes 118 registers offline, sm_90: 17 fit)
 PERSISTENT_WARPS_PER_SM = 16
 DISPATCH_BY = ("thread", "warp", "split")  # who runs a dispatch in the model (:func:`stage_samples`)
 SPLIT_LOTS = 29  # a queue block's lots (kernels/queues.py): a longer queue goes to a warp under "split"

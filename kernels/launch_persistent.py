@@ -26,7 +26,10 @@ ISA, "Memory Consistency Model"). Whether a GPU keeps it, only the device check 
 
 **Progress.** A lane that reserved a slot marks it without waiting for anything, so a waiting lane
 always sees its mark come. A warp that claims nothing claims again; every warp ends when no
-replication's segment goes on. Under numba's CUDA simulator, which runs the blocks one after the
+replication's segment goes on. Should the lists lose a replication on some device, no wait is
+endless: a lane gives up a mark after :data:`SPIN_LIMIT` reads, a warp after :data:`IDLE_LIMIT`
+claims in a row that found every list empty (a warp holding work never is), and the host, finding a
+segment unfinished after the kernel, raises instead of returning a run. Under numba's CUDA simulator, which runs the blocks one after the
 other, the first block does all the work and the others find it done; a block there is
 :data:`LANES` = 4 threads (Python threads), on a GPU one warp, so ``syncthreads`` is the warp's
 barrier on both.
@@ -56,6 +59,10 @@ DISPATCH = N_EVENT_KINDS + 1
 N_STAGES = N_EVENT_KINDS + 2
 WARPS_PER_SM = 16  # resident at the 128-register bound (tests/test_cuda_report.py); more would only wait
 SIMULATED_WARPS = 2  # blocks under the simulator: the second finds the work done
+SPIN_LIMIT = 1 << 24  # reads of a slot's mark before a lane gives it up (a mark comes within microseconds)
+# claims in a row that find every list empty before a warp ends: seconds on a GPU; under the simulator a
+# block finds a list empty only when the work is done or lost
+IDLE_LIMIT = 1 << 10 if SIMULATOR else 1 << 20
 
 
 class PersistentWork(NamedTuple):
@@ -96,33 +103,41 @@ def _append(work, stage, r):
 
 @device_jit(CUDA)
 def _take_slot(work, stage, slot):
+    """The replication in ``slot``, once its mark is there (-1: it never came)."""
     k = slot % work.items.shape[1]
+    spins = 0
     while _load(work.marks, (stage, k)) != slot + 1:
-        pass
+        spins += 1
+        if spins > SPIN_LIMIT:
+            return -1
     cuda.threadfence()  # acquire: what the appending lane wrote before its mark
     return _load(work.items, (stage, k))
 
 
 @device_jit(CUDA)
-def _claim(work, claim):
+def _claim(work, claim, idle):
     """Lane 0: ``claim`` = (stage, first slot, slots) from the longest list, (stage, 0, 0) when the
-    claim found nothing, or (-1, 0, 0) when every segment has ended."""
+    claim found nothing, or (-1, 0, 0) when every segment has ended (or ``idle``, the claims in a row
+    that found every list empty, passed :data:`IDLE_LIMIT`). Returns the new ``idle``."""
     claim[1] = 0
     claim[2] = 0
-    if _load(work.remaining, 0) == 0:
+    if _load(work.remaining, 0) == 0 or idle > IDLE_LIMIT:
         claim[0] = -1
-        return
+        return idle
     best, most = 0, 0
     for stage in range(N_STAGES):
         waiting = _load(work.tails, stage) - _load(work.heads, stage)
         if waiting > most:
             best, most = stage, waiting
     claim[0] = best
+    if most <= 0:
+        return idle + 1
     head = _load(work.heads, best)
     count = min(LANES, _load(work.tails, best) - head)
     if count > 0 and cuda.atomic.cas(work.heads, best, head, head + count) == head:
         claim[1] = head
         claim[2] = count
+    return 0
 
 
 @device_jit(CUDA)
@@ -187,9 +202,10 @@ def _persistent_kernel(line, state, rep_zero, offsets, work, rep0, until, warmup
     lane = cuda.threadIdx.x
     claim = cuda.shared.array(3, int64)
     mail = cuda.local.array(1, float64)
+    idle = 0
     while True:
         if lane == 0:
-            _claim(work, claim)
+            idle = _claim(work, claim, idle)
         cuda.syncthreads()  # the claim is in
         stage, first, count = claim[0], claim[1], claim[2]
         cuda.syncthreads()  # every lane has read it before lane 0 claims again
@@ -197,7 +213,8 @@ def _persistent_kernel(line, state, rep_zero, offsets, work, rep0, until, warmup
             return
         if lane < count:
             r = _take_slot(work, stage, first + lane)
-            _run_stage(line, state, rep_zero, offsets, work, mail, stage, r, rep0, until, warmup, horizon)
+            if r >= 0:
+                _run_stage(line, state, rep_zero, offsets, work, mail, stage, r, rep0, until, warmup, horizon)
 
 
 def stage_kernels() -> list:
@@ -239,6 +256,11 @@ def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
     _reset_kernel[_blocks(N_STAGES * n)](work, n)
     _start_kernel[_blocks(n)](line, state, rep_zero, offsets, work)
     _persistent_kernel[resident_warps(n), LANES](line, state, rep_zero, offsets, work, rep0, until, warmup, horizon)
+    unfinished = int(work.remaining.copy_to_host()[0])
+    if unfinished:
+        raise RuntimeError(f"persistent warps ended with {unfinished} of {n} replications' segments unfinished: "
+                           "the lists lost a replication on this device (kernels/launch_persistent.py); "
+                           "use another CUDA launcher")
 
 
 # Starting a replication, closing its statistics and the group sums are one stage each: the
