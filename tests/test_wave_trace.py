@@ -26,14 +26,9 @@ SAME_RUN = textwrap.dedent("""
     from lines import every_feature_line
     from benchmarks import wave_trace as W
     from twin.compile import compile_line
-    from twin.backend import resolve_backend
-    from twin.runner import run_line
 
-    c = compile_line(every_feature_line())
-    trace = W.trace_events(c, 2.0, seed=4)
-    run = run_line(c, replicas=1, horizon_days=2.0, warmup_days=0.0, seed=4, snapshot_minutes=0,
-                   backend=resolve_backend("cpu"))
-    assert trace.shape[0] == run.events > 500, (trace.shape[0], run.events)
+    trace = W.trace_events(compile_line(every_feature_line()), 2.0, seed=4)
+    assert trace.shape[0] == {events} > 500, (trace.shape[0], {events})
     assert len(set(trace[:, W.KIND])) >= 5, np.bincount(trace[:, W.KIND])  # most kinds occur
     assert (trace[:, W.TAKE] > 0).all() and (trace[:, W.HANDLE] > 0).all()
     print("OK", trace.shape[0])
@@ -41,10 +36,19 @@ SAME_RUN = textwrap.dedent("""
 
 
 def test_the_trace_sees_every_event_of_the_engine_run(tmp_path):
+    """The engine's run here, in this process's numba cache; the trace in a child with a cache of its own."""
+    from lines import every_feature_line
+    from twin.backend import resolve_backend
+    from twin.compile import compile_line
+    from twin.runner import run_line
+
+    run = run_line(compile_line(every_feature_line()), replicas=1, horizon_days=2.0, warmup_days=0.0, seed=4,
+                   snapshot_minutes=0, backend=resolve_backend("cpu"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path),
            W.PRIVATE_CACHE: str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", SAME_RUN.format(tests=str(ROOT / "tests"))], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    script = SAME_RUN.format(tests=str(ROOT / "tests"), events=run.events)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "OK" in proc.stdout
 
