@@ -15,8 +15,9 @@ loop, so the model is written once and each replication sees its events in the s
 the other launchers' run, event for event (tests/test_engine_persistent.py). What is new lies below
 the model: the lists and the loop that claims from them.
 
-**The lists.** Each is a ring of ``R`` slots (a replication is in one list at most, so none holds
-more). Appending reserves a slot with an atomic on the list's tail, writes the replication, and then
+**The lists.** Each is a ring of ``R`` slots. The slots from the oldest claimed but unread one to
+the newest reserved hold distinct replications, none of them the one being appended, so they span
+fewer than ``R`` and no slot is written again before it is read. Appending reserves a slot with an atomic on the list's tail, writes the replication, and then
 marks the slot with its number plus one; a warp claims slots by a compare-and-swap on the list's head,
 and each lane waits for its slot's mark before it reads it. The mark is written after a fence, and
 read (by an atomic, which no cache keeps) before one, so the lane that takes a replication sees the
