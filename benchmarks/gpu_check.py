@@ -466,29 +466,18 @@ def compiled_resources(kernels: dict) -> dict:
 
 
 def _warp_checks(steps, budget, small, hvlm, sizes):
-    """CPU against the warp-per-replication launcher, the wavefront and persistent warps: the small line,
-    then HVLM."""
-    lanes = sizes["lanes"]
-    _step(steps, "small_line_warp", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"], lanes=lanes,
-                                   grow=True))
-    if hvlm is not None:
-        _step(steps, "hvlm_warp", budget, 20.0,
-              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, lanes=lanes))
-    _step(steps, "small_line_wave", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
-                                   grow=True, wavefront=True))
-    if hvlm is not None:
-        _step(steps, "hvlm_wave", budget, 20.0,
-              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, wavefront=True))
-    # persistent warps' lists rest on the memory model across SMs, which only a device shows; should
-    # they lose a replication there, the launch raises within seconds (kernels/launch_persistent.py)
-    _step(steps, "small_line_persistent", budget, 30.0,
-          lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
-                                   grow=True, persistent=True))
-    if hvlm is not None:
-        _step(steps, "hvlm_persistent", budget, 20.0,
-              lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, persistent=True))
+    """CPU against the warp-per-replication launcher, the wavefront and persistent warps: the small line
+    (its CUDA lot table growing on the device), then HVLM. Persistent warps' lists rest on the memory
+    model across SMs, which only a device shows; should they lose a replication there, the launch
+    raises within seconds (kernels/launch_persistent.py)."""
+    launchers = {"warp": {"lanes": sizes["lanes"]}, "wave": {"wavefront": True}, "persistent": {"persistent": True}}
+    for name, launcher in launchers.items():
+        _step(steps, f"small_line_{name}", budget, 30.0,
+              lambda: compare_backends(small, sizes["small_reps"], sizes["small_days"], sizes["small_warmup"],
+                                       grow=True, **launcher))
+        if hvlm is not None:
+            _step(steps, f"hvlm_{name}", budget, 20.0,
+                  lambda: compare_backends(hvlm, sizes["hvlm_reps"], sizes["hvlm_days"], 0.0, **launcher))
 
 
 class _RateLadder:

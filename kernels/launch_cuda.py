@@ -81,17 +81,29 @@ def _blocks(n):
     return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
 
 
+def small_blocks(n):
+    """``(blocks, threads)`` for ``n`` threads, a block no larger than ``n``: the simulator runs every
+    thread of a block, needed or not (the stage launchers' small kernels)."""
+    threads = max(1, min(THREADS_PER_BLOCK, n))
+    return (n + threads - 1) // threads, threads
+
+
+def kept(cache: dict, key, build):
+    """``cache[key]``, from ``build()`` the first time; a few keys are kept (a run has at most two chunk
+    sizes; a study may change lines)."""
+    if key not in cache:
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
 _OFFSETS = {}
 
 
 def device_offsets(state):
     """The state's :func:`kernels.state.view_offsets` on the device, uploaded once per state shape."""
-    key = tuple(table.shape for table in state)
-    if key not in _OFFSETS:
-        if len(_OFFSETS) > 4:  # a run has at most two chunk sizes; a study may change lines
-            _OFFSETS.clear()
-        _OFFSETS[key] = cuda.to_device(view_offsets(state))
-    return _OFFSETS[key]
+    return kept(_OFFSETS, tuple(table.shape for table in state), lambda: cuda.to_device(view_offsets(state)))
 
 
 def init_all(line, wip, state, seed, rep0, warmup, horizon):

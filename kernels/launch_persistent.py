@@ -228,14 +228,10 @@ _WORK: dict = {}
 
 def chunk_work(n: int) -> PersistentWork:
     """The lists and per-replication fields for a chunk of ``n`` replications, allocated once per size."""
-    if n not in _WORK:
-        if len(_WORK) > 4:
-            _WORK.clear()
-        _WORK[n] = PersistentWork(cuda.device_array(n, np.float64), cuda.device_array(n, np.int64),
-                                  cuda.device_array(n, np.int64), cuda.device_array((N_STAGES, n), np.int64),
-                                  cuda.device_array((N_STAGES, n), np.int64), cuda.device_array(N_STAGES, np.int64),
-                                  cuda.device_array(N_STAGES, np.int64), cuda.device_array(1, np.int64))
-    return _WORK[n]
+    return launch_cuda.kept(_WORK, n, lambda: PersistentWork(
+        cuda.device_array(n, np.float64), cuda.device_array(n, np.int64), cuda.device_array(n, np.int64),
+        cuda.device_array((N_STAGES, n), np.int64), cuda.device_array((N_STAGES, n), np.int64),
+        cuda.device_array(N_STAGES, np.int64), cuda.device_array(N_STAGES, np.int64), cuda.device_array(1, np.int64)))
 
 
 def resident_warps(n: int) -> int:
@@ -246,16 +242,11 @@ def resident_warps(n: int) -> int:
     return max(1, min(WARPS_PER_SM * cuda.get_current_device().MULTIPROCESSOR_COUNT, -(-n // LANES)))
 
 
-def _blocks(n):
-    threads = max(1, min(launch_cuda.THREADS_PER_BLOCK, n))
-    return (n + threads - 1) // threads, threads
-
-
 def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
     n = state.rng.shape[0]
     offsets, work = launch_cuda.device_offsets(state), chunk_work(n)
-    _reset_kernel[_blocks(N_STAGES * n)](work, n)
-    _start_kernel[_blocks(n)](line, state, rep_zero, offsets, work)
+    _reset_kernel[launch_cuda.small_blocks(N_STAGES * n)](work, n)
+    _start_kernel[launch_cuda.small_blocks(n)](line, state, rep_zero, offsets, work)
     _persistent_kernel[resident_warps(n), LANES](line, state, rep_zero, offsets, work, rep0, until, warmup, horizon)
     unfinished = int(work.remaining.copy_to_host()[0])
     if unfinished:

@@ -201,24 +201,15 @@ def stage_kernels() -> list:
     return [_start_kernel, _clear_kernel, _take_kernel, *KIND_KERNELS.values(), _dispatch_kernel]
 
 
-def _blocks(n):
-    threads = max(1, min(THREADS_PER_BLOCK, n))  # the simulator runs every thread of a block, needed or not
-    return (n + threads - 1) // threads, threads
-
-
 _WORK: dict = {}
 
 
 def chunk_work(n: int) -> WaveWork:
     """The wave arrays for a chunk of ``n`` replications, allocated once per size."""
-    if n not in _WORK:
-        if len(_WORK) > 4:
-            _WORK.clear()
-        _WORK[n] = WaveWork(cuda.device_array(n, np.int32), cuda.device_array(n, np.float64),
-                            cuda.device_array(n, np.int64), cuda.device_array(n, np.int64),
-                            cuda.device_array((N_EVENT_KINDS + 1, n), np.int32),
-                            cuda.to_device(np.zeros(N_EVENT_KINDS + 2, np.int32)))
-    return _WORK[n]
+    return launch_cuda.kept(_WORK, n, lambda: WaveWork(
+        cuda.device_array(n, np.int32), cuda.device_array(n, np.float64), cuda.device_array(n, np.int64),
+        cuda.device_array(n, np.int64), cuda.device_array((N_EVENT_KINDS + 1, n), np.int32),
+        cuda.to_device(np.zeros(N_EVENT_KINDS + 2, np.int32))))
 
 
 def waves_per_check() -> int:
@@ -228,7 +219,7 @@ def waves_per_check() -> int:
 
 def advance_all(line, state, rep_zero, rep0, until, warmup, horizon):
     n = state.rng.shape[0]
-    offsets, work, grid = launch_cuda.device_offsets(state), chunk_work(n), _blocks(n)
+    offsets, work, grid = launch_cuda.device_offsets(state), chunk_work(n), launch_cuda.small_blocks(n)
     _start_kernel[grid](line, state, rep_zero, offsets, work)
     while True:
         for _ in range(waves_per_check()):

@@ -9,46 +9,13 @@ statistic, the lot log and the snapshots must equal the CPU's.
 """
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
-from cuda_check import run_script
-
-TESTS = Path(__file__).resolve().parent
-
-ENGINE = textwrap.dedent("""
-    import dataclasses, sys
-    sys.path.insert(0, {tests!r})
-    import numpy as np
-    from lines import every_feature_line
-    from twin.backend import resolve_backend
-    from twin.compile import compile_line
-    from twin.runner import REP0_FIELDS, RESULT_FIELDS, run_line
-
-    compiled = compile_line(every_feature_line({line_args}))
-    args = dict(replicas={reps}, horizon_days={days}, warmup_days=0.1, seed=5, snapshot_minutes=60)
-    cpu = run_line(dataclasses.replace(compiled, lot_slots=compiled.lot_capacity), backend=resolve_backend("cpu"),
-                   **args)
-    if {grow}:
-        compiled = dataclasses.replace(compiled, lot_slots=compiled.wip.shape[0] + 1)
-    wave = run_line(compiled, backend=resolve_backend("cuda", wavefront=True), **args)
-    assert wave.events == cpu.events > 200, (wave.events, cpu.events)
-    assert (wave.lot_slots > compiled.lot_slots) == {grow}, wave.lot_slots
-    for key in (*RESULT_FIELDS, *REP0_FIELDS):
-        np.testing.assert_array_equal(wave.stats[key], cpu.stats[key], err_msg=key)
-    np.testing.assert_array_equal(wave.lot_log, cpu.lot_log)
-    for key in cpu.snapshots:
-        np.testing.assert_array_equal(wave.snapshots[key], cpu.snapshots[key], err_msg=key)
-    print("OK wave", wave.events, wave.lot_slots)
-""")
+from cuda_check import assert_same_run_as_cpu
 
 
 def run_case(simulator=True, **case):
-    proc = run_script(ENGINE.format(tests=str(TESTS), **case), simulator=simulator)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK wave" in proc.stdout, proc.stdout
+    assert_same_run_as_cpu('resolve_backend("cuda", wavefront=True)', simulator, **case)
 
 
 def test_the_wavefront_gives_the_cpu_run_under_the_simulator():
