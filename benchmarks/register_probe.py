@@ -59,7 +59,7 @@ def plain_view_kernels():
             if r < state.rng.shape[0]:
                 mail = cuda.local.array(1, float64)
                 view = replication(state, 0 if fixed_row else r)
-                if not C._has_layout_widths(line, view, rep_zero):
+                if not C.has_layout_widths(line, view, rep_zero):
                     view.rep_i[R_ERROR] = ERR_ROW_WIDTH
                     return
                 C._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if rep0 + r == 0 else 0)

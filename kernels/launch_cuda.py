@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda, float64
 
 from kernels.calendar import HEAP
-from kernels.engine import make_engine
+from kernels.engine import make_event_stages
 from kernels.layout import ERR_ROW_WIDTH, R_ERROR
 from kernels.reduce import make_group_sum
 from kernels.state import make_layout_check, make_offset_views, make_state_views, view_offsets
@@ -27,7 +27,11 @@ THREADS_PER_BLOCK = 64
 
 # One thread per replication keeps the heap: the blocked calendar's scans pay only when a warp's lanes
 # share them (offline sm_90: 246 registers with it, 196 with the heap; docs/ARCHITECTURE.md).
-_init_rep, _advance_rep, _finalize_rep = make_engine(device_jit(CUDA), HEAP)
+# The thread, wavefront and persistent launchers share these device functions (STAGES, replication_at,
+# has_layout_widths): numba types a device function once per process, and typing the model, not NVVM,
+# is most of a kernel's compile (benchmarks/cuda_report.py compiles all three in one process).
+STAGES = make_event_stages(device_jit(CUDA), HEAP)
+_init_rep, _advance_rep, _finalize_rep = STAGES.init_rep, STAGES.advance_rep, STAGES.finalize_rep
 
 
 def make_launch_views():
@@ -45,8 +49,8 @@ def make_launch_views():
     return replication_at
 
 
-_replication_at = make_launch_views()
-_has_layout_widths = make_layout_check(device_jit(CUDA))
+replication_at = make_launch_views()
+has_layout_widths = make_layout_check(device_jit(CUDA))
 _group_sum = make_group_sum(device_jit(CUDA))
 
 
@@ -54,7 +58,7 @@ _group_sum = make_group_sum(device_jit(CUDA))
 def _init_kernel(line, wip, state, offsets, seed, rep0, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
-        _init_rep(line, wip, _replication_at(state, offsets, r), seed, rep0 + r, warmup, horizon)
+        _init_rep(line, wip, replication_at(state, offsets, r), seed, rep0 + r, warmup, horizon)
 
 
 @cuda.jit(cache=True)
@@ -63,8 +67,8 @@ def _advance_kernel(line, state, rep_zero, offsets, rep0, until, warmup, horizon
     if r < state.rng.shape[0]:
         log_on = 1 if rep0 + r == 0 else 0
         mail = cuda.local.array(1, float64)  # one thread's scans exchange nothing
-        view = _replication_at(state, offsets, r)
-        if not _has_layout_widths(line, view, rep_zero):
+        view = replication_at(state, offsets, r)
+        if not has_layout_widths(line, view, rep_zero):
             view.rep_i[R_ERROR] = ERR_ROW_WIDTH
             return
         _advance_rep(line, view, rep_zero, mail, until, warmup, horizon, log_on)
@@ -74,7 +78,7 @@ def _advance_kernel(line, state, rep_zero, offsets, rep0, until, warmup, horizon
 def _finalize_kernel(state, offsets, warmup, horizon):
     r = cuda.grid(1)
     if r < state.rng.shape[0]:
-        _finalize_rep(_replication_at(state, offsets, r), warmup, horizon)
+        _finalize_rep(replication_at(state, offsets, r), warmup, horizon)
 
 
 def _blocks(n):

@@ -44,11 +44,8 @@ import numpy as np
 from numba import cuda, float64, int64
 
 from kernels import launch_cuda
-from kernels.calendar import HEAP
-from kernels.engine import make_event_stages
 from kernels.lanes import WARP
 from kernels.layout import ERR_ROW_WIDTH, N_EVENT_KINDS, R_ERROR
-from kernels.state import make_layout_check
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
@@ -80,11 +77,11 @@ class PersistentWork(NamedTuple):
     remaining: np.ndarray  # [1] int64: replications whose segment goes on
 
 
-_stages = make_event_stages(device_jit(CUDA), HEAP)
+_stages = launch_cuda.STAGES  # typed once with the thread launcher's kernels
 _take_next, _handle_event, _after_event, _end_segment = (_stages.take_next, _stages.handle_event,
                                                           _stages.after_event, _stages.end_segment)
-_has_layout_widths = make_layout_check(device_jit(CUDA))
-_replication_at = launch_cuda.make_launch_views()
+_has_layout_widths = launch_cuda.has_layout_widths
+_replication_at = launch_cuda.replication_at
 
 
 @device_jit(CUDA)

@@ -36,11 +36,8 @@ import numpy as np
 from numba import cuda, float64
 
 from kernels import launch_cuda
-from kernels.calendar import HEAP
-from kernels.engine import make_event_stages
 from kernels.layout import (ERR_ROW_WIDTH, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE,
                             EV_PM_DUE, EV_RELEASE, N_EVENT_KINDS, R_ERROR)
-from kernels.state import make_layout_check
 from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
@@ -63,11 +60,11 @@ class WaveWork(NamedTuple):
     counts: np.ndarray  # [N_EVENT_KINDS + 2] int32: each list's length, then RUNNING
 
 
-_stages = make_event_stages(device_jit(CUDA), HEAP)
-_has_layout_widths = make_layout_check(device_jit(CUDA))
+_stages = launch_cuda.STAGES  # typed once with the thread launcher's kernels
+_has_layout_widths = launch_cuda.has_layout_widths
 
 
-_replication_at = launch_cuda.make_launch_views()
+_replication_at = launch_cuda.replication_at
 _take_next, _after_event, _end_segment = _stages.take_next, _stages.after_event, _stages.end_segment
 
 
