@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kernels import launch_cpu  # noqa: E402
+from kernels.calendar import HEAP  # noqa: E402
+from kernels.engine import make_engine  # noqa: E402
 from kernels import repview  # noqa: E402
 from kernels.state import STATE_FIELDS, make_offset_views, view_offsets  # noqa: E402
 from kernels.target import CPU, device_jit  # noqa: E402
@@ -66,16 +67,21 @@ def offset_views(counting: bool):
 
 def make_runner(counting: bool = False):
     """``run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon)``: every replication
-    initialised, advanced to ``until`` and finalised over offset views (tests/test_repview.py)."""
+    initialised, advanced to ``until`` and finalised over offset views (tests/test_repview.py).
+
+    The engine is compiled as the CUDA kernels compile it: the heap calendar, and no inlining in numba's
+    IR (the CPU launchers' ``inline_jit``, which only changes how the CPU compiles the same model, took
+    this compile from about a minute to two)."""
     replication_at = offset_views(counting)
+    init_rep, advance_rep, finalize_rep = make_engine(device_jit(CPU), HEAP)
 
     @numba.njit(_nrt=False)  # the views count no references (kernels/repview.py)
     def run(line, wip, state, offsets, rep_zero, mail, seed, until, warmup, horizon):
         for r in range(state.rng.shape[0]):
             view = replication_at(state, offsets, r)
-            launch_cpu._init_rep(line, wip, view, seed, r, warmup, horizon)
-            launch_cpu._advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if r == 0 else 0)
-            launch_cpu._finalize_rep(view, warmup, horizon)
+            init_rep(line, wip, view, seed, r, warmup, horizon)
+            advance_rep(line, view, rep_zero, mail, until, warmup, horizon, 1 if r == 0 else 0)
+            finalize_rep(view, warmup, horizon)
 
     return run
 

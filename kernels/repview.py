@@ -131,6 +131,14 @@ def _asm_load_offset(typingctx, offsets, r, k):
     return types.int64(offsets, types.int64, types.int64), codegen
 
 
+def _getitem_row(view, index):
+    if isinstance(view, RepViewType) and isinstance(index, types.Integer) and view.ndim == 2:
+        def get_row(view, index):
+            return row_view(view, index)
+        return get_row
+    return None
+
+
 def _getitem(view, index):
     if not isinstance(view, RepViewType):
         return None
@@ -138,10 +146,6 @@ def _getitem(view, index):
         def get(view, index):
             return element(view.table, load_offset(view.offsets, view.r, view.k) + index)
         return get
-    if isinstance(index, types.Integer) and view.ndim == 2:
-        def get_row(view, index):
-            return row_view(view, index)
-        return get_row
     if isinstance(index, types.BaseTuple) and len(index) == 2 and view.ndim == 2:
         def get2(view, index):
             start = load_offset(view.offsets, view.r, view.k)
@@ -234,10 +238,15 @@ def _register(extending, target_options, asm_offsets):
     construct_row = extending.intrinsic(_construct_row)
     overload = lambda func: extending.overload(func, inline="always", **target_options)  # noqa: E731
     overload(row_view)(lambda view, i: lambda view, i: construct_row(view, i))
-    overload(operator.getitem)(_row_getitem)
+    # Only the getitem that returns a row view is inlined in numba's IR (a device function may not return a
+    # new view). The element reads and writes are ordinary overloads: numba types each once per signature
+    # and LLVM inlines them. Inlined in numba's IR at each of the model's thousands of accesses, they were
+    # over half of a CUDA kernel's compile (type inference re-run at every site), for the same PTX.
+    overload(operator.getitem)(_getitem_row)
+    extending.overload(operator.getitem, **target_options)(_row_getitem)
     extending.overload(operator.setitem, **target_options)(_row_setitem)
-    overload(operator.getitem)(_getitem)  # inlined in numba's IR: a device function may not return a new view
-    extending.overload(operator.setitem, **target_options)(_setitem)  # numba inlines no setitem statement
+    extending.overload(operator.getitem, **target_options)(_getitem)
+    extending.overload(operator.setitem, **target_options)(_setitem)
     extending.overload_attribute(RepViewType, "shape", **target_options)(_shape)
     element_at, set_element_at = extending.intrinsic(_element), extending.intrinsic(_set_element)
     overload(element)(lambda table, index: lambda table, index: element_at(table, index))
