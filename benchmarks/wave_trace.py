@@ -44,7 +44,7 @@ from kernels.calendar import HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
 from kernels.lanes import WARP, make_lanes  # noqa: E402
 from kernels.layout import Q_LEN, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE, EV_PM_DUE, EV_RELEASE  # noqa: E402
-from kernels.target import CPU, device_jit, inline_jit  # noqa: E402
+from kernels.target import CPU, device_jit  # noqa: E402
 
 KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "activity_end", EV_FAIL: "fail",
               EV_PM_DUE: "pm_due", EV_BATCH_TIMEOUT: "batch_timeout", EV_LOT_DONE: "lot_done"}
@@ -98,7 +98,7 @@ def counting_scans():
     a warp would share among its lanes: the accesses of each queue block's verdicts and the blocks (a
     block holds at most 29 lots: one round of 31 helpers, kernels/launch_warp.py), and the tools a tool
     scan reads and its rounds of 32."""
-    block_min, first_equal, first_in_state, queue_block = make_lanes(inline_jit(CPU))
+    block_min, first_equal, first_in_state, queue_block = make_lanes(device_jit(CPU))
 
     @device_jit(CPU)
     def counted_first_in_state(ti, start, count, state, mail):
@@ -188,7 +188,9 @@ def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0) -> np.nd
     state, rep_zero = fresh_state(compiled, 1, horizon)
     offsets = np.zeros((1, SCANNED + N_SCANNED), np.int64)
     offsets[:, :N_TABLES] = view_offsets(state)
-    stages = make_event_stages(device_jit(CPU), HEAP, counting_scans(), inline=inline_jit(CPU))
+    # compiled as the CUDA kernels compile the stages: no inlining in numba's IR (the CPU's inline_jit
+    # changes no access, and doubled this compile)
+    stages = make_event_stages(device_jit(CPU), HEAP, counting_scans())
     tracer = make_tracer(offset_views(counting=True), stages)
     trace = np.zeros((int(days * 80_000) + 10_000, 12), np.int64)  # HVLM: about 60 k events a day
     n = tracer(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, offsets, np.uint64(seed),
