@@ -22,7 +22,8 @@ element accesses, not DRAM round trips (fields of one row share a line; the ec80
 modelled run by a thread (as built), by a warp, or by a warp only for queues over one block
 (:data:`DISPATCH_BY`). :func:`lockstep_model` models the thread launcher (a warp's lanes in
 lockstep), :func:`persistent_model` persistent warps with no barrier between waves
-(kernels/launch_persistent.py), its schedule simulated.
+(kernels/launch_persistent.py), its schedule simulated, and :func:`warp_launcher_model` a warp per
+replication (kernels/launch_warp.py).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the e
 # ("dispatch_warp" is not built: the warp advance kernel's 128, the bound of tests/test_cuda_report.py)
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
                    "batch_timeout": 21, "lot_done": 120, "dispatch": 126, "dispatch_warp": 128}
-THREAD_REGISTERS = 118  # the thread launcher's advance kernel, offline sm_90 (blocks of 64 threads)
+THREAD_REGISTERS = 111  # the thread launcher's advance kernel, offline sm_90 (blocks of 64 threads)
+WARP_LAUNCHER_REGISTERS = 128  # kernels/launch_warp.py's advance kernel, offline sm_90 (blocks of one warp)
 # kernels/launch_persistent.py launches 16 warps an SM (its kernel takes 118 registers offline, sm_90: 17 fit)
 PERSISTENT_WARPS_PER_SM = 16
 DISPATCH_BY = ("thread", "warp", "split")  # who runs a dispatch in the model (:func:`stage_samples`)
@@ -302,6 +304,27 @@ def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: flo
             "divergence": round(float(divergence), 2), "events_per_s": warps * WARP / iteration_us * 1e6}
 
 
+def event_chains_of_a_warp(trace: np.ndarray) -> np.ndarray:
+    """Each event's chain of dependent accesses were a warp to run its replication alone: its take, its
+    handler (with the pushes, when it does not dispatch), and its dispatch's :func:`warp_chain`."""
+    dispatched = trace[:, DISPATCH] >= 0
+    return trace[:, TAKE] + trace[:, HANDLE] + np.where(dispatched, warp_chain(trace), 0)
+
+
+def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
+    """Events per second of a warp per replication (kernels/launch_warp.py, as built; a model).
+
+    Lane 0 runs the model and the other lanes share the dispatch's queue and tool scans, so an event
+    lasts :func:`event_chains_of_a_warp`: no lanes of other replications to wait for and no barrier.
+    Every resident warp keeps its replication's chain going; a replication beyond them waits for a warp
+    to end. The take is the traced heap calendar's: the launcher's blocked calendar, whose block
+    minimum the lanes share, is not traced (its take may be shorter)."""
+    chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
+    warps = min(replicas, SMS * resident_threads(WARP_LAUNCHER_REGISTERS, WARP) // WARP)
+    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps": warps,
+            "chain_per_event": round(float(chain), 1), "events_per_s": warps / (chain * LATENCY_US) * 1e6}
+
+
 def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, warps: int | None = None,
                      events_per_replica: int = 12, seed: int = 0) -> dict:
     """Events per second of persistent warps with no barrier between waves (kernels/launch_persistent.py; a model).
@@ -435,10 +458,19 @@ def main(argv=None) -> int:
     for m in persistent:
         print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {m['round_trips_per_access']:.2f} round trips "
               f"an access: {m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")
+    warp = [warp_launcher_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    events_per_day = found["events"] / (args.days - args.skip_days)
+    print("model of a warp per replication (the warp launcher as built; the same H200 parameters):")
+    for m in warp:
+        goal = f"; 1,000 x 730 days: {1_000 * 730 * events_per_day / m['events_per_s']:,.0f} s" \
+            if m["replicas"] == 1_000 else ""
+        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
+              f"{m['warps']:5d} warps, {m['chain_per_event']:.0f} round trips an event, "
+              f"{m['events_per_s'] / 1e6:7.1f} M events/s{goal}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"measured": found, "model": models, "lockstep_model": lockstep,
-                                               "persistent_model": persistent},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"measured": found, "events_per_day": events_per_day, "model": models,
+                                               "lockstep_model": lockstep, "persistent_model": persistent,
+                                               "warp_launcher_model": warp}, indent=1))
     return 0
 
 

@@ -134,3 +134,20 @@ def test_bad_skip_days_exit_2_before_any_compile(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.wave_trace", "--days", "2", "--skip-days", "3",
                            "--smt2020-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "--skip-days 3.0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_warp_per_replication_runs_each_event_as_take_handler_and_its_warp_dispatch():
+    """Two arrivals (take 10, handler 5 with the pushes) and two events that dispatch (take 10, handler 4,
+    a dispatch of 100 accesses, 60 of them in 2 queue blocks and 20 tools in one round): the chains are
+    15, 15 and 100 - 60 - 20 + 2 x 11 + 2 + 14 = 58, a mean of 36.5 round trips. 1,000 replications fill
+    1,000 warps; 5,000 only the 132 x 16 that 128 registers leave resident."""
+    trace = np.zeros((4, 12), np.int64)
+    trace[:, W.TAKE] = 10
+    trace[:, W.HANDLE] = 5, 5, 4, 4
+    trace[:, W.DISPATCH] = -1, -1, 100, 100
+    trace[2:, W.QUEUE_ACCESSES], trace[2:, W.QUEUE_BLOCKS], trace[2:, W.TOOLS_READ], trace[2:, W.TOOL_ROUNDS] = 60, 2, 20, 1
+    assert list(W.event_chains_of_a_warp(trace)) == [15, 15, 58, 58]
+    model = W.warp_launcher_model(trace, 1000, 1.0)
+    assert model["warps"] == 1000 and model["chain_per_event"] == 36.5
+    assert np.isclose(model["events_per_s"], 1000 / (36.5 * W.LATENCY_US) * 1e6)
+    assert W.warp_launcher_model(trace, 5000, 1.0)["warps"] == 132 * 16
