@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.access_count import N_TABLES, PRIVATE_CACHE, fresh_state, in_private_cache, offset_views  # noqa: E402
-from kernels.calendar import HEAP  # noqa: E402
+from kernels.calendar import BLOCKED, HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
 from kernels.lanes import WARP, make_lanes  # noqa: E402
 from kernels.layout import Q_LEN, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE, EV_PM_DUE, EV_RELEASE  # noqa: E402
@@ -51,11 +51,15 @@ KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "acti
               EV_PM_DUE: "pm_due", EV_BATCH_TIMEOUT: "batch_timeout", EV_LOT_DONE: "lot_done"}
 # The trace's columns. DISPATCH, GROUP and WAITING (the group's queue before the dispatch) are -1 for an
 # event that does not dispatch. Its dispatch's queue scans: QUEUE_ACCESSES inside ``queue_block`` over
-# QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes.
-KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS = \
-    range(12)
-SCAN_COLUMNS = (QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS)
+# QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes. The
+# blocked calendar's scans of the event (kernels/calendar.py; 0 with the heap): CALENDAR_ACCESSES element
+# reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
+(KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS,
+ CALENDAR_ACCESSES, CALENDAR_SCANS) = range(14)
+N_COLUMNS = 14
+SCAN_COLUMNS = (QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS, CALENDAR_ACCESSES, CALENDAR_SCANS)
 N_SCANNED = len(SCAN_COLUMNS)
+N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the calendar's are the event's)
 SCANNED = 2 * N_TABLES  # the offsets array's columns where the counting scans add up (it is their ``mail``)
 
 # Model parameters (not measurements): an H200 (sm_90), and the latency the GPU design section uses.
@@ -99,8 +103,25 @@ def counting_scans():
     """kernels/lanes.py's loops, each adding to ``mail`` (the tracer passes the offsets array there) what
     a warp would share among its lanes: the accesses of each queue block's verdicts and the blocks (a
     block holds at most 29 lots: one round of 31 helpers, kernels/launch_warp.py), and the tools a tool
-    scan reads and its rounds of 32."""
+    scan reads and its rounds of 32, and the calendar's scans (each one round: a helper reads at most
+    two of its 32 values, independent loads)."""
     block_min, first_equal, first_in_state, queue_block = make_lanes(device_jit(CPU))
+
+    @device_jit(CPU)
+    def counted_block_min(values, start, count, mail):
+        before = counted(mail)
+        low = block_min(values, start, count, mail)
+        mail[0, SCANNED + 4] += counted(mail) - before
+        mail[0, SCANNED + 5] += 1
+        return low
+
+    @device_jit(CPU)
+    def counted_first_equal(values, start, count, target, mail):
+        before = counted(mail)
+        found = first_equal(values, start, count, target, mail)
+        mail[0, SCANNED + 4] += counted(mail) - before
+        mail[0, SCANNED + 5] += 1
+        return found
 
     @device_jit(CPU)
     def counted_first_in_state(ti, start, count, state, mail):
@@ -120,7 +141,7 @@ def counting_scans():
         mail[0, SCANNED + 1] += 1
         return verdict
 
-    return block_min, first_equal, counted_first_in_state, counted_queue_block
+    return counted_block_min, counted_first_equal, counted_first_in_state, counted_queue_block
 
 
 def make_tracer(replication_at, stages):
@@ -135,6 +156,8 @@ def make_tracer(replication_at, stages):
         after_event(line, view, mail, -1, 0.0, warmup, horizon)  # the events init_rep scheduled
         n = 0
         while n < trace.shape[0]:
+            offsets[0, SCANNED + 4] = 0
+            offsets[0, SCANNED + 5] = 0
             before = counted(offsets)
             now, code = take_next(line, view, rep_zero, mail, until, log_on)
             if code < 0:
@@ -146,7 +169,7 @@ def make_tracer(replication_at, stages):
             if group >= 0:
                 waiting = view.qi[group, Q_LEN]
             own = counted(offsets) - handled  # the trace's own read of the queue length
-            for k in range(N_SCANNED):
+            for k in range(N_DISPATCH_SCANNED):
                 offsets[0, SCANNED + k] = 0
             after_event(line, view, mail, group, now, warmup, horizon)
             done = counted(offsets) - own
@@ -180,10 +203,12 @@ def make_tracer(replication_at, stages):
     return trace_run
 
 
-def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0) -> np.ndarray:
-    """``[events, 12]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
-    the group it dispatched, that group's queue before it and the dispatch's scans, of each event of one replication
-    (``log_on`` 1: replication 0's, which also logs)."""
+def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0, calendar: str = HEAP) -> np.ndarray:
+    """``[events, 14]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
+    the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's, of each
+    event of one replication (``log_on`` 1: replication 0's, which also logs), its calendar in ``calendar``
+    form (kernels/calendar.py: the thread and stage launchers keep the heap, the warp launcher the
+    blocked form; the events are the same)."""
     from kernels.state import view_offsets
 
     horizon = days * 1440.0
@@ -192,9 +217,9 @@ def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0) -> np.nd
     offsets[:, :N_TABLES] = view_offsets(state)
     # compiled as the CUDA kernels compile the stages: no inlining in numba's IR (the CPU's inline_jit
     # changes no access, and doubled this compile)
-    stages = make_event_stages(device_jit(CPU), HEAP, counting_scans())
+    stages = make_event_stages(device_jit(CPU), calendar, counting_scans())
     tracer = make_tracer(offset_views(counting=True), stages)
-    trace = np.zeros((int(days * 80_000) + 10_000, 12), np.int64)  # HVLM: about 60 k events a day
+    trace = np.zeros((int(days * 80_000) + 10_000, N_COLUMNS), np.int64)  # HVLM: about 60 k events a day
     n = tracer(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, offsets, np.uint64(seed),
                horizon, 0.0, horizon, log_on, trace)
     if n == trace.shape[0]:
@@ -304,11 +329,18 @@ def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: flo
             "divergence": round(float(divergence), 2), "events_per_s": warps * WARP / iteration_us * 1e6}
 
 
+def take_chains_of_a_warp(trace: np.ndarray) -> np.ndarray:
+    """Each take's chain were a warp to run it: the leader's own accesses, and for each of the calendar's
+    scans (a trace of the blocked form) one load a lane and the combine, as a tool scan's round."""
+    return trace[:, TAKE] - trace[:, CALENDAR_ACCESSES] + 2 * trace[:, CALENDAR_SCANS]
+
+
 def event_chains_of_a_warp(trace: np.ndarray) -> np.ndarray:
-    """Each event's chain of dependent accesses were a warp to run its replication alone: its take, its
-    handler (with the pushes, when it does not dispatch), and its dispatch's :func:`warp_chain`."""
+    """Each event's chain of dependent accesses were a warp to run its replication alone: its
+    :func:`take_chains_of_a_warp`, its handler (with the pushes, when it does not dispatch), and its
+    dispatch's :func:`warp_chain`."""
     dispatched = trace[:, DISPATCH] >= 0
-    return trace[:, TAKE] + trace[:, HANDLE] + np.where(dispatched, warp_chain(trace), 0)
+    return take_chains_of_a_warp(trace) + trace[:, HANDLE] + np.where(dispatched, warp_chain(trace), 0)
 
 
 def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
@@ -317,8 +349,8 @@ def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access
     Lane 0 runs the model and the other lanes share the dispatch's queue and tool scans, so an event
     lasts :func:`event_chains_of_a_warp`: no lanes of other replications to wait for and no barrier.
     Every resident warp keeps its replication's chain going; a replication beyond them waits for a warp
-    to end. The take is the traced heap calendar's: the launcher's blocked calendar, whose block
-    minimum the lanes share, is not traced (its take may be shorter)."""
+    to end. ``trace``: a trace of the blocked calendar, the launcher's (:func:`trace_events`), whose
+    scans the lanes share; a heap trace gives the heap's take."""
     chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
     warps = min(replicas, SMS * resident_threads(WARP_LAUNCHER_REGISTERS, WARP) // WARP)
     return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps": warps,
@@ -423,8 +455,9 @@ def main(argv=None) -> int:
     from twin.smt2020 import load_smt2020
 
     compiled = compile_line(load_smt2020({"loader": "smt2020", "dataset": "HVLM", "data_dir": args.smt2020_dir}))
-    trace = trace_events(compiled, args.days)
+    trace, blocked = (trace_events(compiled, args.days, calendar=form) for form in (HEAP, BLOCKED))
     trace = trace[trace[:, MINUTE] >= args.skip_days * 1440.0]
+    blocked = blocked[blocked[:, MINUTE] >= args.skip_days * 1440.0]
     found = summarise(trace)
     print(f"SMT2020 HVLM, days {args.skip_days:g} to {args.days:g}, one replication: {found['events']:,} events, "
           f"{found['accesses_per_event']:.1f} state element accesses per event (measured)")
@@ -458,9 +491,19 @@ def main(argv=None) -> int:
     for m in persistent:
         print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {m['round_trips_per_access']:.2f} round trips "
               f"an access: {m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")
-    warp = [warp_launcher_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    take = {"events": blocked.shape[0], "take_mean": float(blocked[:, TAKE].mean()),
+            "scans_per_take": float(blocked[:, CALENDAR_SCANS].mean()),
+            "scanned_per_take": float(blocked[:, CALENDAR_ACCESSES].mean()),
+            "take_chain_of_a_warp": float(take_chains_of_a_warp(blocked).mean()),
+            "event_chain_of_a_warp": float(event_chains_of_a_warp(blocked).mean())}
+    print(f"the blocked calendar (measured, the same days: {take['events']:,} events): a take makes "
+          f"{take['take_mean']:.1f} accesses, {take['scanned_per_take']:.1f} of them in {take['scans_per_take']:.2f} "
+          f"scans; a warp's chain: {take['take_chain_of_a_warp']:.1f} a take (the heap's: "
+          f"{found['stages']['take']['mean']:.1f}), {take['event_chain_of_a_warp']:.1f} an event")
+    warp = [warp_launcher_model(blocked, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
     events_per_day = found["events"] / (args.days - args.skip_days)
-    print("model of a warp per replication (the warp launcher as built; the same H200 parameters):")
+    print("model of a warp per replication (the warp launcher as built, its blocked calendar; the same H200 "
+          "parameters):")
     for m in warp:
         goal = f"; 1,000 x 730 days: {1_000 * 730 * events_per_day / m['events_per_s']:,.0f} s" \
             if m["replicas"] == 1_000 else ""
@@ -470,7 +513,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"measured": found, "events_per_day": events_per_day, "model": models,
                                                "lockstep_model": lockstep, "persistent_model": persistent,
-                                               "warp_launcher_model": warp}, indent=1))
+                                               "blocked_calendar": take, "warp_launcher_model": warp}, indent=1))
     return 0
 
 

@@ -27,16 +27,26 @@ SAME_RUN = textwrap.dedent("""
     from benchmarks import wave_trace as W
     from twin.compile import compile_line
 
-    trace = W.trace_events(compile_line(every_feature_line()), 2.0, seed=4)
+    compiled = compile_line(every_feature_line())
+    trace = W.trace_events(compiled, 2.0, seed=4)
     assert trace.shape[0] == {events} > 500, (trace.shape[0], {events})
     assert len(set(trace[:, W.KIND])) >= 5, np.bincount(trace[:, W.KIND])  # most kinds occur
     assert (trace[:, W.TAKE] > 0).all() and (trace[:, W.HANDLE] > 0).all()
+    assert (trace[:, W.CALENDAR_SCANS] == 0).all()  # the heap scans nothing
+    blocked = W.trace_events(compiled, 2.0, seed=4, calendar=W.BLOCKED)  # the warp launcher's calendar
+    same = [W.KIND, W.MINUTE, W.GROUP, W.WAITING, W.TAKEN]
+    assert blocked.shape == trace.shape and (blocked[:, same] == trace[:, same]).all()
+    # every take finds the next event in four scans (super-blocks, their first, a block's, a slot's) and
+    # refreshes two minima; ties of time add none of these
+    assert (blocked[:, W.CALENDAR_SCANS] >= 6).all(), np.bincount(blocked[:, W.CALENDAR_SCANS])
+    assert (blocked[:, W.CALENDAR_ACCESSES] < blocked[:, W.TAKE]).all()
     print("OK", trace.shape[0])
 """)
 
 
 def test_the_trace_sees_every_event_of_the_engine_run(tmp_path):
-    """The engine's run here, in this process's numba cache; the trace in a child with a cache of its own."""
+    """The engine's run here, in this process's numba cache; the trace in a child with a cache of its own,
+    with either calendar: the same events, and the blocked form's scans counted."""
     from lines import every_feature_line
     from twin.backend import resolve_backend
     from twin.compile import compile_line
@@ -57,7 +67,7 @@ def test_the_wave_model_is_each_stage_slowest_chain_or_issue_time_plus_its_launc
     """1,000 replications whose events are all arrivals of 10 take and 10 handler accesses: take and the
     arrival stage each last 10 round trips (every replication's chain; 1,000 threads are resident, so
     issuing is no longer), the six other kinds and dispatch only their launch, and the counters' two."""
-    trace = np.zeros((50, 12), np.int64)
+    trace = np.zeros((50, W.N_COLUMNS), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
     model = W.wave_model(trace, 1000, 1.0)
     stage = W.LAUNCH_US + 10 * W.LATENCY_US
@@ -70,13 +80,13 @@ def test_a_warp_dispatch_chain_replaces_each_scan_by_its_rounds():
     """A dispatch of 500 accesses, 300 of them the verdicts of 10 queue blocks and 40 the tools of 2 tool
     rounds: a warp's leader makes the other 160 itself, waits one verdict and its fold per block and
     a tool and its combine per round."""
-    row = np.zeros((1, 12), np.int64)
+    row = np.zeros((1, W.N_COLUMNS), np.int64)
     row[0, [W.DISPATCH, W.QUEUE_ACCESSES, W.QUEUE_BLOCKS, W.TOOLS_READ, W.TOOL_ROUNDS]] = 500, 300, 10, 40, 2
     assert W.warp_chain(row)[0] == 160 + 10 * (W.VERDICT_ACCESSES + 1) + 2 * 2
 
 
 def test_split_sends_the_dispatches_of_queues_over_one_block_to_a_warp():
-    trace = np.zeros((4, 12), np.int64)
+    trace = np.zeros((4, W.N_COLUMNS), np.int64)
     trace[:, W.KIND], trace[:, W.DISPATCH], trace[:, W.WAITING] = W.EV_ARRIVE, [5, 6, 7, -1], [29, 30, 100, -1]
     samples = W.stage_samples(trace, "split")
     assert list(samples["dispatch"]) == [5] and len(samples["dispatch_warp"]) == 2
@@ -87,7 +97,7 @@ def test_persistent_warps_with_equal_chains_run_each_lane_back_to_back():
     """Every event an arrival of 10 take and 10 handler accesses, plus the lists' round trips at each
     stage: two warps over 64 replications fill every batch, and each replication does an event every
     two stages; 1,000 replications fill 32 warps by default."""
-    trace = np.zeros((50, 12), np.int64)
+    trace = np.zeros((50, W.N_COLUMNS), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
     model = W.persistent_model(trace, 64, 1.0, warps=2)
     assert model["lanes_per_batch"] == W.WARP
@@ -100,7 +110,7 @@ def test_a_persistent_warp_waits_for_its_own_lanes_only():
     wave over 3,200 replications would wait for one (about 32 of them a wave); persistent warps lose
     only the warps that hold one (those replications' dispatches share batches), so the rate stays near
     that of no dispatch at all."""
-    trace = np.zeros((100, 12), np.int64)
+    trace = np.zeros((100, W.N_COLUMNS), np.int64)
     trace[:, W.KIND], trace[:, W.TAKE], trace[:, W.HANDLE], trace[:, W.DISPATCH] = W.EV_ARRIVE, 10, 10, -1
     trace[0, W.DISPATCH] = 1000
     barrier_us = (10 + 10 + 1000) * W.LATENCY_US  # take, arrivals and the slowest dispatch of a wave
@@ -114,7 +124,7 @@ def test_lockstep_lanes_wait_for_each_kind_present_in_the_warp():
     """Half the events arrivals (10 handler accesses), half job ends (30), every take 10: a warp of 32
     lanes almost surely holds both kinds, so an iteration is 10 + 10 + 30 = 50 accesses against the
     30 of a lane alone (divergence 5/3); 1,000 replications keep 32 warps in work."""
-    trace = np.zeros((100, 12), np.int64)
+    trace = np.zeros((100, W.N_COLUMNS), np.int64)
     trace[:, W.TAKE], trace[:, W.DISPATCH] = 10, -1
     trace[::2, W.KIND], trace[::2, W.HANDLE] = W.EV_ARRIVE, 10
     trace[1::2, W.KIND], trace[1::2, W.HANDLE] = W.EV_ACTIVITY_END, 30
@@ -141,7 +151,7 @@ def test_a_warp_per_replication_runs_each_event_as_take_handler_and_its_warp_dis
     a dispatch of 100 accesses, 60 of them in 2 queue blocks and 20 tools in one round): the chains are
     15, 15 and 100 - 60 - 20 + 2 x 11 + 2 + 14 = 58, a mean of 36.5 round trips. 1,000 replications fill
     1,000 warps; 5,000 only the 132 x 16 that 128 registers leave resident."""
-    trace = np.zeros((4, 12), np.int64)
+    trace = np.zeros((4, W.N_COLUMNS), np.int64)
     trace[:, W.TAKE] = 10
     trace[:, W.HANDLE] = 5, 5, 4, 4
     trace[:, W.DISPATCH] = -1, -1, 100, 100
@@ -151,3 +161,12 @@ def test_a_warp_per_replication_runs_each_event_as_take_handler_and_its_warp_dis
     assert model["warps"] == 1000 and model["chain_per_event"] == 36.5
     assert np.isclose(model["events_per_s"], 1000 / (36.5 * W.LATENCY_US) * 1e6)
     assert W.warp_launcher_model(trace, 5000, 1.0)["warps"] == 132 * 16
+
+
+def test_a_warp_shares_the_blocked_calendars_scans_one_round_each():
+    """A take of 80 accesses, 64 of them in 6 scans: the leader's 16, and 2 for each scan (a load a lane
+    and the combine), 28. With the handler's 5 the event's chain is 33."""
+    trace = np.zeros((1, W.N_COLUMNS), np.int64)
+    trace[0, [W.TAKE, W.HANDLE, W.DISPATCH, W.CALENDAR_ACCESSES, W.CALENDAR_SCANS]] = 80, 5, -1, 64, 6
+    assert list(W.take_chains_of_a_warp(trace)) == [28]
+    assert list(W.event_chains_of_a_warp(trace)) == [33]
