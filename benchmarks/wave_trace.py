@@ -52,14 +52,14 @@ KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "acti
 # The trace's columns. DISPATCH, GROUP and WAITING (the group's queue before the dispatch) are -1 for an
 # event that does not dispatch. Its dispatch's queue scans: QUEUE_ACCESSES inside ``queue_block`` over
 # QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes. The
-# blocked calendar's scans of the event (kernels/calendar.py; 0 with the heap): CALENDAR_ACCESSES element
-# reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
+# blocked calendar's scans in the event's take (kernels/calendar.py; 0 with the heap): CALENDAR_ACCESSES
+# element reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
 (KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS,
  CALENDAR_ACCESSES, CALENDAR_SCANS) = range(14)
 N_COLUMNS = 14
 SCAN_COLUMNS = (QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS, CALENDAR_ACCESSES, CALENDAR_SCANS)
 N_SCANNED = len(SCAN_COLUMNS)
-N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the calendar's are the event's)
+N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the last two: the take's)
 SCANNED = 2 * N_TABLES  # the offsets array's columns where the counting scans add up (it is their ``mail``)
 
 # Model parameters (not measurements): an H200 (sm_90), and the latency the GPU design section uses.
@@ -163,6 +163,8 @@ def make_tracer(replication_at, stages):
             if code < 0:
                 break
             taken = counted(offsets)
+            trace[n, CALENDAR_ACCESSES] = offsets[0, SCANNED + 4]  # the take's own scans only: a handler's
+            trace[n, CALENDAR_SCANS] = offsets[0, SCANNED + 5]  # rare cancellation stays in its accesses
             group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, log_on)
             handled = counted(offsets)
             waiting = -1
@@ -173,7 +175,7 @@ def make_tracer(replication_at, stages):
                 offsets[0, SCANNED + k] = 0
             after_event(line, view, mail, group, now, warmup, horizon)
             done = counted(offsets) - own
-            for k in range(N_SCANNED):
+            for k in range(N_DISPATCH_SCANNED):
                 trace[n, QUEUE_ACCESSES + k] = offsets[0, SCANNED + k]
             if group >= 0:
                 trace[n, TAKEN] = waiting - view.qi[group, Q_LEN]  # lots the dispatch started
