@@ -8,6 +8,8 @@ same views (the heap calendar, as the thread-per-replication kernel has) on one 
 HVLM, with that offset load made to count itself per table, and prints the accesses per event. It counts
 element accesses, not memory transactions: fields of one row read in one event are one line from DRAM
 and L1 hits after it. Line tables (routes, groups) are not counted: every replication shares them.
+The counting views also stamp each access's 128-byte line and 32-byte sector with the caller's event
+number, so that benchmarks/wave_trace.py can count the distinct lines and sectors an event touches.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from numba.core import types
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -34,12 +37,131 @@ from kernels.target import CPU, device_jit  # noqa: E402
 N_TABLES = len(STATE_FIELDS)
 PRIVATE_CACHE = "FABTWIN_ACCESS_COUNT_CACHE"  # set, with NUMBA_CACHE_DIR, to the count's own cache folder
 
+# The counting views' offsets array (replication 0's row; :func:`counting_offsets`): the tables' offsets,
+# then what the views count. ACCESSES + k: the accesses of table k. SCANS: 8 columns the wave trace's
+# counting scans add to (benchmarks/wave_trace.py). Then what the touches count since the caller last
+# raised EVENT: READS_ALONE, the reads while IN_SCAN is 0 (the caller sets it around a scan the lanes of a
+# warp share); LINES_ALONE, the distinct 128-byte lines those reads hit; SECTORS, the distinct 32-byte
+# sectors any access touched. LINE_BASE + k and SECTOR_BASE + k: where table k's stamps start (the event
+# that last touched each line or sector).
+ACCESSES = N_TABLES
+SCANS = 2 * N_TABLES
+EVENT, IN_SCAN, READS_ALONE, LINES_ALONE, SECTORS = range(SCANS + 8, SCANS + 13)
+LINE_BASE = SCANS + 13
+SECTOR_BASE = LINE_BASE + N_TABLES
+LINE_BYTES, SECTOR_BYTES = 128, 32  # an L1 line and a DRAM sector on sm_90
+
 
 def _counting_load_offset(offsets, r, k):
     def load(offsets, r, k):
-        offsets[r, N_TABLES + k] += 1  # a second block of columns: accesses of table k
+        offsets[r, ACCESSES + k] += 1
         return offsets[r, k]
     return load
+
+
+@numba.njit(inline="always")
+def _stamp(offsets, r, column):
+    """Whether the event saw ``column``'s line or sector before (and it has now)."""
+    seen = offsets[r, column] == offsets[r, EVENT]
+    offsets[r, column] = offsets[r, EVENT]
+    return seen
+
+
+@numba.njit(inline="always")
+def _touch(offsets, r, k, at, itemsize, read):
+    """One element access of table ``k`` at flat index ``at``: counts its sector, and a read outside a
+    shared scan and its line."""
+    byte = at * itemsize
+    if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + byte // SECTOR_BYTES):
+        offsets[r, SECTORS] += 1
+    if read and offsets[r, IN_SCAN] == 0:
+        offsets[r, READS_ALONE] += 1
+        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + byte // LINE_BYTES):
+            offsets[r, LINES_ALONE] += 1
+
+
+def _itemsize(table) -> int:
+    from numba.np.numpy_support import as_dtype
+
+    return as_dtype(table.dtype).itemsize
+
+
+def _touching_getitem(view, index):
+    """kernels/repview.py's element read, touched (:func:`_touch`); the row read is repview's own."""
+    if not isinstance(view, repview.RepViewType):
+        return None
+    size = _itemsize(view.table)
+    if isinstance(index, types.Integer) and view.ndim == 1:
+        def get(view, index):
+            at = repview.load_offset(view.offsets, view.r, view.k) + index
+            _touch(view.offsets, view.r, view.k, at, size, True)
+            return repview.element(view.table, at)
+        return get
+    if isinstance(index, types.BaseTuple) and len(index) == 2 and view.ndim == 2:
+        def get2(view, index):
+            at = repview.load_offset(view.offsets, view.r, view.k) + index[0] * view.table.shape[2] + index[1]
+            _touch(view.offsets, view.r, view.k, at, size, True)
+            return repview.element(view.table, at)
+        return get2
+    return None
+
+
+def _touching_setitem(view, index, value):
+    if not isinstance(view, repview.RepViewType):
+        return None
+    size = _itemsize(view.table)
+    if isinstance(index, types.Integer) and view.ndim == 1:
+        def put(view, index, value):
+            at = repview.load_offset(view.offsets, view.r, view.k) + index
+            _touch(view.offsets, view.r, view.k, at, size, False)
+            repview.set_element(view.table, at, value)
+        return put
+    if isinstance(index, types.BaseTuple) and len(index) == 2 and view.ndim == 2:
+        def put2(view, index, value):
+            at = repview.load_offset(view.offsets, view.r, view.k) + index[0] * view.table.shape[2] + index[1]
+            _touch(view.offsets, view.r, view.k, at, size, False)
+            repview.set_element(view.table, at, value)
+        return put2
+    return None
+
+
+def _touching_row_getitem(row, index):
+    if isinstance(row, repview.RowViewType) and isinstance(index, types.Integer):
+        size = _itemsize(row.table)
+
+        def get(row, index):
+            at = repview.load_offset(row.offsets, row.r, row.k) + row.i * row.table.shape[2] + index
+            _touch(row.offsets, row.r, row.k, at, size, True)
+            return repview.element(row.table, at)
+        return get
+    return None
+
+
+def _touching_row_setitem(row, index, value):
+    if isinstance(row, repview.RowViewType) and isinstance(index, types.Integer):
+        size = _itemsize(row.table)
+
+        def put(row, index, value):
+            at = repview.load_offset(row.offsets, row.r, row.k) + row.i * row.table.shape[2] + index
+            _touch(row.offsets, row.r, row.k, at, size, False)
+            repview.set_element(row.table, at, value)
+        return put
+    return None
+
+
+def counting_offsets(state) -> np.ndarray:
+    """The counting views' ``[1, columns]`` offsets array for a one-replication ``state``: its offsets,
+    zeroed counters, and a stamp for each 128-byte line and 32-byte sector of every table."""
+
+    lines = [-(-table.nbytes // LINE_BYTES) for table in state]
+    sectors = [-(-table.nbytes // SECTOR_BYTES) for table in state]
+    first = SECTOR_BASE + N_TABLES
+    offsets = np.zeros((1, first + sum(lines) + sum(sectors)), np.int64)
+    offsets[:, :N_TABLES] = view_offsets(state)
+    offsets[0, LINE_BASE:LINE_BASE + N_TABLES] = first + np.cumsum([0, *lines[:-1]])
+    offsets[0, SECTOR_BASE:SECTOR_BASE + N_TABLES] = first + sum(lines) + np.cumsum([0, *sectors[:-1]])
+    offsets[0, first:] = -1  # touched by no event yet
+    return offsets
 
 
 _registered = {}  # {"counting": bool, "views": replication_at} once the CPU views exist in this process
@@ -59,8 +181,10 @@ def offset_views(counting: bool):
         # the counting views have the plain views' numba types, so the two would share disk-cache
         # entries: a counted run would load uncounted functions, a plain run counting ones
         raise RuntimeError("count with a numba cache folder of the count's own (main() makes one)")
-    if counting:
+    if counting:  # before the views register: repview's factories are read when they do
         repview._plain_load_offset = _counting_load_offset
+        repview._getitem, repview._setitem = _touching_getitem, _touching_setitem
+        repview._row_getitem, repview._row_setitem = _touching_row_getitem, _touching_row_setitem
     _registered.update(counting=counting, views=make_offset_views(device_jit(CPU), CPU))
     return _registered["views"]
 
@@ -103,12 +227,11 @@ def count_accesses(compiled, days: float, seed: int = 1) -> dict:
 
     horizon = days * 1440.0
     state, rep_zero = fresh_state(compiled, 1, horizon)
-    offsets = np.zeros((1, 2 * N_TABLES), np.int64)
-    offsets[:, :N_TABLES] = view_offsets(state)
+    offsets = counting_offsets(state)
     make_runner(counting=True)(compiled.static_tables(), compiled.wip, state, offsets, rep_zero, np.zeros(1),
                                np.uint64(seed), horizon, 0.0, horizon)
     events = int(state.rep_i[0, R_EVENTS])
-    counts = offsets[0, N_TABLES:]
+    counts = offsets[0, ACCESSES:ACCESSES + N_TABLES]
     return {"events": events, "per_event": {name: float(n) / events for name, n in zip(STATE_FIELDS, counts)}}
 
 

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.access_count import N_TABLES, PRIVATE_CACHE, fresh_state, in_private_cache, offset_views  # noqa: E402
+from benchmarks.access_count import (EVENT, IN_SCAN, LINES_ALONE, N_TABLES, PRIVATE_CACHE, READS_ALONE, SCANS,  # noqa: E402
+                                     SECTORS, counting_offsets, fresh_state, in_private_cache, offset_views)
 from kernels.calendar import BLOCKED, HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
 from kernels.lanes import WARP, make_lanes  # noqa: E402
@@ -54,13 +55,15 @@ KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "acti
 # QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes. The
 # blocked calendar's scans in the event's take (kernels/calendar.py; 0 with the heap): CALENDAR_ACCESSES
 # element reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
+# The event's lines and sectors (benchmarks/access_count.py's touches): LEADER_READS, its reads outside the
+# scans a warp's lanes share (lane 0's, were a warp to run it), LEADER_LINES, the distinct 128-byte lines
+# they read, and SECTORS_TOUCHED, the distinct 32-byte sectors all its accesses touched.
 (KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS,
- CALENDAR_ACCESSES, CALENDAR_SCANS) = range(14)
-N_COLUMNS = 14
-SCAN_COLUMNS = (QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS, CALENDAR_ACCESSES, CALENDAR_SCANS)
-N_SCANNED = len(SCAN_COLUMNS)
+ CALENDAR_ACCESSES, CALENDAR_SCANS, LEADER_READS, LEADER_LINES, SECTORS_TOUCHED) = range(17)
+N_COLUMNS = 17
 N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the last two: the take's)
-SCANNED = 2 * N_TABLES  # the offsets array's columns where the counting scans add up (it is their ``mail``)
+SCANNED = SCANS  # the offsets array's columns where the counting scans add up (it is their ``mail``)
+assert SCANNED + CALENDAR_SCANS - QUEUE_ACCESSES < EVENT  # the six scan columns fit before the touches'
 
 # Model parameters (not measurements): an H200 (sm_90), and the latency the GPU design section uses.
 SMS = 132
@@ -69,6 +72,9 @@ MAX_WARPS_PER_SM = 64
 LATENCY_US = 0.6  # one dependent global-memory round trip, DRAM (docs/ARCHITECTURE.md)
 LAUNCH_US = 4.0  # one kernel launch back to back on a stream, assumed
 ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the ec80624 trace's ratio
+LINES = "lines"  # the warp launcher's chain from the lines it reads instead (:func:`event_round_trips_of_a_warp`)
+L1_HIT_US = 0.025  # assumed: an L1 hit, about 40 cycles at 1.7 GHz
+BANDWIDTH_TB_S = 4.8  # an H200's HBM3e
 # Registers per thread of each stage's kernel, offline sm_90 (benchmarks/cuda_report.py, this commit)
 # ("dispatch_warp" is not built: the warp advance kernel's 128, the bound of tests/test_cuda_report.py)
 STAGE_REGISTERS = {"take": 40, "release": 126, "arrive": 30, "activity_end": 115, "fail": 40, "pm_due": 42,
@@ -83,6 +89,9 @@ SPLIT_LOTS = 29  # a queue block's lots (kernels/queues.py): a longer queue goes
 # block, L_STEP, the dedicated tool twice, that tool's state twice, the step's wafers, LF_ENTRY,
 # L_PRIORITY and LF_DUE); the leader's fold of the block's verdicts in shared memory counts one more.
 VERDICT_ACCESSES = 10
+# Of those, the DRAM round trips one after the other: the block's ids, the lot's row, its tool's state
+# (the step's row is a line table's, shared by every replication); the others hit L1 after them
+VERDICT_MISSES = 3
 # Persistent warps (persistent_model): a batch's round trips for the lists of kernels/launch_persistent.py,
 # whatever an access costs: lane 0's claim (18 counter reads and a compare-and-swap, atomics served by
 # L2 at about a quarter of a DRAM round trip each: about 5), a lane's mark and slot, and its append
@@ -110,7 +119,9 @@ def counting_scans():
     @device_jit(CPU)
     def counted_block_min(values, start, count, mail):
         before = counted(mail)
+        mail[0, IN_SCAN] = 1
         low = block_min(values, start, count, mail)
+        mail[0, IN_SCAN] = 0
         mail[0, SCANNED + 4] += counted(mail) - before
         mail[0, SCANNED + 5] += 1
         return low
@@ -118,14 +129,18 @@ def counting_scans():
     @device_jit(CPU)
     def counted_first_equal(values, start, count, target, mail):
         before = counted(mail)
+        mail[0, IN_SCAN] = 1
         found = first_equal(values, start, count, target, mail)
+        mail[0, IN_SCAN] = 0
         mail[0, SCANNED + 4] += counted(mail) - before
         mail[0, SCANNED + 5] += 1
         return found
 
     @device_jit(CPU)
     def counted_first_in_state(ti, start, count, state, mail):
+        mail[0, IN_SCAN] = 1
         k = first_in_state(ti, start, count, state, mail)
+        mail[0, IN_SCAN] = 0
         scanned = count if k < 0 else k + 1
         mail[0, SCANNED + 2] += scanned
         mail[0, SCANNED + 3] += (scanned + WARP - 1) // WARP
@@ -135,8 +150,10 @@ def counting_scans():
     def counted_queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup,
                             top_priority, block, mail):
         before = counted(mail)
+        mail[0, IN_SCAN] = 1
         verdict = queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup,
                               top_priority, block, mail)
+        mail[0, IN_SCAN] = 0
         mail[0, SCANNED] += counted(mail) - before
         mail[0, SCANNED + 1] += 1
         return verdict
@@ -158,6 +175,10 @@ def make_tracer(replication_at, stages):
         while n < trace.shape[0]:
             offsets[0, SCANNED + 4] = 0
             offsets[0, SCANNED + 5] = 0
+            offsets[0, EVENT] += 1  # a line or sector seen in an earlier event is new again
+            offsets[0, READS_ALONE] = 0
+            offsets[0, LINES_ALONE] = 0
+            offsets[0, SECTORS] = 0
             before = counted(offsets)
             now, code = take_next(line, view, rep_zero, mail, until, log_on)
             if code < 0:
@@ -168,8 +189,10 @@ def make_tracer(replication_at, stages):
             group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, log_on)
             handled = counted(offsets)
             waiting = -1
+            offsets[0, IN_SCAN] = 1  # the trace's own reads are no leader's
             if group >= 0:
                 waiting = view.qi[group, Q_LEN]
+            offsets[0, IN_SCAN] = 0
             own = counted(offsets) - handled  # the trace's own read of the queue length
             for k in range(N_DISPATCH_SCANNED):
                 offsets[0, SCANNED + k] = 0
@@ -177,8 +200,13 @@ def make_tracer(replication_at, stages):
             done = counted(offsets) - own
             for k in range(N_DISPATCH_SCANNED):
                 trace[n, QUEUE_ACCESSES + k] = offsets[0, SCANNED + k]
+            trace[n, LEADER_READS] = offsets[0, READS_ALONE]
+            trace[n, LEADER_LINES] = offsets[0, LINES_ALONE]
+            trace[n, SECTORS_TOUCHED] = offsets[0, SECTORS]
             if group >= 0:
+                offsets[0, IN_SCAN] = 1
                 trace[n, TAKEN] = waiting - view.qi[group, Q_LEN]  # lots the dispatch started
+                offsets[0, IN_SCAN] = 0
             trace[n, GROUP] = group
             trace[n, WAITING] = waiting
             trace[n, KIND] = code & 15
@@ -206,17 +234,15 @@ def make_tracer(replication_at, stages):
 
 
 def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0, calendar: str = HEAP) -> np.ndarray:
-    """``[events, 14]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
-    the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's, of each
+    """``[events, 17]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
+    the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's, the
+    leader's reads and lines and the sectors touched, of each
     event of one replication (``log_on`` 1: replication 0's, which also logs), its calendar in ``calendar``
     form (kernels/calendar.py: the thread and stage launchers keep the heap, the warp launcher the
     blocked form; the events are the same)."""
-    from kernels.state import view_offsets
-
     horizon = days * 1440.0
     state, rep_zero = fresh_state(compiled, 1, horizon)
-    offsets = np.zeros((1, SCANNED + N_SCANNED), np.int64)
-    offsets[:, :N_TABLES] = view_offsets(state)
+    offsets = counting_offsets(state)
     # compiled as the CUDA kernels compile the stages: no inlining in numba's IR (the CPU's inline_jit
     # changes no access, and doubled this compile)
     stages = make_event_stages(device_jit(CPU), calendar, counting_scans())
@@ -345,18 +371,44 @@ def event_chains_of_a_warp(trace: np.ndarray) -> np.ndarray:
     return take_chains_of_a_warp(trace) + trace[:, HANDLE] + np.where(dispatched, warp_chain(trace), 0)
 
 
-def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
+def event_round_trips_of_a_warp(trace: np.ndarray) -> np.ndarray:
+    """Each event's chain in DRAM round trips were a warp to run it, from the lines lane 0 reads: a read of
+    a line it has not read in the event is a round trip, its other reads L1 hits (:data:`L1_HIT_US`), and
+    its writes do not wait. A round of a shared scan (the calendar's, a tool scan's) is a round trip and
+    its combine an L1 hit; a queue block is a verdict's :data:`VERDICT_MISSES` round trips, the rest of
+    the verdict and lane 0's fold L1 hits. A line read in an earlier event counts as a miss again: the
+    model leaves L1 and L2 hits across events out (the pessimistic side)."""
+    hit = L1_HIT_US / LATENCY_US
+    lines, reads = trace[:, LEADER_LINES], trace[:, LEADER_READS]
+    rounds = trace[:, CALENDAR_SCANS] + trace[:, TOOL_ROUNDS]
+    blocks = trace[:, QUEUE_BLOCKS]
+    return (lines + hit * (reads - lines) + rounds * (1 + hit)
+            + blocks * (VERDICT_MISSES + hit * (VERDICT_ACCESSES + 1 - VERDICT_MISSES)))
+
+
+def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access: float | str) -> dict:
     """Events per second of a warp per replication (kernels/launch_warp.py, as built; a model).
 
     Lane 0 runs the model and the other lanes share the dispatch's queue and tool scans, so an event
-    lasts :func:`event_chains_of_a_warp`: no lanes of other replications to wait for and no barrier.
+    lasts :func:`event_chains_of_a_warp` times ``round_trips_per_access`` (or, with :data:`LINES`,
+    :func:`event_round_trips_of_a_warp`): no lanes of other replications to wait for and no barrier.
     Every resident warp keeps its replication's chain going; a replication beyond them waits for a warp
     to end. ``trace``: a trace of the blocked calendar, the launcher's (:func:`trace_events`), whose
     scans the lanes share; a heap trace gives the heap's take."""
-    chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
+    if round_trips_per_access == LINES:
+        chain = event_round_trips_of_a_warp(trace).mean()
+    else:
+        chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
+        round_trips_per_access = round(round_trips_per_access, 3)
     warps = min(replicas, SMS * resident_threads(WARP_LAUNCHER_REGISTERS, WARP) // WARP)
-    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps": warps,
+    return {"replicas": replicas, "round_trips_per_access": round_trips_per_access, "warps": warps,
             "chain_per_event": round(float(chain), 1), "events_per_s": warps / (chain * LATENCY_US) * 1e6}
+
+
+def bandwidth_ceiling(trace: np.ndarray) -> float:
+    """Events per second were the GPU's memory bandwidth the only bound: each event moves the sectors it
+    touches (:data:`SECTORS_TOUCHED`; each once, as though none stayed in a cache across events)."""
+    return BANDWIDTH_TB_S * 1e12 / (trace[:, SECTORS_TOUCHED].mean() * 32)
 
 
 def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, warps: int | None = None,
@@ -484,7 +536,9 @@ def main(argv=None) -> int:
     lockstep = [lockstep_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
     print("model of the thread launcher (a warp's 32 lanes in lockstep; the same H200 parameters):")
     for m in lockstep:
-        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
+        cost = "by lines" if m["round_trips_per_access"] == LINES else \
+            f"{m['round_trips_per_access']:.2f} round trips an access"
+        print(f"  {m['replicas']:6d} replications, {cost}: "
               f"{m['warps_in_work']:5d} warps in work, {m['divergence']:.1f}x divergence, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s")
     persistent = [persistent_model(trace, n, k, warps) for k in ROUND_TRIPS_PER_ACCESS
@@ -497,25 +551,42 @@ def main(argv=None) -> int:
             "scans_per_take": float(blocked[:, CALENDAR_SCANS].mean()),
             "scanned_per_take": float(blocked[:, CALENDAR_ACCESSES].mean()),
             "take_chain_of_a_warp": float(take_chains_of_a_warp(blocked).mean()),
-            "event_chain_of_a_warp": float(event_chains_of_a_warp(blocked).mean())}
+            "event_chain_of_a_warp": float(event_chains_of_a_warp(blocked).mean()),
+            "leader_reads_per_event": float(blocked[:, LEADER_READS].mean()),
+            "leader_lines_per_event": float(blocked[:, LEADER_LINES].mean()),
+            "event_round_trips_of_a_warp": float(event_round_trips_of_a_warp(blocked).mean())}
     print(f"the blocked calendar (measured, the same days: {take['events']:,} events): a take makes "
           f"{take['take_mean']:.1f} accesses, {take['scanned_per_take']:.1f} of them in {take['scans_per_take']:.2f} "
           f"scans; a warp's chain: {take['take_chain_of_a_warp']:.1f} a take (the heap's: "
           f"{found['stages']['take']['mean']:.1f}), {take['event_chain_of_a_warp']:.1f} an event")
-    warp = [warp_launcher_model(blocked, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    print(f"  lane 0's reads of an event (measured): {take['leader_reads_per_event']:.1f}, in "
+          f"{take['leader_lines_per_event']:.1f} distinct 128-byte lines; by lines a warp's event is "
+          f"{take['event_round_trips_of_a_warp']:.1f} round trips (model)")
+    sectors = {form: {"sectors_per_event": float(t[:, SECTORS_TOUCHED].mean()),
+                      "bandwidth_ceiling_events_per_s": bandwidth_ceiling(t)}
+               for form, t in ((HEAP, trace), (BLOCKED, blocked))}
+    for form, found_form in sectors.items():
+        print(f"  {form} calendar: an event touches {found_form['sectors_per_event']:.1f} distinct 32-byte sectors "
+              f"(measured); at {BANDWIDTH_TB_S} TB/s, {found_form['bandwidth_ceiling_events_per_s'] / 1e9:.2f} G "
+              f"events/s were bandwidth the bound (model)")
+    warp = [warp_launcher_model(blocked, n, k) for k in (*ROUND_TRIPS_PER_ACCESS, LINES)
+            for n in (1_000, 16_000, 67_584)]
     events_per_day = found["events"] / (args.days - args.skip_days)
     print("model of a warp per replication (the warp launcher as built, its blocked calendar; the same H200 "
           "parameters):")
     for m in warp:
         goal = f"; 1,000 x 730 days: {1_000 * 730 * events_per_day / m['events_per_s']:,.0f} s" \
             if m["replicas"] == 1_000 else ""
-        print(f"  {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} round trips an access: "
+        cost = "by lines" if m["round_trips_per_access"] == LINES else \
+            f"{m['round_trips_per_access']:.2f} round trips an access"
+        print(f"  {m['replicas']:6d} replications, {cost}: "
               f"{m['warps']:5d} warps, {m['chain_per_event']:.0f} round trips an event, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s{goal}")
     if args.json:
         Path(args.json).write_text(json.dumps({"measured": found, "events_per_day": events_per_day, "model": models,
                                                "lockstep_model": lockstep, "persistent_model": persistent,
-                                               "blocked_calendar": take, "warp_launcher_model": warp}, indent=1))
+                                               "blocked_calendar": take, "sectors": sectors,
+                                               "warp_launcher_model": warp}, indent=1))
     return 0
 
 

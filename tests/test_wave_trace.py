@@ -40,6 +40,11 @@ SAME_RUN = textwrap.dedent("""
     # refreshes two minima; ties of time add none of these
     assert (blocked[:, W.CALENDAR_SCANS] >= 6).all(), np.bincount(blocked[:, W.CALENDAR_SCANS])
     assert (blocked[:, W.CALENDAR_ACCESSES] < blocked[:, W.TAKE]).all()
+    for t in trace, blocked:  # every event reads something of its own; a line holds many reads
+        accesses = t[:, W.TAKE] + t[:, W.HANDLE] + t[:, W.DISPATCH].clip(0)
+        assert (t[:, W.LEADER_LINES] >= 1).all() and (t[:, W.LEADER_LINES] <= t[:, W.LEADER_READS]).all()
+        assert (t[:, W.LEADER_READS] <= accesses).all() and (t[:, W.SECTORS_TOUCHED] <= accesses).all()
+        assert t[:, W.LEADER_LINES].sum() < t[:, W.LEADER_READS].sum() / 2
     print("OK", trace.shape[0])
 """)
 
@@ -170,3 +175,41 @@ def test_a_warp_shares_the_blocked_calendars_scans_one_round_each():
     trace[0, [W.TAKE, W.HANDLE, W.DISPATCH, W.CALENDAR_ACCESSES, W.CALENDAR_SCANS]] = 80, 5, -1, 64, 6
     assert list(W.take_chains_of_a_warp(trace)) == [28]
     assert list(W.event_chains_of_a_warp(trace)) == [33]
+
+
+def test_a_touch_counts_each_line_and_sector_once_an_event():
+    """Reads of float64 elements 0..19 of a table: 20 reads in two 128-byte lines (16 elements each) and
+    five 32-byte sectors (4 each). A write touches a sector but reads no line; a read inside a shared
+    scan touches its sector but is no read of the leader's. A new event sees every line afresh."""
+    from benchmarks import access_count as A
+    from kernels.state import RepState
+
+    state = RepState(*(np.zeros((1, 64), np.float64) for _ in A.STATE_FIELDS))
+    offsets = A.counting_offsets(state)
+    k = 3
+    offsets[0, A.EVENT] = 1
+    for at in range(20):
+        A._touch(offsets, 0, k, at, 8, True)
+    assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [20, 2, 5]
+    A._touch(offsets, 0, k, 40, 8, False)  # a write, in line 2 and sector 10
+    offsets[0, A.IN_SCAN] = 1
+    A._touch(offsets, 0, k, 44, 8, True)  # a scan's read, sector 11
+    offsets[0, A.IN_SCAN] = 0
+    A._touch(offsets, 0, k + 1, 0, 8, True)  # another table: lines of its own
+    assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [21, 3, 8]
+    offsets[0, A.EVENT] = 2
+    offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]] = 0
+    A._touch(offsets, 0, k, 1, 8, True)
+    assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [1, 1, 1]
+
+
+def test_by_lines_a_warp_waits_for_each_new_line_each_round_and_each_blocks_verdict():
+    """An event whose lane 0 reads 40 times in 10 lines, with 6 calendar scans, one tool round and two
+    queue blocks: 10 + 30 h + 7 (1 + h) + 2 (3 + 8 h) round trips, h an L1 hit's share of a round trip."""
+    trace = np.zeros((1, W.N_COLUMNS), np.int64)
+    trace[0, [W.LEADER_READS, W.LEADER_LINES, W.CALENDAR_SCANS, W.TOOL_ROUNDS, W.QUEUE_BLOCKS]] = 40, 10, 6, 1, 2
+    h = W.L1_HIT_US / W.LATENCY_US
+    assert np.isclose(W.event_round_trips_of_a_warp(trace)[0], 10 + 30 * h + 7 * (1 + h) + 2 * (3 + 8 * h))
+    model = W.warp_launcher_model(trace, 1000, W.LINES)
+    assert model["round_trips_per_access"] == W.LINES
+    assert np.isclose(model["events_per_s"], 1000 / (W.event_round_trips_of_a_warp(trace)[0] * W.LATENCY_US) * 1e6)
