@@ -42,13 +42,15 @@ PRIVATE_CACHE = "FABTWIN_ACCESS_COUNT_CACHE"  # set, with NUMBA_CACHE_DIR, to th
 # counting scans add to (benchmarks/wave_trace.py). Then what the touches count since the caller last
 # raised EVENT: READS_ALONE, the reads while IN_SCAN is 0 (the caller sets it around a scan the lanes of a
 # warp share); LINES_ALONE, the distinct 128-byte lines those reads hit; SECTORS, the distinct 32-byte
-# sectors any access touched. LINE_BASE + k and SECTOR_BASE + k: where table k's stamps start (the event
-# that last touched each line or sector).
+# sectors any access touched. And since the caller last raised STAGE: READS, every read, and LINES, the
+# distinct lines they hit (what one thread running the stage reads). LINE_BASE + k, SECTOR_BASE + k and
+# STAGE_LINE_BASE + k: where table k's stamps start (the event, or stage, that last touched each).
 ACCESSES = N_TABLES
 SCANS = 2 * N_TABLES
-EVENT, IN_SCAN, READS_ALONE, LINES_ALONE, SECTORS = range(SCANS + 8, SCANS + 13)
-LINE_BASE = SCANS + 13
+EVENT, IN_SCAN, READS_ALONE, LINES_ALONE, SECTORS, STAGE, READS, LINES = range(SCANS + 8, SCANS + 16)
+LINE_BASE = SCANS + 16
 SECTOR_BASE = LINE_BASE + N_TABLES
+STAGE_LINE_BASE = SECTOR_BASE + N_TABLES
 LINE_BYTES, SECTOR_BYTES = 128, 32  # an L1 line and a DRAM sector on sm_90
 
 
@@ -60,23 +62,28 @@ def _counting_load_offset(offsets, r, k):
 
 
 @numba.njit(inline="always")
-def _stamp(offsets, r, column):
-    """Whether the event saw ``column``'s line or sector before (and it has now)."""
-    seen = offsets[r, column] == offsets[r, EVENT]
-    offsets[r, column] = offsets[r, EVENT]
+def _stamp(offsets, r, column, epoch):
+    """Whether ``column``'s line or sector was touched since ``epoch`` (EVENT or STAGE) last rose (and
+    it has been now)."""
+    seen = offsets[r, column] == offsets[r, epoch]
+    offsets[r, column] = offsets[r, epoch]
     return seen
 
 
 @numba.njit(inline="always")
 def _touch(offsets, r, k, at, itemsize, read):
-    """One element access of table ``k`` at flat index ``at``: counts its sector, and a read outside a
-    shared scan and its line."""
+    """One element access of table ``k`` at flat index ``at``: counts its sector, a read and its line,
+    and a read outside a shared scan and its line."""
     byte = at * itemsize
-    if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + byte // SECTOR_BYTES):
+    if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + byte // SECTOR_BYTES, EVENT):
         offsets[r, SECTORS] += 1
+    if read:
+        offsets[r, READS] += 1
+        if not _stamp(offsets, r, offsets[r, STAGE_LINE_BASE + k] + byte // LINE_BYTES, STAGE):
+            offsets[r, LINES] += 1
     if read and offsets[r, IN_SCAN] == 0:
         offsets[r, READS_ALONE] += 1
-        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + byte // LINE_BYTES):
+        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + byte // LINE_BYTES, EVENT):
             offsets[r, LINES_ALONE] += 1
 
 
@@ -151,15 +158,17 @@ def _touching_row_setitem(row, index, value):
 
 def counting_offsets(state) -> np.ndarray:
     """The counting views' ``[1, columns]`` offsets array for a one-replication ``state``: its offsets,
-    zeroed counters, and a stamp for each 128-byte line and 32-byte sector of every table."""
-
-    lines = [-(-table.nbytes // LINE_BYTES) for table in state]
-    sectors = [-(-table.nbytes // SECTOR_BYTES) for table in state]
-    first = SECTOR_BASE + N_TABLES
-    offsets = np.zeros((1, first + sum(lines) + sum(sectors)), np.int64)
+    zeroed counters, and stamps for each 128-byte line (two: an event's, a stage's) and each 32-byte
+    sector of every table."""
+    lines = np.array([-(-table.nbytes // LINE_BYTES) for table in state])
+    sectors = np.array([-(-table.nbytes // SECTOR_BYTES) for table in state])
+    first = STAGE_LINE_BASE + N_TABLES
+    offsets = np.zeros((1, first + 2 * lines.sum() + sectors.sum()), np.int64)
     offsets[:, :N_TABLES] = view_offsets(state)
-    offsets[0, LINE_BASE:LINE_BASE + N_TABLES] = first + np.cumsum([0, *lines[:-1]])
-    offsets[0, SECTOR_BASE:SECTOR_BASE + N_TABLES] = first + sum(lines) + np.cumsum([0, *sectors[:-1]])
+    starts = first + np.cumsum([0, *lines, *sectors, *lines[:-1]])
+    offsets[0, LINE_BASE:LINE_BASE + N_TABLES] = starts[:N_TABLES]
+    offsets[0, SECTOR_BASE:SECTOR_BASE + N_TABLES] = starts[N_TABLES:2 * N_TABLES]
+    offsets[0, STAGE_LINE_BASE:STAGE_LINE_BASE + N_TABLES] = starts[2 * N_TABLES:]
     offsets[0, first:] = -1  # touched by no event yet
     return offsets
 

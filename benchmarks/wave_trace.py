@@ -40,8 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import access_count as counts  # noqa: E402
 from benchmarks.access_count import (EVENT, IN_SCAN, LINES_ALONE, N_TABLES, PRIVATE_CACHE, READS_ALONE, SCANS,  # noqa: E402
-                                     SECTORS, counting_offsets, fresh_state, in_private_cache, offset_views)
+                                     SECTORS, STAGE, counting_offsets, fresh_state, in_private_cache, offset_views)
+STAGE_READS, STAGE_LINES = counts.READS, counts.LINES  # a stage's reads and lines (this module's LINES: a cost)
 from kernels.calendar import BLOCKED, HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
 from kernels.lanes import WARP, make_lanes  # noqa: E402
@@ -57,10 +59,14 @@ KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "acti
 # element reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
 # The event's lines and sectors (benchmarks/access_count.py's touches): LEADER_READS, its reads outside the
 # scans a warp's lanes share (lane 0's, were a warp to run it), LEADER_LINES, the distinct 128-byte lines
-# they read, and SECTORS_TOUCHED, the distinct 32-byte sectors all its accesses touched.
+# they read, and SECTORS_TOUCHED, the distinct 32-byte sectors all its accesses touched. Each stage's
+# reads, scans included, and the distinct lines they read (a thread's, running the stage alone):
+# TAKE_READS and TAKE_LINES, HANDLE_... (with the pushes when it does not dispatch), DISPATCH_... (0 when
+# it does not).
 (KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS,
- CALENDAR_ACCESSES, CALENDAR_SCANS, LEADER_READS, LEADER_LINES, SECTORS_TOUCHED) = range(17)
-N_COLUMNS = 17
+ CALENDAR_ACCESSES, CALENDAR_SCANS, LEADER_READS, LEADER_LINES, SECTORS_TOUCHED, TAKE_READS, TAKE_LINES, HANDLE_READS,
+ HANDLE_LINES, DISPATCH_READS, DISPATCH_LINES) = range(23)
+N_COLUMNS = 23
 N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the last two: the take's)
 SCANNED = SCANS  # the offsets array's columns where the counting scans add up (it is their ``mail``)
 assert SCANNED + CALENDAR_SCANS - QUEUE_ACCESSES < EVENT  # the six scan columns fit before the touches'
@@ -165,20 +171,33 @@ def make_tracer(replication_at, stages):
     init_rep, take_next, handle_event, after_event = stages.init_rep, stages.take_next, stages.handle_event, stages.after_event
 
     @numba.njit(_nrt=False)
-    def trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, log_on, trace):
+    def start_stage(offsets):
+        """A thread starts a stage: its reads and lines counted afresh (benchmarks/access_count.py)."""
+        offsets[0, STAGE] += 1
+        offsets[0, STAGE_READS] = 0
+        offsets[0, STAGE_LINES] = 0
+
+    @numba.njit(_nrt=False)
+    def start_event(offsets):
+        """An event starts: its calendar scans, lane 0's reads and lines and its sectors counted afresh."""
+        offsets[0, SCANNED + 4] = 0
+        offsets[0, SCANNED + 5] = 0
+        offsets[0, EVENT] += 1
+        offsets[0, READS_ALONE] = 0
+        offsets[0, LINES_ALONE] = 0
+        offsets[0, SECTORS] = 0
+        start_stage(offsets)
+
+    @numba.njit(_nrt=False)
+    def trace_view(line, view, offsets, queues, rep_zero, mail, until, warmup, horizon, log_on, trace):
         """The stages take the view as an argument: numba's IR inlining (the CPU's ``inline_jit``) of
         the stages into the function that builds an offset view gave a different run (4,342 events in
         HVLM's first 2 days instead of 129,081); with the view passed in, as in ``advance_rep``, the
-        run is the engine's."""
+        run is the engine's. ``queues``: the group queues' plain array, which the trace reads uncounted."""
         after_event(line, view, mail, -1, 0.0, warmup, horizon)  # the events init_rep scheduled
         n = 0
         while n < trace.shape[0]:
-            offsets[0, SCANNED + 4] = 0
-            offsets[0, SCANNED + 5] = 0
-            offsets[0, EVENT] += 1  # a line or sector seen in an earlier event is new again
-            offsets[0, READS_ALONE] = 0
-            offsets[0, LINES_ALONE] = 0
-            offsets[0, SECTORS] = 0
+            start_event(offsets)
             before = counted(offsets)
             now, code = take_next(line, view, rep_zero, mail, until, log_on)
             if code < 0:
@@ -186,38 +205,38 @@ def make_tracer(replication_at, stages):
             taken = counted(offsets)
             trace[n, CALENDAR_ACCESSES] = offsets[0, SCANNED + 4]  # the take's own scans only: a handler's
             trace[n, CALENDAR_SCANS] = offsets[0, SCANNED + 5]  # rare cancellation stays in its accesses
+            trace[n, TAKE_READS], trace[n, TAKE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+            start_stage(offsets)
             group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, log_on)
             handled = counted(offsets)
             waiting = -1
-            offsets[0, IN_SCAN] = 1  # the trace's own reads are no leader's
-            if group >= 0:
-                waiting = view.qi[group, Q_LEN]
-            offsets[0, IN_SCAN] = 0
-            own = counted(offsets) - handled  # the trace's own read of the queue length
+            if group >= 0:  # the kind's kernel puts it on the dispatch list: the dispatch is a stage
+                waiting = queues[group, Q_LEN]
+                trace[n, HANDLE_READS], trace[n, HANDLE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+                start_stage(offsets)
             for k in range(N_DISPATCH_SCANNED):
                 offsets[0, SCANNED + k] = 0
             after_event(line, view, mail, group, now, warmup, horizon)
-            done = counted(offsets) - own
+            done = counted(offsets)
             for k in range(N_DISPATCH_SCANNED):
                 trace[n, QUEUE_ACCESSES + k] = offsets[0, SCANNED + k]
             trace[n, LEADER_READS] = offsets[0, READS_ALONE]
             trace[n, LEADER_LINES] = offsets[0, LINES_ALONE]
             trace[n, SECTORS_TOUCHED] = offsets[0, SECTORS]
-            if group >= 0:
-                offsets[0, IN_SCAN] = 1
-                trace[n, TAKEN] = waiting - view.qi[group, Q_LEN]  # lots the dispatch started
-                offsets[0, IN_SCAN] = 0
             trace[n, GROUP] = group
             trace[n, WAITING] = waiting
             trace[n, KIND] = code & 15
             trace[n, MINUTE] = int(now)
             trace[n, TAKE] = taken - before
-            if group >= 0:  # the kind's kernel puts it on the dispatch list
+            if group >= 0:
+                trace[n, TAKEN] = waiting - queues[group, Q_LEN]  # lots the dispatch started
                 trace[n, HANDLE] = handled - taken
                 trace[n, DISPATCH] = done - handled
+                trace[n, DISPATCH_READS], trace[n, DISPATCH_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
             else:  # the kind's kernel pushes its events itself
                 trace[n, HANDLE] = done - taken
                 trace[n, DISPATCH] = -1
+                trace[n, HANDLE_READS], trace[n, HANDLE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
             n += 1
         return n
 
@@ -228,15 +247,15 @@ def make_tracer(replication_at, stages):
         snapshots (an hourly snapshot reads every tool and queue: about 1,600 accesses)."""
         view = replication_at(state, offsets, 0)
         init_rep(line, wip, view, seed, 0, warmup, horizon)
-        return trace_view(line, view, offsets, rep_zero, mail, until, warmup, horizon, log_on, trace)
+        return trace_view(line, view, offsets, state.qi[0], rep_zero, mail, until, warmup, horizon, log_on, trace)
 
     return trace_run
 
 
 def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0, calendar: str = HEAP) -> np.ndarray:
-    """``[events, 17]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
+    """``[events, 23]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
     the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's, the
-    leader's reads and lines and the sectors touched, of each
+    leader's reads and lines, the sectors touched and each stage's reads and lines, of each
     event of one replication (``log_on`` 1: replication 0's, which also logs), its calendar in ``calendar``
     form (kernels/calendar.py: the thread and stage launchers keep the heap, the warp launcher the
     blocked form; the events are the same)."""
@@ -334,7 +353,35 @@ def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, 
             "stage_us": {k: round(v, 1) for k, v in per_stage.items()}}
 
 
-def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: float) -> dict:
+def stage_round_trips(trace: np.ndarray, round_trips_per_access: float | str) -> np.ndarray:
+    """A float copy of ``trace`` whose TAKE, HANDLE and DISPATCH hold each stage's chain in round trips
+    for a thread running it: its accesses times ``round_trips_per_access``, or with :data:`LINES` a round
+    trip for each distinct line the stage reads and an L1 hit (:data:`L1_HIT_US`) for each of its other
+    reads (its writes do not wait; a line read in an earlier stage counts as a miss again). DISPATCH
+    stays -1 where the event does not dispatch."""
+    out = trace.astype(np.float64)
+    if round_trips_per_access == LINES:
+        hit = L1_HIT_US / LATENCY_US
+        for stage, reads, lines in ((TAKE, TAKE_READS, TAKE_LINES), (HANDLE, HANDLE_READS, HANDLE_LINES),
+                                    (DISPATCH, DISPATCH_READS, DISPATCH_LINES)):
+            out[:, stage] = trace[:, lines] + hit * (trace[:, reads] - trace[:, lines])
+    else:
+        out[:, [TAKE, HANDLE, DISPATCH]] *= round_trips_per_access
+    out[:, DISPATCH] = np.where(trace[:, DISPATCH] >= 0, out[:, DISPATCH], -1)
+    return out
+
+
+def cost_label(round_trips_per_access: float | str):
+    """A model's cost of an access as its JSON records it."""
+    return round_trips_per_access if round_trips_per_access == LINES else round(round_trips_per_access, 3)
+
+
+def cost_text(model: dict) -> str:
+    cost = model["round_trips_per_access"]
+    return "by lines" if cost == LINES else f"{cost:.2f} round trips an access"
+
+
+def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: float | str) -> dict:
     """Events per second of the thread launcher as built (kernels/launch_cuda.py; a model).
 
     A warp's 32 lanes, each a replication, run ``advance_rep``'s loop together: in an iteration every
@@ -344,16 +391,17 @@ def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: flo
     that does not dispatch pushes its events in its handler's count here, one that does in its
     dispatch's: counted twice where both occur, so the model errs slow."""
     events = trace.shape[0]
+    chains = stage_round_trips(trace, round_trips_per_access)
     rng = np.random.default_rng(0)
-    rows = trace[rng.integers(0, events, size=(4_096, WARP))]
-    iteration = rows[:, :, TAKE].max(axis=1).astype(np.float64)
+    rows = chains[rng.integers(0, events, size=(4_096, WARP))]
+    iteration = rows[:, :, TAKE].max(axis=1)
     for kind in KIND_NAMES:
         iteration += np.where(rows[:, :, KIND] == kind, rows[:, :, HANDLE], 0).max(axis=1)
     iteration += np.where(rows[:, :, DISPATCH] >= 0, rows[:, :, DISPATCH], 0).max(axis=1)
-    iteration_us = iteration.mean() * round_trips_per_access * LATENCY_US
+    iteration_us = iteration.mean() * LATENCY_US
     warps = min(SMS * resident_threads(THREAD_REGISTERS) // WARP, -(-replicas // WARP))
-    divergence = iteration.mean() / (trace[:, TAKE:MINUTE].clip(0).sum() / events)  # against one lane alone
-    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps_in_work": warps,
+    divergence = iteration.mean() / (chains[:, TAKE:MINUTE].clip(0).sum() / events)  # against one lane alone
+    return {"replicas": replicas, "round_trips_per_access": cost_label(round_trips_per_access), "warps_in_work": warps,
             "divergence": round(float(divergence), 2), "events_per_s": warps * WARP / iteration_us * 1e6}
 
 
@@ -399,9 +447,8 @@ def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access
         chain = event_round_trips_of_a_warp(trace).mean()
     else:
         chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
-        round_trips_per_access = round(round_trips_per_access, 3)
     warps = min(replicas, SMS * resident_threads(WARP_LAUNCHER_REGISTERS, WARP) // WARP)
-    return {"replicas": replicas, "round_trips_per_access": round_trips_per_access, "warps": warps,
+    return {"replicas": replicas, "round_trips_per_access": cost_label(round_trips_per_access), "warps": warps,
             "chain_per_event": round(float(chain), 1), "events_per_s": warps / (chain * LATENCY_US) * 1e6}
 
 
@@ -411,7 +458,7 @@ def bandwidth_ceiling(trace: np.ndarray) -> float:
     return BANDWIDTH_TB_S * 1e12 / (trace[:, SECTORS_TOUCHED].mean() * 32)
 
 
-def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, warps: int | None = None,
+def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: float | str, warps: int | None = None,
                      events_per_replica: int = 12, seed: int = 0) -> dict:
     """Events per second of persistent warps with no barrier between waves (kernels/launch_persistent.py; a model).
 
@@ -430,10 +477,10 @@ def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: f
 
     events = trace.shape[0]
     rng = np.random.default_rng(seed)
-    latency_us = round_trips_per_access * LATENCY_US
+    chains = stage_round_trips(trace, round_trips_per_access)
     stage_of_kind = {kind: 1 + k for k, kind in enumerate(KIND_NAMES)}
     kind_stage = np.array([stage_of_kind.get(int(k), 1) for k in trace[:, KIND]])
-    take, handle, dispatch = trace[:, TAKE], trace[:, HANDLE], trace[:, DISPATCH]
+    take, handle, dispatch = chains[:, TAKE], chains[:, HANDLE], chains[:, DISPATCH]
     dispatch_stage = 1 + len(KIND_NAMES)
     if warps is None:
         warps = min(SMS * PERSISTENT_WARPS_PER_SM, -(-replicas // WARP))
@@ -460,7 +507,7 @@ def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: f
                 chain = dispatch[row[batch]].max()
             else:
                 chain = handle[row[batch]].max()
-            batch_us = chain * latency_us + STAGE_LIST_ROUND_TRIPS * LATENCY_US
+            batch_us = (chain + STAGE_LIST_ROUND_TRIPS) * LATENCY_US
             heapq.heappush(running, (now + batch_us, idle.pop(), stage, batch))
             if start_at is not None:
                 batches, lanes = batches + 1, lanes + len(batch)
@@ -480,7 +527,7 @@ def persistent_model(trace: np.ndarray, replicas: int, round_trips_per_access: f
             start_at, start_done = now, done
         idle.append(warp)
         start_batches(now)
-    return {"replicas": replicas, "round_trips_per_access": round(round_trips_per_access, 3), "warps": warps,
+    return {"replicas": replicas, "round_trips_per_access": cost_label(round_trips_per_access), "warps": warps,
             "lanes_per_batch": round(lanes / max(1, batches), 1), "events_per_s": (done - start_done) / (now - start_at) * 1e6}
 
 
@@ -533,20 +580,25 @@ def main(argv=None) -> int:
         print(f"  dispatch by {m['dispatch_by']:6s} {m['replicas']:6d} replications, {m['round_trips_per_access']:.2f} "
               f"round trips an access: a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s "
               f"(slowest stage {slowest}, {m['stage_us'][slowest]:.0f} us)")
-    lockstep = [lockstep_model(trace, n, k) for k in ROUND_TRIPS_PER_ACCESS for n in (1_000, 16_000, 67_584)]
+    dispatched = trace[:, DISPATCH] >= 0
+    read = {"take": (trace[:, TAKE_READS].mean(), trace[:, TAKE_LINES].mean()),
+            "handler": (trace[:, HANDLE_READS].mean(), trace[:, HANDLE_LINES].mean()),
+            "dispatch": (trace[dispatched, DISPATCH_READS].mean(), trace[dispatched, DISPATCH_LINES].mean())}
+    found["thread_reads_and_lines"] = {stage: {"reads": float(r), "lines": float(n)} for stage, (r, n) in read.items()}
+    print("a thread's reads of a stage and the distinct 128-byte lines they read (measured): " + ", ".join(
+        f"{stage} {r:.1f} in {n:.1f}" for stage, (r, n) in read.items()) + " (a dispatch's, where there is one)")
+    lockstep = [lockstep_model(trace, n, k) for k in (*ROUND_TRIPS_PER_ACCESS, LINES) for n in (1_000, 16_000, 67_584)]
     print("model of the thread launcher (a warp's 32 lanes in lockstep; the same H200 parameters):")
     for m in lockstep:
-        cost = "by lines" if m["round_trips_per_access"] == LINES else \
-            f"{m['round_trips_per_access']:.2f} round trips an access"
-        print(f"  {m['replicas']:6d} replications, {cost}: "
+        print(f"  {m['replicas']:6d} replications, {cost_text(m)}: "
               f"{m['warps_in_work']:5d} warps in work, {m['divergence']:.1f}x divergence, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s")
-    persistent = [persistent_model(trace, n, k, warps) for k in ROUND_TRIPS_PER_ACCESS
+    persistent = [persistent_model(trace, n, k, warps) for k in (*ROUND_TRIPS_PER_ACCESS, LINES)
                   for n, warps in ((1_000, None), (16_000, None), (67_584, None), (67_584, 1_056), (67_584, 528))]
     print("model of persistent warps (no barrier between waves, the schedule simulated; the same H200 parameters):")
     for m in persistent:
-        print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {m['round_trips_per_access']:.2f} round trips "
-              f"an access: {m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")
+        print(f"  {m['replicas']:6d} replications, {m['warps']:5d} warps, {cost_text(m)}: "
+              f"{m['lanes_per_batch']:4.1f} lanes a batch, {m['events_per_s'] / 1e6:7.1f} M events/s")
     take = {"events": blocked.shape[0], "take_mean": float(blocked[:, TAKE].mean()),
             "scans_per_take": float(blocked[:, CALENDAR_SCANS].mean()),
             "scanned_per_take": float(blocked[:, CALENDAR_ACCESSES].mean()),
@@ -577,9 +629,7 @@ def main(argv=None) -> int:
     for m in warp:
         goal = f"; 1,000 x 730 days: {1_000 * 730 * events_per_day / m['events_per_s']:,.0f} s" \
             if m["replicas"] == 1_000 else ""
-        cost = "by lines" if m["round_trips_per_access"] == LINES else \
-            f"{m['round_trips_per_access']:.2f} round trips an access"
-        print(f"  {m['replicas']:6d} replications, {cost}: "
+        print(f"  {m['replicas']:6d} replications, {cost_text(m)}: "
               f"{m['warps']:5d} warps, {m['chain_per_event']:.0f} round trips an event, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s{goal}")
     if args.json:

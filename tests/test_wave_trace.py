@@ -45,6 +45,14 @@ SAME_RUN = textwrap.dedent("""
         assert (t[:, W.LEADER_LINES] >= 1).all() and (t[:, W.LEADER_LINES] <= t[:, W.LEADER_READS]).all()
         assert (t[:, W.LEADER_READS] <= accesses).all() and (t[:, W.SECTORS_TOUCHED] <= accesses).all()
         assert t[:, W.LEADER_LINES].sum() < t[:, W.LEADER_READS].sum() / 2
+        stage_reads = 0
+        for stage, reads, lines in ((W.TAKE, W.TAKE_READS, W.TAKE_LINES), (W.HANDLE, W.HANDLE_READS, W.HANDLE_LINES),
+                                    (W.DISPATCH, W.DISPATCH_READS, W.DISPATCH_LINES)):
+            assert (t[:, lines] <= t[:, reads]).all() and (t[:, reads] <= t[:, stage].clip(0)).all()
+            stage_reads = stage_reads + t[:, reads]
+        assert (t[:, W.TAKE_LINES] >= 1).all() and (t[:, W.HANDLE_LINES] >= 1).all()
+        assert (t[t[:, W.DISPATCH] < 0, W.DISPATCH_READS] == 0).all()
+        assert (t[:, W.LEADER_READS] <= stage_reads).all()  # lane 0 reads what one thread reads, less the scans
     print("OK", trace.shape[0])
 """)
 
@@ -197,10 +205,16 @@ def test_a_touch_counts_each_line_and_sector_once_an_event():
     offsets[0, A.IN_SCAN] = 0
     A._touch(offsets, 0, k + 1, 0, 8, True)  # another table: lines of its own
     assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [21, 3, 8]
+    # the stage's count sees every read, the scan's too: lines 0 and 1 (elements 0-19), 2 (44), table k+1's
+    assert offsets[0, [A.READS, A.LINES]].tolist() == [22, 4]
     offsets[0, A.EVENT] = 2
     offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]] = 0
     A._touch(offsets, 0, k, 1, 8, True)
     assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [1, 1, 1]
+    assert offsets[0, [A.READS, A.LINES]].tolist() == [23, 4]  # the same stage: line 0 seen in it
+    offsets[0, A.STAGE] = 1
+    A._touch(offsets, 0, k, 2, 8, True)
+    assert offsets[0, [A.READS, A.LINES]].tolist() == [24, 5]  # a new stage: line 0 new again
 
 
 def test_by_lines_a_warp_waits_for_each_new_line_each_round_and_each_blocks_verdict():
@@ -213,3 +227,20 @@ def test_by_lines_a_warp_waits_for_each_new_line_each_round_and_each_blocks_verd
     model = W.warp_launcher_model(trace, 1000, W.LINES)
     assert model["round_trips_per_access"] == W.LINES
     assert np.isclose(model["events_per_s"], 1000 / (W.event_round_trips_of_a_warp(trace)[0] * W.LATENCY_US) * 1e6)
+
+
+def test_by_lines_a_stage_waits_for_each_line_it_reads_and_hits_l1_for_its_other_reads():
+    """A take reading 30 times in 6 lines, a handler 10 in 4, and a dispatch 50 in 12: 6 + 24 h, 4 + 6 h and
+    12 + 38 h round trips; an event that does not dispatch keeps -1 there. Per access, the accesses times
+    the cost."""
+    trace = np.zeros((2, W.N_COLUMNS), np.int64)
+    trace[:, [W.TAKE, W.HANDLE]] = 40, 12
+    trace[:, [W.TAKE_READS, W.TAKE_LINES, W.HANDLE_READS, W.HANDLE_LINES]] = 30, 6, 10, 4
+    trace[0, [W.DISPATCH, W.DISPATCH_READS, W.DISPATCH_LINES]] = 60, 50, 12
+    trace[1, W.DISPATCH] = -1
+    h = W.L1_HIT_US / W.LATENCY_US
+    chains = W.stage_round_trips(trace, W.LINES)
+    assert np.allclose(chains[:, [W.TAKE, W.HANDLE]], [[6 + 24 * h, 4 + 6 * h]] * 2)
+    assert np.isclose(chains[0, W.DISPATCH], 12 + 38 * h) and chains[1, W.DISPATCH] == -1
+    per_access = W.stage_round_trips(trace, 0.5)
+    assert per_access[:, [W.TAKE, W.HANDLE, W.DISPATCH]].tolist() == [[20, 6, 30], [20, 6, -1]]
