@@ -9,12 +9,14 @@ CPU and CUDA still process identical events:
   a CPU core serves from cache (a pop plus a push: about 85 ns on one AMD EPYC core, against about
   155 ns for the blocked form; micro-benchmark, docs/ARCHITECTURE.md).
 - :data:`BLOCKED` (for a warp per replication): event slots in blocks of 32 with block and super-block minima. The next
-  event is found by three scans of 32 contiguous values whose loads do not depend on each other,
-  instead of a 10-level walk where each level waits a global-memory round trip; one warp per
-  replication reads each scan in one coalesced round (docs/ARCHITECTURE.md, "GPU-native engine
-  design"). Taking an event refreshes its block's and super-block's minima (two scans of 32);
-  scheduling one writes a free slot, and the flush after the handler lowers the minima above it.
-  A single thread walks each scan itself, so one thread per replication keeps the heap.
+  event is found by three arg-min scans (super-blocks, then the blocks of one, then the slots of one)
+  of contiguous values whose loads do not depend on each other, instead of a 10-level walk where each
+  level waits a global-memory round trip; one warp per replication reads each scan in one coalesced
+  round (docs/ARCHITECTURE.md, "GPU-native engine design"). Each scan also gives the minimum of its
+  values but the one found, so taking that event writes its block's and super-block's new minima
+  without reading anything again (a cancelled event, or a tie in time, takes two more scans).
+  Scheduling writes a free slot, and the flush after the handler lowers the minima above it. A single
+  thread walks each scan itself, so one thread per replication keeps the heap.
 
 Both live in one replication's two calendar arrays, sized by :func:`calendar_sizes` the same way for
 both forms (a checkpoint's arrays have one shape everywhere):
@@ -25,8 +27,11 @@ both forms (a checkpoint's arrays have one shape everywhere):
 ``rep_i[R_HEAP_N]`` counts the pending events; ``mail`` is the scans' exchange area (kernels/lanes.py). Each factory returns ``(clear, first, take, put,
 flush, find)``: ``put`` schedules an event, ``flush`` completes the events put since the last flush
 (the heap pushes its out-box there; call it before ``first``, ``take`` or ``find``), ``first`` gives
-the slot of the next event, ``take`` removes the event in a slot (the next one, or a cancelled one
-that ``find`` located).
+``(slot, block_low, super_low)``: the slot of the next event and what its block's and super-block's
+minima become once it is taken (:data:`UNKNOWN` where it cannot tell, and always with the heap),
+``take(..., slot, block_low, super_low, mail)`` removes the event in a slot: the next one, with
+``first``'s minima and nothing changed in between, or a cancelled one that ``find`` located, with
+:data:`UNKNOWN`.
 """
 from __future__ import annotations
 
@@ -34,17 +39,18 @@ import math
 
 import numpy as np
 
-from kernels.lanes import LANE_GROUP
 from kernels.layout import ERR_HEAP_CAPACITY, R_ERROR, R_HEAP_N, R_OUTBOX_N
 
 HEAP, BLOCKED = "heap", "blocked"
 BLOCK = 32  # slots per block, blocks per super-block: one warp's width
+SUPER_GROUP = 4  # super-blocks come in whole groups of four (the shape checkpoints hold)
+UNKNOWN = math.nan  # a minimum ``first`` cannot tell: ``take`` scans for it
 
 
 def calendar_shape(capacity: int) -> tuple[int, int, int]:
-    """``(slots, blocks, supers)`` for at least ``capacity`` pending events (whole super-blocks, a
-    multiple of the scans' lane group)."""
-    supers = LANE_GROUP * max(1, math.ceil(capacity / (BLOCK * BLOCK * LANE_GROUP)))
+    """``(slots, blocks, supers)`` for at least ``capacity`` pending events (whole groups of
+    :data:`SUPER_GROUP` super-blocks)."""
+    supers = SUPER_GROUP * max(1, math.ceil(capacity / (BLOCK * BLOCK * SUPER_GROUP)))
     blocks = supers * BLOCK
     return blocks * BLOCK, blocks, supers
 
@@ -82,11 +88,11 @@ def grow_calendar(xp, ht, hc, capacity: int):
 
 def make_calendar(jit, form, scans):
     """The calendar's device functions in ``form`` (:data:`HEAP` or :data:`BLOCKED`); ``scans``:
-    kernels/lanes.py's primitives (the calendar uses ``block_min`` and ``first_equal``)."""
+    kernels/lanes.py's primitives (the calendar uses ``arg_min``)."""
     if form == HEAP:
         return _make_heap(jit)
     if form == BLOCKED:
-        return _make_blocked(jit, scans[0], scans[1])
+        return _make_blocked(jit, scans.arg_min)
     raise ValueError(f"calendar form must be {HEAP!r} or {BLOCKED!r}, got {form!r}")
 
 
@@ -109,7 +115,7 @@ def _make_heap(jit):
 
     @jit
     def first(ht, hc, mail):
-        return 0
+        return 0, UNKNOWN, UNKNOWN
 
     @jit
     def sift_up(ht, hc, i, t, code):
@@ -171,8 +177,8 @@ def _make_heap(jit):
         hc[i] = code
 
     @jit
-    def take(ht, hc, rep_i, slot, mail):
-        """Fill the hole at ``slot`` with the last entry, sifted up or down."""
+    def take(ht, hc, rep_i, slot, block_low, super_low, mail):
+        """Fill the hole at ``slot`` with the last entry, sifted up or down (a heap has no minima)."""
         n = rep_i[R_HEAP_N] - 1
         rep_i[R_HEAP_N] = n
         if slot == n:
@@ -194,7 +200,7 @@ def _make_heap(jit):
     return clear, first, take, put, flush, find
 
 
-def _make_blocked(jit, block_min, first_equal):
+def _make_blocked(jit, arg_min):
     INF = math.inf
 
     @jit
@@ -234,30 +240,35 @@ def _make_blocked(jit, block_min, first_equal):
 
     @jit
     def first(ht, hc, mail):
-        """Slot of the next event: the earliest time, and among equal times the smallest code. Three
-        scans find the first super-block, block and slot at the earliest time; only when one of them
-        saw that time twice (seldom) is every tied slot compared by code."""
+        """``(slot, block_low, super_low)`` of the next event: the earliest time, and among equal times
+        the smallest code. Three arg-min scans find the super-block, block and slot at the earliest
+        time, and give the minima that remain without it; only when one of them saw that time twice
+        (seldom) is every tied slot compared by code, and ``take`` scans for the minima."""
         slots, block0, super0, supers = geometry(hc)
-        low = block_min(ht, super0, supers, mail)
-        s, tied_supers = first_equal(ht, super0, supers, low, mail)
-        b, tied_blocks = first_equal(ht, block0 + s * BLOCK, BLOCK, low, mail)
+        low, s, tied_supers, _ = arg_min(ht, super0, supers, mail)
+        _, b, tied_blocks, other_blocks_low = arg_min(ht, block0 + s * BLOCK, BLOCK, mail)
         block = s * BLOCK + b
-        k, tied_slots = first_equal(ht, block * BLOCK, BLOCK, low, mail)
+        _, k, tied_slots, block_low = arg_min(ht, block * BLOCK, BLOCK, mail)
         if tied_supers == 1 and tied_blocks == 1 and tied_slots == 1:
-            return block * BLOCK + k
-        return first_of_ties(ht, hc, low)
+            return block * BLOCK + k, block_low, min(other_blocks_low, block_low)
+        return first_of_ties(ht, hc, low), UNKNOWN, UNKNOWN
 
     @jit
-    def take(ht, hc, rep_i, slot, mail):
-        """Free ``slot`` (read its time and code first) and refresh the minima above it."""
+    def take(ht, hc, rep_i, slot, block_low, super_low, mail):
+        """Free ``slot`` (read its time and code first) and set the minima above it: ``first``'s, or
+        scanned for when :data:`UNKNOWN`."""
         slots, block0, super0, supers = geometry(hc)
         ht[slot] = INF
         hc[slots + slots - rep_i[R_HEAP_N]] = slot  # onto the free stack
         rep_i[R_HEAP_N] -= 1
         b = slot // BLOCK
-        ht[block0 + b] = block_min(ht, b * BLOCK, BLOCK, mail)
         s = b // BLOCK
-        ht[super0 + s] = block_min(ht, block0 + s * BLOCK, BLOCK, mail)
+        if math.isnan(block_low):
+            ht[block0 + b] = arg_min(ht, b * BLOCK, BLOCK, mail)[0]
+            super_low = arg_min(ht, block0 + s * BLOCK, BLOCK, mail)[0]
+        else:
+            ht[block0 + b] = block_low
+        ht[super0 + s] = super_low
 
     @jit
     def put(ht, hc, rep_i, t, code):

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.calendar import HEAP, make_calendar
+from kernels.calendar import HEAP, UNKNOWN, make_calendar
 from kernels.condition import make_condition
 from kernels.distributions import make_sampler
 from kernels.lanes import make_lanes
@@ -89,8 +89,8 @@ def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
 
     # ------------------------------------------------------------------ event calendar (kernels/calendar.py)
     scans = scans or make_lanes(inline)
-    first_in_state = scans[2]  # the next standby tool of a group (kernels/lanes.py)
-    queue_block = scans[3]  # a queue block's verdicts, folded (kernels/lanes.py)
+    first_in_state = scans.first_in_state  # the next standby tool of a group (kernels/lanes.py)
+    queue_block = scans.queue_block  # a queue block's verdicts, folded (kernels/lanes.py)
     calendar_clear, calendar_first, calendar_take, calendar_put, calendar_flush, calendar_find = make_calendar(
         inline, calendar, scans)
 
@@ -109,7 +109,7 @@ def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
         code = np.int64(EV_FAIL) + (np.int64(t) << 4) + ((np.int64(ti[t, T_FAIL_VER]) & VER_MASK) << 36)
         slot = calendar_find(ht, hc, rep_i, code)
         if slot >= 0:
-            calendar_take(ht, hc, rep_i, slot, mail)
+            calendar_take(ht, hc, rep_i, slot, UNKNOWN, UNKNOWN, mail)
 
     # ------------------------------------------------------------------ time-weighted statistics
 
@@ -940,7 +940,7 @@ def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
         rep_i, ht, hc = state.rep_i, state.ht, state.hc
         if rep_i[R_HEAP_N] == 0 or rep_i[R_ERROR] != 0:
             return 0.0, -1
-        slot = calendar_first(ht, hc, mail)
+        slot, block_low, super_low = calendar_first(ht, hc, mail)
         now = ht[slot]
         if now > until:
             return now, -1
@@ -948,7 +948,7 @@ def make_event_stages(jit, calendar=HEAP, scans=None, inline=None):
         if needs_lot_room(line.ri, rep_i, state.s_i, code):
             rep_i[R_ERROR] = ERR_LOT_ROOM
             return now, -1
-        calendar_take(ht, hc, rep_i, slot, mail)
+        calendar_take(ht, hc, rep_i, slot, block_low, super_low, mail)
         snap_t = rep_zero.snap_t
         if log_on != 0 and rep_i[R_SNAP_I] < snap_t.shape[0] and snap_t[rep_i[R_SNAP_I]] < now:
             record_snapshots(state.ti, state.qi, rep_i, snap_t, rep_zero.snap_tool, rep_zero.snap_queue, now, 0)

@@ -8,23 +8,47 @@ exactly: a minimum of floats is exact in any order, and an index is the lowest o
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from kernels.layout import QB_COUNT, T_STATE
 from kernels.selection import make_selection
 
-LANE_GROUP = 4  # scans run four independent minima, so a core is not held up by one chain of compares
+INF = math.inf
 WARP = 32
 MAIL_HEAD = 8  # a warp's scan request (kernels/launch_warp.py)
 MAIL_SIZE = MAIL_HEAD + 4 * WARP  # the request and four rows of per-lane results; unused here
 
 
-def make_lanes(jit):
-    """``(block_min, first_equal, first_in_state, queue_block)``:
+class Scans(NamedTuple):
+    """The primitives a launcher gives the model (:func:`make_lanes` says what each computes)."""
 
-    - ``block_min(values, start, count, mail)``: the minimum of ``values[start:start+count]`` (``count``
-      a multiple of :data:`LANE_GROUP`);
-    - ``first_equal(values, start, count, target, mail)``: ``(offset, matches)``, the offset of the first
-      value equal to ``target`` and how many values equal it;
+    arg_min: object
+    first_in_state: object
+    queue_block: object
+
+
+def make_arg_min_step(jit):
+    """``arg_min_step(low, first, matches, rest, value, k)``: an arg-min (``first`` -1 before any
+    value) with value ``k`` more; the loop and each lane of a warp's scan fold their values with it."""
+
+    @jit
+    def arg_min_step(low, first, matches, rest, value, k):
+        if first < 0:
+            return value, k, 1, rest
+        if value < low:
+            return value, k, 1, min(rest, low)
+        return low, first, matches + (1 if value == low else 0), min(rest, value)
+
+    return arg_min_step
+
+
+def make_lanes(jit):
+    """:class:`Scans` as plain loops:
+
+    - ``arg_min(values, start, count, mail)``: ``(low, offset, matches, rest)`` of
+      ``values[start:start+count]``: its minimum, the offset of the first value equal to it, how many
+      values equal it, and the minimum of the values other than that first one (the calendar takes an
+      event and knows its block's new minimum from the same read, kernels/calendar.py);
     - ``first_in_state(ti, start, count, state, mail)``: the offset of the first tool of
       ``start .. start+count-1`` whose state is ``state``, or -1 (dispatching finds standby tools so);
     - ``queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup,
@@ -34,29 +58,14 @@ def make_lanes(jit):
     ``mail`` is where the lanes of a warp exchange a scan; a loop needs none.
     """
 
-    @jit
-    def block_min(values, start, count, mail):
-        a = values[start]
-        b = values[start + 1]
-        c = values[start + 2]
-        d = values[start + 3]
-        for k in range(start + 4, start + count, 4):
-            a = min(a, values[k])
-            b = min(b, values[k + 1])
-            c = min(c, values[k + 2])
-            d = min(d, values[k + 3])
-        return min(min(a, b), min(c, d))
+    arg_min_step = make_arg_min_step(jit)
 
     @jit
-    def first_equal(values, start, count, target, mail):
-        offset = -1
-        matches = 0
+    def arg_min(values, start, count, mail):
+        low, first, matches, rest = INF, -1, 0, INF
         for k in range(count):
-            if values[start + k] == target:
-                if offset < 0:
-                    offset = k
-                matches += 1
-        return offset, matches
+            low, first, matches, rest = arg_min_step(low, first, matches, rest, values[start + k], k)
+        return low, first, matches, rest
 
     @jit
     def first_in_state(ti, start, count, state, mail):
@@ -66,7 +75,6 @@ def make_lanes(jit):
         return -1
 
     _, _, _, lot_verdict, fold_verdict = make_selection(jit)
-    INF = math.inf
 
     @jit
     def queue_block(gi, si, sf, ti, li, lf, qb, step_wafers, g, t, now, rule, current, hold_setup, top_priority,
@@ -81,4 +89,4 @@ def make_lanes(jit):
                 return best_k, best_key, same_k, same_key, ready, True
         return best_k, best_key, same_k, same_key, ready, False
 
-    return block_min, first_equal, first_in_state, queue_block
+    return Scans(arg_min, first_in_state, queue_block)

@@ -33,7 +33,7 @@ from numba import cuda, float64
 
 from kernels.calendar import BLOCKED
 from kernels.engine import make_engine
-from kernels.lanes import MAIL_HEAD, MAIL_SIZE, WARP
+from kernels.lanes import MAIL_HEAD, MAIL_SIZE, WARP, Scans, make_arg_min_step
 from kernels.layout import ERR_ROW_WIDTH, QB_COUNT, R_ERROR, T_STATE
 from kernels.selection import make_selection
 from kernels.state import make_layout_check
@@ -41,7 +41,7 @@ from kernels.target import CUDA, device_jit, keyed_cache_dir
 
 keyed_cache_dir()
 
-OP_STOP, OP_MIN, OP_EQUAL, OP_TOOL, OP_QUEUE = range(5)
+OP_STOP, OP_ARG_MIN, OP_TOOL, OP_QUEUE = range(4)
 _BUILT: dict = {}
 
 
@@ -60,7 +60,7 @@ def cuda_launcher():
 
 
 def make_warp_scans(lanes: int, simulator: bool):
-    """``(block_min, first_equal, first_in_state, queue_block)`` for lane 0 (kernels/lanes.py), and
+    """``(scans, serve, stop)``: kernels/lanes.py's :class:`~kernels.lanes.Scans` for lane 0, and
     ``serve(line, view, mail)``, ``stop(mail)`` for the protocol.
 
     ``mail`` (float64, :data:`kernels.lanes.MAIL_SIZE`) is a shared array the kernel allocates: the
@@ -72,6 +72,7 @@ def make_warp_scans(lanes: int, simulator: bool):
     mask = (1 << lanes) - 1
     PART = MAIL_HEAD  # first result row; row i starts at PART + i * WARP
     _, _, queue_context, lot_verdict, fold_verdict = make_selection(cuda.jit(device=True))
+    arg_min_step = make_arg_min_step(cuda.jit(device=True))
 
     @cuda.jit(device=True)
     def barrier():
@@ -81,23 +82,18 @@ def make_warp_scans(lanes: int, simulator: bool):
             cuda.syncwarp(mask)
 
     @cuda.jit(device=True)
-    def share_min(values, start, count, lane, mail):
-        """Helper ``lane`` (1 to ``lanes - 1``): the minimum of its share of ``values[start:start + count]``."""
-        low = INF
-        for k in range(start + lane - 1, start + count, lanes - 1):
-            low = min(low, values[k])
-        mail[PART + lane] = low
-
-    @cuda.jit(device=True)
-    def share_equal(values, start, count, target, lane, mail):
-        first = count
-        matches = 0
+    def share_arg_min(values, start, count, lane, mail):
+        """Helper ``lane`` (1 to ``lanes - 1``): kernels/lanes.py's ``arg_min`` of its share of
+        ``values[start:start + count]``, offsets in the whole range (``count`` where it has none)."""
+        low, first, matches, rest = INF, -1, 0, INF
         for k in range(lane - 1, count, lanes - 1):
-            if values[start + k] == target:
-                first = min(first, k)
-                matches += 1
-        mail[PART + lane] = first
-        mail[PART + WARP + lane] = matches
+            low, first, matches, rest = arg_min_step(low, first, matches, rest, values[start + k], k)
+        if first < 0:
+            first = count
+        mail[PART + lane] = low
+        mail[PART + WARP + lane] = first
+        mail[PART + 2 * WARP + lane] = matches
+        mail[PART + 3 * WARP + lane] = rest
 
     @cuda.jit(device=True)
     def share_tool(ti, start, count, state, lane, mail):
@@ -139,25 +135,27 @@ def make_warp_scans(lanes: int, simulator: bool):
         barrier()  # the request, and every write lane 0 made before it, is visible to the helpers
 
     @cuda.jit(device=True)
-    def block_min(values, start, count, mail):
-        """Lane 0: the helpers read ``values`` (the argument keeps kernels/lanes.py's signature)."""
-        ask(OP_MIN, start, count, 0.0, mail)
+    def arg_min(values, start, count, mail):
+        """Lane 0: the helpers read ``values`` (the argument keeps kernels/lanes.py's signature); the
+        first place is the lowest of the helpers' at the minimum, and every value but the one there
+        (a helper's other values, and the minimum of every other helper) is in ``rest``."""
+        ask(OP_ARG_MIN, start, count, 0.0, mail)
         barrier()  # every helper's share is in
-        low = mail[PART + 1]
-        for lane in range(2, lanes):
+        low = INF
+        first = count
+        for lane in range(1, lanes):
             low = min(low, mail[PART + lane])
-        return low
-
-    @cuda.jit(device=True)
-    def first_equal(values, start, count, target, mail):
-        ask(OP_EQUAL, start, count, target, mail)
-        barrier()
-        first = mail[PART + 1]
-        matches = mail[PART + WARP + 1]
-        for lane in range(2, lanes):
-            first = min(first, mail[PART + lane])
-            matches += mail[PART + WARP + lane]
-        return (int(first) if first < count else -1), int(matches)
+        matches = 0
+        for lane in range(1, lanes):
+            if mail[PART + lane] == low:
+                first = min(first, int(mail[PART + WARP + lane]))
+                matches += int(mail[PART + 2 * WARP + lane])
+        rest = INF
+        for lane in range(1, lanes):
+            rest = min(rest, mail[PART + 3 * WARP + lane])
+            if int(mail[PART + WARP + lane]) != first:
+                rest = min(rest, mail[PART + lane])
+        return low, first, matches, rest
 
     @cuda.jit(device=True)
     def first_in_state(ti, start, count, state, mail):
@@ -196,10 +194,8 @@ def make_warp_scans(lanes: int, simulator: bool):
             if op == OP_TOOL:
                 share_tool(view.ti, start, count, int(mail[3]), lane, mail)  # its barriers are its own
                 continue
-            if op == OP_MIN:
-                share_min(view.ht, start, count, lane, mail)
-            elif op == OP_EQUAL:
-                share_equal(view.ht, start, count, mail[3], lane, mail)
+            if op == OP_ARG_MIN:
+                share_arg_min(view.ht, start, count, lane, mail)
             else:
                 share_queue(line, view, start, count, int(mail[3]), mail[4], lane, mail)
             barrier()
@@ -209,7 +205,7 @@ def make_warp_scans(lanes: int, simulator: bool):
         mail[0] = OP_STOP
         barrier()
 
-    return block_min, first_equal, first_in_state, queue_block, serve, stop
+    return Scans(arg_min, first_in_state, queue_block), serve, stop
 
 
 class _Launchers:
@@ -219,9 +215,8 @@ class _Launchers:
         from kernels import launch_cuda
 
         simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-        block_min, first_equal, first_in_state, queue_block, serve, stop = make_warp_scans(lanes, simulator)
-        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED,
-                                               (block_min, first_equal, first_in_state, queue_block))
+        scans, serve, stop = make_warp_scans(lanes, simulator)
+        init_rep, advance_rep, _ = make_engine(device_jit(CUDA), BLOCKED, scans)
         replication_at = launch_cuda.make_launch_views()
         has_layout_widths = make_layout_check(device_jit(CUDA))
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kernels import layout as K
-from kernels.calendar import BLOCK, BLOCKED, HEAP, calendar_shape, calendar_sizes, make_calendar
+from kernels.calendar import BLOCK, BLOCKED, HEAP, UNKNOWN, calendar_shape, calendar_sizes, make_calendar
 from kernels.lanes import make_lanes
 from kernels.target import CPU, device_jit
 
@@ -36,16 +36,16 @@ def driver(form):
             elif kind == 1:
                 flush(ht, hc, rep_i)
                 if rep_i[K.R_HEAP_N] > 0:
-                    slot = first(ht, hc, mail)
+                    slot, block_low, super_low = first(ht, hc, mail)
                     out[n_out, 0] = ht[slot]
                     out[n_out, 1] = hc[slot]
                     n_out += 1
-                    take(ht, hc, rep_i, slot, mail)
+                    take(ht, hc, rep_i, slot, block_low, super_low, mail)
             else:
                 flush(ht, hc, rep_i)
                 slot = find(ht, hc, rep_i, np.int64(ops[i, 2]))
                 if slot >= 0:
-                    take(ht, hc, rep_i, slot, mail)
+                    take(ht, hc, rep_i, slot, UNKNOWN, UNKNOWN, mail)
         return n_out
 
     return run
@@ -101,6 +101,42 @@ def test_events_come_in_time_then_code_order(form, seed):
     got = [(t, int(c)) for t, c in out[:n]]
     assert got == expected
     assert rep_i[K.R_HEAP_N] == 0 and rep_i[K.R_ERROR] == 0
+
+
+def test_the_blocked_minima_stay_the_minima_of_their_slots():
+    """Taking the next event writes its block's and super-block's new minima from ``first``'s scans,
+    without reading them again: after a long mix of puts, takes, ties and cancellations, every block
+    minimum is its slots' minimum and every super-block minimum its blocks', as NumPy finds them."""
+    capacity = 3 * BLOCK * BLOCK + 17
+    rng = np.random.default_rng(4)
+    fill = [(0, float(rng.integers(0, 40)), 100_000 + i) for i in range(2_500)]  # tied times, codes apart
+    ops = np.concatenate([np.array(fill, np.float64), random_ops(4, 12_000, capacity)[:8_000]])
+    a, b = calendar_sizes(capacity)
+    ht, hc, rep_i = np.zeros(a), np.zeros(b, np.int64), np.zeros(K.N_RI_STATE, np.int64)
+    driver(BLOCKED)(ops, ht, hc, rep_i, np.zeros((len(ops), 2)))
+    flush = make_calendar(device_jit(CPU), BLOCKED, make_lanes(device_jit(CPU)))[4]
+    flush(ht, hc, rep_i)  # the puts after the last take
+    slots, blocks, supers = calendar_shape(capacity)
+    block_minima = ht[:slots].reshape(blocks, BLOCK).min(axis=1)
+    assert rep_i[K.R_HEAP_N] > 1000
+    np.testing.assert_array_equal(ht[slots:slots + blocks], block_minima)
+    np.testing.assert_array_equal(ht[slots + blocks:], block_minima.reshape(supers, BLOCK).min(axis=1))
+
+
+def test_the_arg_min_loop_gives_numpys_minimum_place_count_and_rest():
+    from kernels.lanes import make_lanes
+
+    arg_min = make_lanes(device_jit(CPU)).arg_min
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 5, 300).astype(np.float64)  # ties everywhere
+    values[rng.random(300) < 0.2] = np.inf
+    for start, count in ((0, 32), (40, 1), (70, 2), (100, 64), (250, 50), (200, 7)):
+        part = values[start:start + count]
+        first = int(np.argmin(part))
+        rest = np.delete(part, first).min() if count > 1 else np.inf
+        got = arg_min(values, start, count, np.zeros(1))
+        assert got == (part.min(), first, int((part == part.min()).sum()), rest), (start, count, got)
+    assert arg_min(np.full(8, np.inf), 0, 8, np.zeros(1)) == (np.inf, 0, 8, np.inf)
 
 
 def test_a_full_calendar_sets_the_capacity_error():
