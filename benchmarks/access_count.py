@@ -41,16 +41,23 @@ PRIVATE_CACHE = "FABTWIN_ACCESS_COUNT_CACHE"  # set, with NUMBA_CACHE_DIR, to th
 # then what the views count. ACCESSES + k: the accesses of table k. SCANS: 8 columns the wave trace's
 # counting scans add to (benchmarks/wave_trace.py). Then what the touches count since the caller last
 # raised EVENT: READS_ALONE, the reads while IN_SCAN is 0 (the caller sets it around a scan the lanes of a
-# warp share); LINES_ALONE, the distinct 128-byte lines those reads hit; SECTORS, the distinct 32-byte
-# sectors any access touched. And since the caller last raised STAGE: READS, every read, and LINES, the
-# distinct lines they hit (what one thread running the stage reads). LINE_BASE + k, SECTOR_BASE + k and
-# STAGE_LINE_BASE + k: where table k's stamps start (the event, or stage, that last touched each).
+# warp share); LINES_ALONE and SECTORS_ALONE, the distinct 128-byte lines and 32-byte sectors those reads
+# hit (an L1 miss fetches only the sectors it lacks, not the whole line); SECTORS, the distinct sectors any
+# access touched. And since the caller last raised STAGE: READS, every read, and LINES and STAGE_SECTORS,
+# the distinct lines and sectors they hit (what one thread running the stage reads). TABLE_SECTORS + k: of
+# SECTORS_ALONE, table k's. LINE_BASE + k, SECTOR_BASE + k, ALONE_SECTOR_BASE + k, STAGE_LINE_BASE + k and
+# STAGE_SECTOR_BASE + k: where table k's stamps start (the event, or stage, that last touched each line or
+# sector).
 ACCESSES = N_TABLES
 SCANS = 2 * N_TABLES
-EVENT, IN_SCAN, READS_ALONE, LINES_ALONE, SECTORS, STAGE, READS, LINES = range(SCANS + 8, SCANS + 16)
-LINE_BASE = SCANS + 16
+(EVENT, IN_SCAN, READS_ALONE, LINES_ALONE, SECTORS_ALONE, SECTORS, STAGE, READS, LINES,
+ STAGE_SECTORS) = range(SCANS + 8, SCANS + 18)
+TABLE_SECTORS = SCANS + 18
+LINE_BASE = TABLE_SECTORS + N_TABLES
 SECTOR_BASE = LINE_BASE + N_TABLES
-STAGE_LINE_BASE = SECTOR_BASE + N_TABLES
+ALONE_SECTOR_BASE = SECTOR_BASE + N_TABLES
+STAGE_LINE_BASE = ALONE_SECTOR_BASE + N_TABLES
+STAGE_SECTOR_BASE = STAGE_LINE_BASE + N_TABLES
 LINE_BYTES, SECTOR_BYTES = 128, 32  # an L1 line and a DRAM sector on sm_90
 
 
@@ -72,19 +79,25 @@ def _stamp(offsets, r, column, epoch):
 
 @numba.njit(inline="always")
 def _touch(offsets, r, k, at, itemsize, read):
-    """One element access of table ``k`` at flat index ``at``: counts its sector, a read and its line,
-    and a read outside a shared scan and its line."""
+    """One element access of table ``k`` at flat index ``at``: counts its sector, a read and its line
+    and sector, and a read outside a shared scan and its line and sector (that sector as table ``k``'s)."""
     byte = at * itemsize
-    if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + byte // SECTOR_BYTES, EVENT):
+    line, sector = byte // LINE_BYTES, byte // SECTOR_BYTES
+    if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + sector, EVENT):
         offsets[r, SECTORS] += 1
     if read:
         offsets[r, READS] += 1
-        if not _stamp(offsets, r, offsets[r, STAGE_LINE_BASE + k] + byte // LINE_BYTES, STAGE):
+        if not _stamp(offsets, r, offsets[r, STAGE_LINE_BASE + k] + line, STAGE):
             offsets[r, LINES] += 1
+        if not _stamp(offsets, r, offsets[r, STAGE_SECTOR_BASE + k] + sector, STAGE):
+            offsets[r, STAGE_SECTORS] += 1
     if read and offsets[r, IN_SCAN] == 0:
         offsets[r, READS_ALONE] += 1
-        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + byte // LINE_BYTES, EVENT):
+        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + line, EVENT):
             offsets[r, LINES_ALONE] += 1
+        if not _stamp(offsets, r, offsets[r, ALONE_SECTOR_BASE + k] + sector, EVENT):
+            offsets[r, SECTORS_ALONE] += 1
+            offsets[r, TABLE_SECTORS + k] += 1
 
 
 def _itemsize(table) -> int:
@@ -158,17 +171,20 @@ def _touching_row_setitem(row, index, value):
 
 def counting_offsets(state) -> np.ndarray:
     """The counting views' ``[1, columns]`` offsets array for a one-replication ``state``: its offsets,
-    zeroed counters, and stamps for each 128-byte line (two: an event's, a stage's) and each 32-byte
-    sector of every table."""
-    lines = np.array([-(-table.nbytes // LINE_BYTES) for table in state])
-    sectors = np.array([-(-table.nbytes // SECTOR_BYTES) for table in state])
-    first = STAGE_LINE_BASE + N_TABLES
-    offsets = np.zeros((1, first + 2 * lines.sum() + sectors.sum()), np.int64)
+    zeroed counters, and stamps for each 128-byte line (two: an event's reads outside the scans, a
+    stage's reads) and each 32-byte sector (three: an event's accesses, its reads outside the scans, a
+    stage's reads) of every table."""
+    lines = [-(-table.nbytes // LINE_BYTES) for table in state]
+    sectors = [-(-table.nbytes // SECTOR_BYTES) for table in state]
+    regions = ((LINE_BASE, lines), (SECTOR_BASE, sectors), (ALONE_SECTOR_BASE, sectors),
+               (STAGE_LINE_BASE, lines), (STAGE_SECTOR_BASE, sectors))
+    first = STAGE_SECTOR_BASE + N_TABLES
+    sizes = [n for _, counts in regions for n in counts]
+    offsets = np.zeros((1, first + sum(sizes)), np.int64)
     offsets[:, :N_TABLES] = view_offsets(state)
-    starts = first + np.cumsum([0, *lines, *sectors, *lines[:-1]])
-    offsets[0, LINE_BASE:LINE_BASE + N_TABLES] = starts[:N_TABLES]
-    offsets[0, SECTOR_BASE:SECTOR_BASE + N_TABLES] = starts[N_TABLES:2 * N_TABLES]
-    offsets[0, STAGE_LINE_BASE:STAGE_LINE_BASE + N_TABLES] = starts[2 * N_TABLES:]
+    starts = first + np.cumsum([0, *sizes[:-1]])
+    for i, (base, _) in enumerate(regions):
+        offsets[0, base:base + N_TABLES] = starts[i * N_TABLES:(i + 1) * N_TABLES]
     offsets[0, first:] = -1  # touched by no event yet
     return offsets
 

@@ -42,11 +42,14 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import access_count as counts  # noqa: E402
 from benchmarks.access_count import (EVENT, IN_SCAN, LINES_ALONE, N_TABLES, PRIVATE_CACHE, READS_ALONE, SCANS,  # noqa: E402
-                                     SECTORS, STAGE, counting_offsets, fresh_state, in_private_cache, offset_views)
-STAGE_READS, STAGE_LINES = counts.READS, counts.LINES  # a stage's reads and lines (this module's LINES: a cost)
+                                     SECTORS_ALONE, STAGE, STAGE_SECTORS, TABLE_SECTORS, counting_offsets, fresh_state,
+                                     in_private_cache, offset_views)
+# a stage's reads and lines, and an event's sectors (this module's LINES and SECTORS: costs)
+STAGE_READS, STAGE_LINES, EVENT_SECTORS = counts.READS, counts.LINES, counts.SECTORS
 from kernels.calendar import BLOCKED, HEAP  # noqa: E402
 from kernels.engine import make_event_stages  # noqa: E402
-from kernels.lanes import WARP, make_lanes  # noqa: E402
+from kernels.lanes import WARP, Scans, make_lanes  # noqa: E402
+from kernels.state import STATE_FIELDS  # noqa: E402
 from kernels.layout import Q_LEN, EV_ACTIVITY_END, EV_ARRIVE, EV_BATCH_TIMEOUT, EV_FAIL, EV_LOT_DONE, EV_PM_DUE, EV_RELEASE  # noqa: E402
 from kernels.target import CPU, device_jit  # noqa: E402
 
@@ -56,17 +59,20 @@ KIND_NAMES = {EV_RELEASE: "release", EV_ARRIVE: "arrive", EV_ACTIVITY_END: "acti
 # event that does not dispatch. Its dispatch's queue scans: QUEUE_ACCESSES inside ``queue_block`` over
 # QUEUE_BLOCKS blocks; its tool scans: TOOLS_READ tools in TOOL_ROUNDS rounds of a warp's 32 lanes. The
 # blocked calendar's scans in the event's take (kernels/calendar.py; 0 with the heap): CALENDAR_ACCESSES
-# element reads inside ``block_min`` and ``first_equal``, in CALENDAR_SCANS scans, each one round for a warp.
+# element reads inside ``arg_min``, in CALENDAR_SCANS scans, each one round for a warp.
 # The event's lines and sectors (benchmarks/access_count.py's touches): LEADER_READS, its reads outside the
 # scans a warp's lanes share (lane 0's, were a warp to run it), LEADER_LINES, the distinct 128-byte lines
 # they read, and SECTORS_TOUCHED, the distinct 32-byte sectors all its accesses touched. Each stage's
 # reads, scans included, and the distinct lines they read (a thread's, running the stage alone):
 # TAKE_READS and TAKE_LINES, HANDLE_... (with the pushes when it does not dispatch), DISPATCH_... (0 when
-# it does not).
+# it does not); TAKE_SECTORS, HANDLE_SECTORS, DISPATCH_SECTORS, the distinct 32-byte sectors of those reads,
+# and LEADER_SECTORS, of lane 0's. LEADER_TABLE_SECTORS + k: of LEADER_SECTORS, those of state table k
+# (kernels/state.py's order).
 (KIND, TAKE, HANDLE, DISPATCH, MINUTE, TAKEN, GROUP, WAITING, QUEUE_ACCESSES, QUEUE_BLOCKS, TOOLS_READ, TOOL_ROUNDS,
  CALENDAR_ACCESSES, CALENDAR_SCANS, LEADER_READS, LEADER_LINES, SECTORS_TOUCHED, TAKE_READS, TAKE_LINES, HANDLE_READS,
- HANDLE_LINES, DISPATCH_READS, DISPATCH_LINES) = range(23)
-N_COLUMNS = 23
+ HANDLE_LINES, DISPATCH_READS, DISPATCH_LINES, TAKE_SECTORS, HANDLE_SECTORS, DISPATCH_SECTORS, LEADER_SECTORS,
+ LEADER_TABLE_SECTORS) = range(28)
+N_COLUMNS = LEADER_TABLE_SECTORS + N_TABLES
 N_DISPATCH_SCANNED = 4  # the first four: the dispatch's scans (the last two: the take's)
 SCANNED = SCANS  # the offsets array's columns where the counting scans add up (it is their ``mail``)
 assert SCANNED + CALENDAR_SCANS - QUEUE_ACCESSES < EVENT  # the six scan columns fit before the touches'
@@ -78,7 +84,14 @@ MAX_WARPS_PER_SM = 64
 LATENCY_US = 0.6  # one dependent global-memory round trip, DRAM (docs/ARCHITECTURE.md)
 LAUNCH_US = 4.0  # one kernel launch back to back on a stream, assumed
 ROUND_TRIPS_PER_ACCESS = (1.0, 55.0 / 166.0)  # every access a round trip; the ec80624 trace's ratio
-LINES = "lines"  # the warp launcher's chain from the lines it reads instead (:func:`event_round_trips_of_a_warp`)
+# Or a chain from the distinct 128-byte lines it reads, or from its distinct 32-byte sectors: an L1 miss
+# fetches only the sectors it lacks, not the whole line, so a line's other sectors are misses too
+# (:func:`event_round_trips_of_a_warp`, :func:`stage_round_trips`). Each names the trace's columns of
+# misses: lane 0's in an event, and a thread's in each stage.
+LINES, SECTORS = "lines", "sectors"
+GRANULES = {LINES: (LEADER_LINES, {TAKE: TAKE_LINES, HANDLE: HANDLE_LINES, DISPATCH: DISPATCH_LINES}),
+            SECTORS: (LEADER_SECTORS, {TAKE: TAKE_SECTORS, HANDLE: HANDLE_SECTORS, DISPATCH: DISPATCH_SECTORS})}
+COSTS = (*ROUND_TRIPS_PER_ACCESS, LINES, SECTORS)  # every cost the models are given at
 L1_HIT_US = 0.025  # assumed: an L1 hit, about 40 cycles at 1.7 GHz
 BANDWIDTH_TB_S = 4.8  # an H200's HBM3e
 # Registers per thread of each stage's kernel, offline sm_90 (benchmarks/cuda_report.py, this commit)
@@ -120,23 +133,13 @@ def counting_scans():
     block holds at most 29 lots: one round of 31 helpers, kernels/launch_warp.py), and the tools a tool
     scan reads and its rounds of 32, and the calendar's scans (each one round: a helper reads at most
     two of its 32 values, independent loads)."""
-    block_min, first_equal, first_in_state, queue_block = make_lanes(device_jit(CPU))
+    arg_min, first_in_state, queue_block = make_lanes(device_jit(CPU))
 
     @device_jit(CPU)
-    def counted_block_min(values, start, count, mail):
+    def counted_arg_min(values, start, count, mail):
         before = counted(mail)
         mail[0, IN_SCAN] = 1
-        low = block_min(values, start, count, mail)
-        mail[0, IN_SCAN] = 0
-        mail[0, SCANNED + 4] += counted(mail) - before
-        mail[0, SCANNED + 5] += 1
-        return low
-
-    @device_jit(CPU)
-    def counted_first_equal(values, start, count, target, mail):
-        before = counted(mail)
-        mail[0, IN_SCAN] = 1
-        found = first_equal(values, start, count, target, mail)
+        found = arg_min(values, start, count, mail)
         mail[0, IN_SCAN] = 0
         mail[0, SCANNED + 4] += counted(mail) - before
         mail[0, SCANNED + 5] += 1
@@ -164,7 +167,7 @@ def counting_scans():
         mail[0, SCANNED + 1] += 1
         return verdict
 
-    return counted_block_min, counted_first_equal, counted_first_in_state, counted_queue_block
+    return Scans(counted_arg_min, counted_first_in_state, counted_queue_block)
 
 
 def make_tracer(replication_at, stages):
@@ -176,6 +179,14 @@ def make_tracer(replication_at, stages):
         offsets[0, STAGE] += 1
         offsets[0, STAGE_READS] = 0
         offsets[0, STAGE_LINES] = 0
+        offsets[0, STAGE_SECTORS] = 0
+
+    @numba.njit(_nrt=False)
+    def stage_reads(offsets, trace, n, reads, lines, sectors):
+        """Row ``n`` of ``trace`` gets the stage's reads and the distinct lines and sectors they read."""
+        trace[n, reads] = offsets[0, STAGE_READS]
+        trace[n, lines] = offsets[0, STAGE_LINES]
+        trace[n, sectors] = offsets[0, STAGE_SECTORS]
 
     @numba.njit(_nrt=False)
     def start_event(offsets):
@@ -185,7 +196,10 @@ def make_tracer(replication_at, stages):
         offsets[0, EVENT] += 1
         offsets[0, READS_ALONE] = 0
         offsets[0, LINES_ALONE] = 0
-        offsets[0, SECTORS] = 0
+        offsets[0, SECTORS_ALONE] = 0
+        offsets[0, EVENT_SECTORS] = 0
+        for k in range(N_TABLES):
+            offsets[0, TABLE_SECTORS + k] = 0
         start_stage(offsets)
 
     @numba.njit(_nrt=False)
@@ -205,14 +219,14 @@ def make_tracer(replication_at, stages):
             taken = counted(offsets)
             trace[n, CALENDAR_ACCESSES] = offsets[0, SCANNED + 4]  # the take's own scans only: a handler's
             trace[n, CALENDAR_SCANS] = offsets[0, SCANNED + 5]  # rare cancellation stays in its accesses
-            trace[n, TAKE_READS], trace[n, TAKE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+            stage_reads(offsets, trace, n, TAKE_READS, TAKE_LINES, TAKE_SECTORS)
             start_stage(offsets)
             group = handle_event(line, view, rep_zero, mail, now, code, warmup, horizon, log_on)
             handled = counted(offsets)
             waiting = -1
             if group >= 0:  # the kind's kernel puts it on the dispatch list: the dispatch is a stage
                 waiting = queues[group, Q_LEN]
-                trace[n, HANDLE_READS], trace[n, HANDLE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+                stage_reads(offsets, trace, n, HANDLE_READS, HANDLE_LINES, HANDLE_SECTORS)
                 start_stage(offsets)
             for k in range(N_DISPATCH_SCANNED):
                 offsets[0, SCANNED + k] = 0
@@ -222,7 +236,10 @@ def make_tracer(replication_at, stages):
                 trace[n, QUEUE_ACCESSES + k] = offsets[0, SCANNED + k]
             trace[n, LEADER_READS] = offsets[0, READS_ALONE]
             trace[n, LEADER_LINES] = offsets[0, LINES_ALONE]
-            trace[n, SECTORS_TOUCHED] = offsets[0, SECTORS]
+            trace[n, LEADER_SECTORS] = offsets[0, SECTORS_ALONE]
+            trace[n, SECTORS_TOUCHED] = offsets[0, EVENT_SECTORS]
+            for k in range(N_TABLES):
+                trace[n, LEADER_TABLE_SECTORS + k] = offsets[0, TABLE_SECTORS + k]
             trace[n, GROUP] = group
             trace[n, WAITING] = waiting
             trace[n, KIND] = code & 15
@@ -232,11 +249,11 @@ def make_tracer(replication_at, stages):
                 trace[n, TAKEN] = waiting - queues[group, Q_LEN]  # lots the dispatch started
                 trace[n, HANDLE] = handled - taken
                 trace[n, DISPATCH] = done - handled
-                trace[n, DISPATCH_READS], trace[n, DISPATCH_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+                stage_reads(offsets, trace, n, DISPATCH_READS, DISPATCH_LINES, DISPATCH_SECTORS)
             else:  # the kind's kernel pushes its events itself
                 trace[n, HANDLE] = done - taken
                 trace[n, DISPATCH] = -1
-                trace[n, HANDLE_READS], trace[n, HANDLE_LINES] = offsets[0, STAGE_READS], offsets[0, STAGE_LINES]
+                stage_reads(offsets, trace, n, HANDLE_READS, HANDLE_LINES, HANDLE_SECTORS)
             n += 1
         return n
 
@@ -253,9 +270,10 @@ def make_tracer(replication_at, stages):
 
 
 def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0, calendar: str = HEAP) -> np.ndarray:
-    """``[events, 23]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch started,
-    the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's, the
-    leader's reads and lines, the sectors touched and each stage's reads and lines, of each
+    """``[events, N_COLUMNS]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch
+    started, the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's,
+    the leader's reads and lines, the sectors touched, each stage's reads and lines and the leader's lines
+    by table, of each
     event of one replication (``log_on`` 1: replication 0's, which also logs), its calendar in ``calendar``
     form (kernels/calendar.py: the thread and stage launchers keep the heap, the warp launcher the
     blocked form; the events are the same)."""
@@ -355,16 +373,16 @@ def wave_model(trace: np.ndarray, replicas: int, round_trips_per_access: float, 
 
 def stage_round_trips(trace: np.ndarray, round_trips_per_access: float | str) -> np.ndarray:
     """A float copy of ``trace`` whose TAKE, HANDLE and DISPATCH hold each stage's chain in round trips
-    for a thread running it: its accesses times ``round_trips_per_access``, or with :data:`LINES` a round
-    trip for each distinct line the stage reads and an L1 hit (:data:`L1_HIT_US`) for each of its other
-    reads (its writes do not wait; a line read in an earlier stage counts as a miss again). DISPATCH
-    stays -1 where the event does not dispatch."""
+    for a thread running it: its accesses times ``round_trips_per_access``, or with :data:`LINES` (or
+    :data:`SECTORS`) a round trip for each distinct line (or sector) the stage reads and an L1 hit
+    (:data:`L1_HIT_US`) for each of its other reads (its writes do not wait; a line read in an earlier
+    stage counts as a miss again). DISPATCH stays -1 where the event does not dispatch."""
     out = trace.astype(np.float64)
-    if round_trips_per_access == LINES:
+    if round_trips_per_access in GRANULES:
         hit = L1_HIT_US / LATENCY_US
-        for stage, reads, lines in ((TAKE, TAKE_READS, TAKE_LINES), (HANDLE, HANDLE_READS, HANDLE_LINES),
-                                    (DISPATCH, DISPATCH_READS, DISPATCH_LINES)):
-            out[:, stage] = trace[:, lines] + hit * (trace[:, reads] - trace[:, lines])
+        misses = GRANULES[round_trips_per_access][1]
+        for stage, reads in ((TAKE, TAKE_READS), (HANDLE, HANDLE_READS), (DISPATCH, DISPATCH_READS)):
+            out[:, stage] = trace[:, misses[stage]] + hit * (trace[:, reads] - trace[:, misses[stage]])
     else:
         out[:, [TAKE, HANDLE, DISPATCH]] *= round_trips_per_access
     out[:, DISPATCH] = np.where(trace[:, DISPATCH] >= 0, out[:, DISPATCH], -1)
@@ -373,12 +391,12 @@ def stage_round_trips(trace: np.ndarray, round_trips_per_access: float | str) ->
 
 def cost_label(round_trips_per_access: float | str):
     """A model's cost of an access as its JSON records it."""
-    return round_trips_per_access if round_trips_per_access == LINES else round(round_trips_per_access, 3)
+    return round_trips_per_access if round_trips_per_access in GRANULES else round(round_trips_per_access, 3)
 
 
 def cost_text(model: dict) -> str:
     cost = model["round_trips_per_access"]
-    return "by lines" if cost == LINES else f"{cost:.2f} round trips an access"
+    return f"by {cost}" if cost in GRANULES else f"{cost:.2f} round trips an access"
 
 
 def lockstep_model(trace: np.ndarray, replicas: int, round_trips_per_access: float | str) -> dict:
@@ -419,32 +437,40 @@ def event_chains_of_a_warp(trace: np.ndarray) -> np.ndarray:
     return take_chains_of_a_warp(trace) + trace[:, HANDLE] + np.where(dispatched, warp_chain(trace), 0)
 
 
-def event_round_trips_of_a_warp(trace: np.ndarray) -> np.ndarray:
-    """Each event's chain in DRAM round trips were a warp to run it, from the lines lane 0 reads: a read of
-    a line it has not read in the event is a round trip, its other reads L1 hits (:data:`L1_HIT_US`), and
-    its writes do not wait. A round of a shared scan (the calendar's, a tool scan's) is a round trip and
-    its combine an L1 hit; a queue block is a verdict's :data:`VERDICT_MISSES` round trips, the rest of
-    the verdict and lane 0's fold L1 hits. A line read in an earlier event counts as a miss again: the
-    model leaves L1 and L2 hits across events out (the pessimistic side)."""
+def event_round_trips_of_a_warp(trace: np.ndarray, granule: str = LINES) -> np.ndarray:
+    """Each event's chain in DRAM round trips were a warp to run it, from the lines (or, ``granule``
+    :data:`SECTORS`, the sectors) lane 0 reads: a read of a line it has not read in the event is a round
+    trip, its other reads L1 hits (:data:`L1_HIT_US`), and its writes do not wait. A round of a shared
+    scan (the calendar's, a tool scan's) is a round trip and its combine an L1 hit; a queue block is a
+    verdict's :data:`VERDICT_MISSES` round trips (a depth: its loads of one row overlap), the rest of the
+    verdict and lane 0's fold L1 hits. A line read in an earlier event counts as a miss again: the model
+    leaves L1 and L2 hits across events out (the pessimistic side), and counts lane 0's misses one after
+    another, though some of its loads do not depend on each other (pessimistic too)."""
     hit = L1_HIT_US / LATENCY_US
-    lines, reads = trace[:, LEADER_LINES], trace[:, LEADER_READS]
+    lines, reads = trace[:, GRANULES[granule][0]], trace[:, LEADER_READS]
     rounds = trace[:, CALENDAR_SCANS] + trace[:, TOOL_ROUNDS]
     blocks = trace[:, QUEUE_BLOCKS]
     return (lines + hit * (reads - lines) + rounds * (1 + hit)
             + blocks * (VERDICT_MISSES + hit * (VERDICT_ACCESSES + 1 - VERDICT_MISSES)))
 
 
+def leader_sectors_by_table(trace: np.ndarray) -> dict:
+    """``{state table: lane 0's distinct sectors of it an event}``, most first: where :data:`LEADER_SECTORS` go."""
+    means = trace[:, LEADER_TABLE_SECTORS:LEADER_TABLE_SECTORS + N_TABLES].mean(axis=0)
+    return {STATE_FIELDS[k]: round(float(means[k]), 3) for k in np.argsort(-means)}
+
+
 def warp_launcher_model(trace: np.ndarray, replicas: int, round_trips_per_access: float | str) -> dict:
     """Events per second of a warp per replication (kernels/launch_warp.py, as built; a model).
 
     Lane 0 runs the model and the other lanes share the dispatch's queue and tool scans, so an event
-    lasts :func:`event_chains_of_a_warp` times ``round_trips_per_access`` (or, with :data:`LINES`,
-    :func:`event_round_trips_of_a_warp`): no lanes of other replications to wait for and no barrier.
+    lasts :func:`event_chains_of_a_warp` times ``round_trips_per_access`` (or, with :data:`LINES` or
+    :data:`SECTORS`, :func:`event_round_trips_of_a_warp`): no lanes of other replications to wait for and no barrier.
     Every resident warp keeps its replication's chain going; a replication beyond them waits for a warp
     to end. ``trace``: a trace of the blocked calendar, the launcher's (:func:`trace_events`), whose
     scans the lanes share; a heap trace gives the heap's take."""
-    if round_trips_per_access == LINES:
-        chain = event_round_trips_of_a_warp(trace).mean()
+    if round_trips_per_access in GRANULES:
+        chain = event_round_trips_of_a_warp(trace, round_trips_per_access).mean()
     else:
         chain = event_chains_of_a_warp(trace).mean() * round_trips_per_access
     warps = min(replicas, SMS * resident_threads(WARP_LAUNCHER_REGISTERS, WARP) // WARP)
@@ -581,19 +607,23 @@ def main(argv=None) -> int:
               f"round trips an access: a wave {m['wave_us']:8.1f} us, {m['events_per_s'] / 1e6:7.1f} M events/s "
               f"(slowest stage {slowest}, {m['stage_us'][slowest]:.0f} us)")
     dispatched = trace[:, DISPATCH] >= 0
-    read = {"take": (trace[:, TAKE_READS].mean(), trace[:, TAKE_LINES].mean()),
-            "handler": (trace[:, HANDLE_READS].mean(), trace[:, HANDLE_LINES].mean()),
-            "dispatch": (trace[dispatched, DISPATCH_READS].mean(), trace[dispatched, DISPATCH_LINES].mean())}
-    found["thread_reads_and_lines"] = {stage: {"reads": float(r), "lines": float(n)} for stage, (r, n) in read.items()}
-    print("a thread's reads of a stage and the distinct 128-byte lines they read (measured): " + ", ".join(
-        f"{stage} {r:.1f} in {n:.1f}" for stage, (r, n) in read.items()) + " (a dispatch's, where there is one)")
-    lockstep = [lockstep_model(trace, n, k) for k in (*ROUND_TRIPS_PER_ACCESS, LINES) for n in (1_000, 16_000, 67_584)]
+    rows = {"take": (slice(None), TAKE_READS, TAKE_LINES, TAKE_SECTORS),
+            "handler": (slice(None), HANDLE_READS, HANDLE_LINES, HANDLE_SECTORS),
+            "dispatch": (dispatched, DISPATCH_READS, DISPATCH_LINES, DISPATCH_SECTORS)}
+    found["thread_reads_and_lines"] = {stage: {"reads": float(trace[which, reads].mean()),
+                                               "lines": float(trace[which, lines].mean()),
+                                               "sectors": float(trace[which, sectors].mean())}
+                                       for stage, (which, reads, lines, sectors) in rows.items()}
+    print("a thread's reads of a stage and the distinct 128-byte lines and 32-byte sectors they read (measured): "
+          + ", ".join(f"{stage} {r['reads']:.1f} in {r['lines']:.1f} lines, {r['sectors']:.1f} sectors"
+                      for stage, r in found["thread_reads_and_lines"].items()) + " (a dispatch's, where there is one)")
+    lockstep = [lockstep_model(trace, n, k) for k in COSTS for n in (1_000, 16_000, 67_584)]
     print("model of the thread launcher (a warp's 32 lanes in lockstep; the same H200 parameters):")
     for m in lockstep:
         print(f"  {m['replicas']:6d} replications, {cost_text(m)}: "
               f"{m['warps_in_work']:5d} warps in work, {m['divergence']:.1f}x divergence, "
               f"{m['events_per_s'] / 1e6:7.1f} M events/s")
-    persistent = [persistent_model(trace, n, k, warps) for k in (*ROUND_TRIPS_PER_ACCESS, LINES)
+    persistent = [persistent_model(trace, n, k, warps) for k in COSTS
                   for n, warps in ((1_000, None), (16_000, None), (67_584, None), (67_584, 1_056), (67_584, 528))]
     print("model of persistent warps (no barrier between waves, the schedule simulated; the same H200 parameters):")
     for m in persistent:
@@ -606,14 +636,20 @@ def main(argv=None) -> int:
             "event_chain_of_a_warp": float(event_chains_of_a_warp(blocked).mean()),
             "leader_reads_per_event": float(blocked[:, LEADER_READS].mean()),
             "leader_lines_per_event": float(blocked[:, LEADER_LINES].mean()),
-            "event_round_trips_of_a_warp": float(event_round_trips_of_a_warp(blocked).mean())}
+            "leader_sectors_per_event": float(blocked[:, LEADER_SECTORS].mean()),
+            "leader_sectors_by_table": leader_sectors_by_table(blocked),
+            "event_round_trips_of_a_warp": float(event_round_trips_of_a_warp(blocked).mean()),
+            "event_round_trips_of_a_warp_by_sectors": float(event_round_trips_of_a_warp(blocked, SECTORS).mean())}
     print(f"the blocked calendar (measured, the same days: {take['events']:,} events): a take makes "
           f"{take['take_mean']:.1f} accesses, {take['scanned_per_take']:.1f} of them in {take['scans_per_take']:.2f} "
           f"scans; a warp's chain: {take['take_chain_of_a_warp']:.1f} a take (the heap's: "
           f"{found['stages']['take']['mean']:.1f}), {take['event_chain_of_a_warp']:.1f} an event")
     print(f"  lane 0's reads of an event (measured): {take['leader_reads_per_event']:.1f}, in "
-          f"{take['leader_lines_per_event']:.1f} distinct 128-byte lines; by lines a warp's event is "
-          f"{take['event_round_trips_of_a_warp']:.1f} round trips (model)")
+          f"{take['leader_lines_per_event']:.1f} distinct 128-byte lines and {take['leader_sectors_per_event']:.1f} "
+          f"distinct 32-byte sectors; a warp's event is {take['event_round_trips_of_a_warp']:.1f} round trips by lines, "
+          f"{take['event_round_trips_of_a_warp_by_sectors']:.1f} by sectors (model)")
+    print("  of those sectors, each table's (measured): " + ", ".join(
+        f"{name} {n:.2f}" for name, n in take["leader_sectors_by_table"].items() if n >= 0.05))
     sectors = {form: {"sectors_per_event": float(t[:, SECTORS_TOUCHED].mean()),
                       "bandwidth_ceiling_events_per_s": bandwidth_ceiling(t)}
                for form, t in ((HEAP, trace), (BLOCKED, blocked))}
@@ -621,7 +657,7 @@ def main(argv=None) -> int:
         print(f"  {form} calendar: an event touches {found_form['sectors_per_event']:.1f} distinct 32-byte sectors "
               f"(measured); at {BANDWIDTH_TB_S} TB/s, {found_form['bandwidth_ceiling_events_per_s'] / 1e9:.2f} G "
               f"events/s were bandwidth the bound (model)")
-    warp = [warp_launcher_model(blocked, n, k) for k in (*ROUND_TRIPS_PER_ACCESS, LINES)
+    warp = [warp_launcher_model(blocked, n, k) for k in COSTS
             for n in (1_000, 16_000, 67_584)]
     events_per_day = found["events"] / (args.days - args.skip_days)
     print("model of a warp per replication (the warp launcher as built, its blocked calendar; the same H200 "
