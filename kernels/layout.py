@@ -68,20 +68,27 @@ RF_INTERVAL, RF_DUE, RF_START, RF_CT_BIN, RF_DIE_AREA, RF_ALPHA, RF_GROSS_DIES, 
 # ---- per replication: scalars
 # R_HEAP_N: events pending in the calendar (kernels/calendar.py); R_OUTBOX_N: events the current handler
 # scheduled, waiting in the heap's out-box
-# R_QBLOCK_FREE: the first free queue block (kernels/queues.py)
-R_FREE_HEAD, R_HEAP_N, R_EVENTS, R_ERROR, R_LOG_N, R_SNAP_I, R_LOTS_ALIVE, R_OUTBOX_N, R_QBLOCK_FREE, N_RI_STATE = range(10)
+# R_QBLOCK_FREE: the first free queue block (kernels/queues.py). The order puts what every event reads in
+# the first 32-byte sector and what lot and queue moves read in the second (an L1 miss fetches a sector)
+# (and spare columns make the row three whole sectors, so every replication's row starts on one)
+(R_HEAP_N, R_OUTBOX_N, R_ERROR, R_EVENTS, R_QBLOCK_FREE, R_FREE_HEAD, R_LOTS_ALIVE, R_SNAP_I, R_LOG_N,
+ R_SPARE0, R_SPARE1, R_SPARE2, N_RI_STATE) = range(13)
 RS_NOW, N_RF_STATE = range(2)
 # ERR_LOT_ROOM is a pause, not a failure: a release found the lot table full, so the replication stopped
 # before taking that event and the host grows the table (twin/runner.py) and runs it on from there
 ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH, ERR_QUEUE_BLOCKS, ERR_LOT_ROOM = range(6)
 
-# ---- per replication: tools
-(T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_FAIL_VER, T_PM_PENDING, T_FAIL_PENDING,
- T_INTERRUPTED, T_FAILS, T_PMS, T_JOB_WAFERS, N_TI) = range(14)
-(TF_SINCE, TF_PHASE_END, TF_PHASE_LEFT, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_COND,
- TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
- TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY, TF_FIT_SWY, TF_RENEW_W, TF_WARN_T,
- TF_INSIDE_UNTIL, TF_STANDBY_LOADED, N_TF) = range(28)
+# ---- per replication: tools, lots and groups. An L1 miss fetches only the 32-byte sectors it lacks, so each
+# row is a whole number of sectors (spare columns pad it; a replication's block then starts on a sector too)
+# and the fields an event reads together share one: a tool's state accounting reads TF_SINCE and its state's
+# TF_E10 time, a job's start and end its phase times; a lot's queue moves and verdicts its first sector.
+# (benchmarks/wave_trace.py counts the sectors an event reads, by table.)
+(T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_PM_PENDING, T_JOB_WAFERS,
+ T_FAIL_VER, T_FAIL_PENDING, T_INTERRUPTED, T_FAILS, T_PMS, T_SPARE0, T_SPARE1, T_SPARE2, N_TI) = range(17)
+(TF_SINCE, TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_STANDBY_LOADED, TF_INSIDE_UNTIL,
+ TF_PHASE_END, TF_PROC_PENDING, TF_TTF_LEFT, TF_BUSY_START, TF_PM_W0, TF_PM_W1, TF_PM_W2, TF_PM_W3,
+ TF_PHASE_LEFT, TF_COND, TF_LEVEL, TF_RENEW_T, TF_FIT_N, TF_FIT_SW, TF_FIT_SWW, TF_FIT_SY,
+ TF_FIT_SWY, TF_RENEW_W, TF_WARN_T, TF_SPARE, N_TF) = range(29)
 # TF_INSIDE_UNTIL: when the last lot started on a cascading tool leaves it; TF_STANDBY_LOADED: window time the
 # tool stood in standby with such a lot still inside (busy under the busy-while-any-lot-inside reading)
 
@@ -91,13 +98,15 @@ MAX_DED = 4
 # L_REWORKED: bit SI_REWORK_BIT of a rework-once step is set once the lot was reworked there
 MAX_REWORK_ONCE = 31
 # L_NEXT: the next free slot while the slot is free; L_QBLOCK: the queue block that holds the lot while it waits
-L_STREAM, L_STEP, L_STATUS, L_NEXT, L_QBLOCK, L_QT_ANCHOR, L_WAFERS, L_REWORKED, L_PRIORITY, L_DED_TOOL0 = range(10)
+(L_STEP, L_STATUS, L_QBLOCK, L_WAFERS, L_PRIORITY, L_STREAM, L_QT_ANCHOR, L_REWORKED,
+ L_NEXT, L_SPARE0, L_SPARE1, L_SPARE2, L_DED_TOOL0) = range(13)
 N_LI = L_DED_TOOL0 + MAX_DED
 LF_RELEASE, LF_DUE, LF_ENTRY, LF_QT_T, LF_DEFECTS, N_LF = range(6)
 
 # ---- per replication: tool groups; Q_HEAD, Q_TAIL: the first and last block of the group's queue
 # Q_HOT, Q_SUPER_HOT: queued lots of priority >= 1 and == 2 (lets a priority-then-FIFO rule stop early)
-Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, Q_HOT, Q_SUPER_HOT, N_QI = range(8)
+# Q_SPARE pads a group's row to 32 bytes, one sector: a dispatch reads its group's row in one fetch
+Q_HEAD, Q_TAIL, Q_LEN, Q_WAIT_N, Q_IDLE, Q_HOT, Q_SUPER_HOT, Q_SPARE, N_QI = range(9)
 # ---- per replication: queue blocks (kernels/queues.py): a group's queue is a list of blocks of lot ids in
 # arrival order; a row is one 128-byte line: QB_LOTS lot ids, then the count and the list links
 QB_LOTS = 29
