@@ -42,7 +42,8 @@ PRIVATE_CACHE = "FABTWIN_ACCESS_COUNT_CACHE"  # set, with NUMBA_CACHE_DIR, to th
 # counting scans add to (benchmarks/wave_trace.py). Then what the touches count since the caller last
 # raised EVENT: READS_ALONE, the reads while IN_SCAN is 0 (the caller sets it around a scan the lanes of a
 # warp share); LINES_ALONE and SECTORS_ALONE, the distinct 128-byte lines and 32-byte sectors those reads
-# hit (an L1 miss fetches only the sectors it lacks, not the whole line); SECTORS, the distinct sectors any
+# hit first in the event, a scan's reads included (an L1 miss fetches only the sectors it lacks, not the
+# whole line); SECTORS, the distinct sectors any
 # access touched. And since the caller last raised STAGE: READS, every read, and LINES and STAGE_SECTORS,
 # the distinct lines and sectors they hit (what one thread running the stage reads). TABLE_SECTORS + k: of
 # SECTORS_ALONE, table k's. LINE_BASE + k, SECTOR_BASE + k, ALONE_SECTOR_BASE + k, STAGE_LINE_BASE + k and
@@ -80,7 +81,11 @@ def _stamp(offsets, r, column, epoch):
 @numba.njit(inline="always")
 def _touch(offsets, r, k, at, itemsize, read):
     """One element access of table ``k`` at flat index ``at``: counts its sector, a read and its line
-    and sector, and a read outside a shared scan and its line and sector (that sector as table ``k``'s)."""
+    and sector, and a read outside a shared scan and its line and sector (that sector as table ``k``'s).
+    A read inside a scan is a helper lane's: it brings its sector into the SM's L1, which lane 0 shares,
+    so it marks the line and sector as read for lane 0 without counting them (a later read of lane 0
+    there is an L1 hit). The loops read no more than a warp's helpers do (a tool scan's helpers read
+    whole rounds of 32, a queue block's all its lots), so this errs on the side of misses."""
     byte = at * itemsize
     line, sector = byte // LINE_BYTES, byte // SECTOR_BYTES
     if not _stamp(offsets, r, offsets[r, SECTOR_BASE + k] + sector, EVENT):
@@ -91,11 +96,15 @@ def _touch(offsets, r, k, at, itemsize, read):
             offsets[r, LINES] += 1
         if not _stamp(offsets, r, offsets[r, STAGE_SECTOR_BASE + k] + sector, STAGE):
             offsets[r, STAGE_SECTORS] += 1
-    if read and offsets[r, IN_SCAN] == 0:
+    if not read:
+        return
+    new_line = not _stamp(offsets, r, offsets[r, LINE_BASE + k] + line, EVENT)
+    new_sector = not _stamp(offsets, r, offsets[r, ALONE_SECTOR_BASE + k] + sector, EVENT)
+    if offsets[r, IN_SCAN] == 0:
         offsets[r, READS_ALONE] += 1
-        if not _stamp(offsets, r, offsets[r, LINE_BASE + k] + line, EVENT):
+        if new_line:
             offsets[r, LINES_ALONE] += 1
-        if not _stamp(offsets, r, offsets[r, ALONE_SECTOR_BASE + k] + sector, EVENT):
+        if new_sector:
             offsets[r, SECTORS_ALONE] += 1
             offsets[r, TABLE_SECTORS + k] += 1
 

@@ -193,7 +193,8 @@ def test_a_warp_shares_the_blocked_calendars_scans_one_round_each():
 def test_a_touch_counts_each_line_and_sector_once_an_event():
     """Reads of float64 elements 0..19 of a table: 20 reads in two 128-byte lines (16 elements each) and
     five 32-byte sectors (4 each). A write touches a sector but reads no line; a read inside a shared
-    scan touches its sector but is no read of the leader's. A new event sees every line afresh."""
+    scan touches its sector but is no read of the leader's, and the leader's read there after it hits
+    (the helpers' loads fill the SM's L1). A new event sees every line afresh."""
     from benchmarks import access_count as A
     from kernels.state import RepState
 
@@ -209,20 +210,21 @@ def test_a_touch_counts_each_line_and_sector_once_an_event():
     offsets[0, A.IN_SCAN] = 1
     A._touch(offsets, 0, k, 44, 8, True)  # a scan's read, sector 11
     offsets[0, A.IN_SCAN] = 0
+    A._touch(offsets, 0, k, 45, 8, True)  # lane 0 reads sector 11, which the scan brought into L1: a hit
     A._touch(offsets, 0, k + 1, 0, 8, True)  # another table: lines of its own
-    assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [21, 3, 8]
+    assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS]].tolist() == [22, 3, 8]
     assert offsets[0, A.SECTORS_ALONE] == 6 and offsets[0, A.TABLE_SECTORS + k:A.TABLE_SECTORS + k + 2].tolist() == [5, 1]
     # the stage's count sees every read, the scan's too: lines 0 and 1 (elements 0-19), 2 (44), table k+1's;
     # sectors 0-4, 11 and table k+1's
-    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [22, 4, 7]
+    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [23, 4, 7]
     offsets[0, A.EVENT] = 2
     offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS_ALONE, A.SECTORS]] = 0
     A._touch(offsets, 0, k, 1, 8, True)
     assert offsets[0, [A.READS_ALONE, A.LINES_ALONE, A.SECTORS_ALONE, A.SECTORS]].tolist() == [1, 1, 1, 1]
-    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [23, 4, 7]  # the same stage: seen in it
+    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [24, 4, 7]  # the same stage: seen in it
     offsets[0, A.STAGE] = 1
     A._touch(offsets, 0, k, 2, 8, True)
-    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [24, 5, 8]  # a new stage: new again
+    assert offsets[0, [A.READS, A.LINES, A.STAGE_SECTORS]].tolist() == [25, 5, 8]  # a new stage: new again
 
 
 def test_by_lines_a_warp_waits_for_each_new_line_each_round_and_each_blocks_verdict():
