@@ -101,7 +101,12 @@ def start(folder: Path, *extra, pause="", env=None):
     return proc
 
 
-def wait_for_marker(proc, timeout=90.0):
+# A child's first run compiles the engine (about 35 s of JIT on 2 idle cores); on a busy 2-core machine a
+# run of the default line took over 90 s, so a hang is caught only well past that
+CHILD_TIMEOUT_S = 300.0
+
+
+def wait_for_marker(proc, timeout=CHILD_TIMEOUT_S):
     deadline = time.monotonic() + timeout
     while not proc.marker.exists():
         if proc.poll() is not None:
@@ -113,7 +118,7 @@ def wait_for_marker(proc, timeout=90.0):
         time.sleep(0.02)
 
 
-def finish(proc, timeout=90.0):
+def finish(proc, timeout=CHILD_TIMEOUT_S):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
