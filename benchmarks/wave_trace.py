@@ -272,8 +272,8 @@ def make_tracer(replication_at, stages):
 def trace_events(compiled, days: float, seed: int = 1, log_on: int = 0, calendar: str = HEAP) -> np.ndarray:
     """``[events, N_COLUMNS]``: kind, take, handle and dispatch accesses, the minute, the lots a dispatch
     started, the group it dispatched, that group's queue before it, the dispatch's scans and the calendar's,
-    the leader's reads and lines, the sectors touched, each stage's reads and lines and the leader's lines
-    by table, of each
+    the leader's reads, lines and sectors, the sectors touched, each stage's reads, lines and sectors and
+    the leader's sectors by table, of each
     event of one replication (``log_on`` 1: replication 0's, which also logs), its calendar in ``calendar``
     form (kernels/calendar.py: the thread and stage launchers keep the heap, the warp launcher the
     blocked form; the events are the same)."""
@@ -447,10 +447,10 @@ def event_round_trips_of_a_warp(trace: np.ndarray, granule: str = LINES) -> np.n
     leaves L1 and L2 hits across events out (the pessimistic side), and counts lane 0's misses one after
     another, though some of its loads do not depend on each other (pessimistic too)."""
     hit = L1_HIT_US / LATENCY_US
-    lines, reads = trace[:, GRANULES[granule][0]], trace[:, LEADER_READS]
+    misses, reads = trace[:, GRANULES[granule][0]], trace[:, LEADER_READS]
     rounds = trace[:, CALENDAR_SCANS] + trace[:, TOOL_ROUNDS]
     blocks = trace[:, QUEUE_BLOCKS]
-    return (lines + hit * (reads - lines) + rounds * (1 + hit)
+    return (misses + hit * (reads - misses) + rounds * (1 + hit)
             + blocks * (VERDICT_MISSES + hit * (VERDICT_ACCESSES + 1 - VERDICT_MISSES)))
 
 

@@ -78,11 +78,14 @@ RS_NOW, N_RF_STATE = range(2)
 # before taking that event and the host grows the table (twin/runner.py) and runs it on from there
 ERR_NONE, ERR_LOT_CAPACITY, ERR_HEAP_CAPACITY, ERR_ROW_WIDTH, ERR_QUEUE_BLOCKS, ERR_LOT_ROOM = range(6)
 
-# ---- per replication: tools, lots and groups. An L1 miss fetches only the 32-byte sectors it lacks, so each
-# row is a whole number of sectors (spare columns pad it; a replication's block then starts on a sector too)
-# and the fields an event reads together share one: a tool's state accounting reads TF_SINCE and its state's
-# TF_E10 time, a job's start and end its phase times; a lot's queue moves and verdicts its first sector.
-# (benchmarks/wave_trace.py counts the sectors an event reads, by table.)
+# ---- per replication: tools, lots and groups. An L1 miss fetches only the 32-byte sectors it lacks, so the
+# rows an event reads (ti, tf, li, qi, rep_i; qb's are 128 bytes) are whole numbers of sectors (spare columns
+# pad them; a replication's block then starts on a sector too) and the fields an event reads together share
+# one: a tool's state accounting reads TF_SINCE and its state's TF_E10 time, a job's start and end its phase
+# times; a lot's queue moves and verdicts its first sector. lf (40 bytes) and qf (240) are left unpadded: a
+# lot's float row is read in one or two sectors already, and 24 more bytes a lot slot is memory the GPU's
+# replications need. tests/test_row_widths.py checks both rules; benchmarks/wave_trace.py counts the sectors
+# an event reads, by table.
 (T_STATE, T_SETUP, T_RUN, T_NLOTS, T_STEP, T_VER, T_PM_PENDING, T_JOB_WAFERS,
  T_FAIL_VER, T_FAIL_PENDING, T_INTERRUPTED, T_FAILS, T_PMS, T_SPARE0, T_SPARE1, T_SPARE2, N_TI) = range(17)
 (TF_SINCE, TF_E10_0, TF_E10_1, TF_E10_2, TF_E10_3, TF_E10_4, TF_STANDBY_LOADED, TF_INSIDE_UNTIL,

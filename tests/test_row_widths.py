@@ -62,3 +62,26 @@ def test_a_wider_lot_row_is_refused_before_any_event_under_the_simulator():
 def test_a_wider_lot_row_is_refused_before_any_event_on_a_real_gpu():
     proc = run_script(SCRIPT.format(tests=str(TESTS)), simulator=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_rows_an_event_reads_are_whole_sectors_with_each_hot_group_in_one():
+    """kernels/layout.py's sector rule: an L1 miss fetches 32-byte sectors, so the rows of the tables an
+    event reads are whole sectors (every replication's block starts on one), and the fields an event
+    reads together lie in one sector of their row: what every event reads of the replication's scalars,
+    a state change's two tool times, a job's phase times, a lot's queue and verdict fields."""
+    import kernels.layout as K
+
+    sector = 32
+    for name, width, itemsize in (("ti", K.N_TI, 4), ("tf", K.N_TF, 8), ("li", K.N_LI, 4), ("qi", K.N_QI, 4),
+                                  ("rep_i", K.N_RI_STATE, 8), ("qb", K.N_QB, 4)):
+        assert width * itemsize % sector == 0, (name, width * itemsize)
+
+    def one_sector(columns, itemsize):
+        return len({c * itemsize // sector for c in columns}) == 1
+
+    assert one_sector((K.R_HEAP_N, K.R_OUTBOX_N, K.R_ERROR, K.R_EVENTS), 8)
+    for state in (K.PRODUCTIVE, K.STANDBY, K.SETUP):  # the usual states: their time beside TF_SINCE
+        assert one_sector((K.TF_SINCE, K.TF_E10_0 + state), 8), state
+    assert one_sector((K.TF_PHASE_END, K.TF_PROC_PENDING, K.TF_TTF_LEFT, K.TF_BUSY_START), 8)
+    assert one_sector((K.L_STEP, K.L_STATUS, K.L_QBLOCK, K.L_WAFERS, K.L_PRIORITY), 4)
+    assert one_sector((K.T_STATE, K.T_SETUP, K.T_RUN, K.T_NLOTS, K.T_STEP, K.T_VER), 4)
